@@ -1,0 +1,1 @@
+"""Salesforce <-> Deployteq integration for Apache Airflow 3."""
