@@ -7,6 +7,12 @@ embedded ``pgserver`` under ``.state/test-postgres``.  Connections reach Airflow
 
 from __future__ import annotations
 
+# The Airflow test environment (AIRFLOW_HOME under .state/airflow-test, no examples,
+# dags/ and plugins/ of this repo) must be in place before anything imports Airflow.
+from tests import airflow_env  # noqa: E402  (the repo root is on sys.path via pytest.ini)
+
+airflow_env.configure()
+
 import json
 import sys
 import uuid
@@ -76,3 +82,13 @@ def salesforce_conn_id(emulator, emulator_process, monkeypatch) -> str:
         json.dumps(salesforce_emulator_connection(emulator_process.connection_json)),
     )
     return "salesforce_default"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Airflow's metadata DB (SQLite under .state/airflow-test), migrated once per session.
+
+    For tests that need it: ``dag.test()``, Variables/Connections/Pools in the DB, the settings loader.
+    """
+    airflow_env.migrate_metadata_db()
+    return airflow_env.AIRFLOW_TEST_HOME / "airflow.db"
