@@ -34,3 +34,10 @@ class SalesforceRequestLimitExceeded(BudgetExhausted):
     def __init__(self, message: str, *, since: datetime, resume_at: datetime) -> None:
         super().__init__(message, resume_at=resume_at, reason="blocked")
         self.since = since
+
+
+class SalesforceSessionExpired(DeployteqSalesforceError):
+    """Salesforce rejected the session (401 INVALID_SESSION_ID) and it cannot be renewed here.
+
+    The message says which connection and what to do; it never contains the session id.
+    """
