@@ -1,0 +1,501 @@
+"""The demo: a Salesforce emulator, a Deployteq database and every demo DAG, run once.
+
+    python -m include.demo              # what `make demo` runs
+    python -m include.demo --keep-ui    # ... and leave the Airflow UI running on localhost:8080
+    python -m include.demo --ui         # no DAG runs: the full Airflow (UI, scheduler, ...) until Ctrl-C
+    python -m include.demo --stop       # stop what --keep-ui left running
+
+Everything is kept under ``.state/demo`` (PostgreSQL data, emulator state, AIRFLOW_HOME, logs),
+so running it again continues where the last run stopped.  PostgreSQL is the server in
+``DEPLOYTEQ_DATABASE_URL`` if set, else an embedded one (``pgserver``).  DAGs join the demo by
+carrying the tag ``deployteq-demo``; the health check runs first, the others by dag_id.
+Airflow's own output goes to ``.state/demo/logs/demo.log``; the console gets the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from base64 import urlsafe_b64encode
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE = ROOT / ".state" / "demo"
+POSTGRES_DIR = STATE / "postgres"
+SALESFORCE_DIR = STATE / "salesforce"
+AIRFLOW_HOME = STATE / "airflow"
+LOG_DIR = STATE / "logs"
+PROCESSES_FILE = STATE / "processes.json"
+
+DEMO_TAG = "deployteq-demo"
+FIRST_DAG = "deployteq_health_check"
+DEPLOYTEQ_SCHEMA = "deployteq"
+UI_HOST, UI_PORT = "127.0.0.1", 8080
+
+
+class DemoError(RuntimeError):
+    """Something the user can act on; printed without a traceback."""
+
+
+# --------------------------------------------------------------------------- console and timings
+
+
+class Console:
+    """Writes to the real terminal while fds 1 and 2 (Airflow's chatter) go to the log file."""
+
+    def __init__(self) -> None:
+        self._out = os.fdopen(os.dup(1), "w", buffering=1)
+        self.timings: list[tuple[str, float]] = []
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self._out, flush=True)
+
+    @contextlib.contextmanager
+    def quiet(self, log_file: Path) -> Iterator[None]:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "a", buffering=1) as log, _fds_to(log):
+            yield
+
+    @contextlib.contextmanager
+    def step(self, title: str) -> Iterator[None]:
+        self._out.write(f"  {title} ... ")
+        self._out.flush()
+        started = time.monotonic()
+        try:
+            yield
+        except BaseException:
+            self.say("failed")
+            raise
+        seconds = time.monotonic() - started
+        self.timings.append((title, seconds))
+        self.say(f"{seconds:.1f} s")
+
+
+# --------------------------------------------------------------------------- processes we start
+
+
+@dataclass
+class Services:
+    database_url: str
+    salesforce: dict  # connection.json of the emulator
+    embedded_postgres: object | None = None
+    emulator: subprocess.Popen | None = None
+    extra_processes: dict[str, int] = field(default_factory=dict)
+
+
+def running_processes() -> dict[str, int]:
+    """Processes a previous ``--keep-ui`` left running (name -> pid), dead ones dropped."""
+    if not PROCESSES_FILE.exists():
+        return {}
+    alive = {}
+    for name, pid in json.loads(PROCESSES_FILE.read_text()).items():
+        if name == "postgres" or _alive(pid):
+            alive[name] = pid
+    return alive
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def start_postgres(*, keep_running: bool) -> tuple[str, object | None]:
+    url = os.environ.get("DEPLOYTEQ_DATABASE_URL")
+    if url:
+        return url, None
+    import pgserver
+
+    STATE.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode "stop": the server stops when this process exits (unless asked to keep it).
+    server = pgserver.get_server(str(POSTGRES_DIR), cleanup_mode=None if keep_running else "stop")
+    return server.get_uri(), server
+
+
+def stop_embedded_postgres() -> bool:
+    if not (POSTGRES_DIR / "postmaster.pid").exists():
+        return False
+    import pgserver
+
+    pgserver.get_server(str(POSTGRES_DIR), cleanup_mode="stop").cleanup()
+    return True
+
+
+def start_emulator(log_file: Path, *, timeout: float = 90.0) -> tuple[subprocess.Popen, dict]:
+    """Start the Salesforce emulator with demo data; return once it wrote connection.json."""
+    SALESFORCE_DIR.mkdir(parents=True, exist_ok=True)
+    connection_json = SALESFORCE_DIR / "connection.json"
+    connection_json.unlink(missing_ok=True)  # a stale file would look like "ready"
+    log = open(log_file, "a")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "include.salesforce_emulator", "--port", "0",
+         "--state-dir", str(SALESFORCE_DIR), "--seed-demo"],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,  # our own process group: stopping it never hits the caller
+    )
+    deadline = time.monotonic() + timeout
+    while not connection_json.exists():
+        if process.poll() is not None:
+            raise DemoError(f"the Salesforce emulator exited with code {process.returncode}; see {log_file}")
+        if time.monotonic() > deadline:
+            stop_process(process.pid)
+            raise DemoError(f"the Salesforce emulator did not start within {timeout:.0f} s; see {log_file}")
+        time.sleep(0.1)
+    return process, json.loads(connection_json.read_text())
+
+
+def stop_process(pid: int, *, timeout: float = 15.0) -> None:
+    """SIGTERM the process group of ``pid`` (we start every child in its own group), then SIGKILL."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            finished, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # not our child (started by an earlier run): poll instead
+            finished = 0 if _alive(pid) else pid
+        if finished:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def stop_everything(console: Console) -> None:
+    """``--stop``: end what an earlier ``--keep-ui`` left running."""
+    processes = running_processes()
+    for name, pid in processes.items():
+        if name != "postgres":
+            console.say(f"  stopping {name} (pid {pid})")
+            stop_process(pid)
+    if stop_embedded_postgres():
+        console.say("  stopping embedded PostgreSQL")
+    PROCESSES_FILE.unlink(missing_ok=True)
+    if not processes:
+        console.say("  nothing was running")
+
+
+# --------------------------------------------------------------------------- Airflow environment
+
+
+def _secret_file(name: str, make) -> str:
+    path = AIRFLOW_HOME / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def airflow_environment() -> dict[str, str]:
+    """Settings for the demo's Airflow; secrets are generated once and kept in AIRFLOW_HOME."""
+    return {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__FERNET_KEY": _secret_file("fernet.key", lambda: urlsafe_b64encode(os.urandom(32)).decode()),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
+        "AIRFLOW__API__HOST": UI_HOST,
+        "AIRFLOW__API__PORT": str(UI_PORT),
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{UI_PORT}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{UI_PORT}/execution/",
+        # Shared by the API server and the workers, so task tokens verify across processes.
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret_file("jwt.secret", lambda: secrets.token_urlsafe(32)),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    }
+
+
+def connection_environment(database_url: str, salesforce: dict) -> dict[str, str]:
+    """The ``${VAR}`` values airflow_settings.yaml needs, from the services just started."""
+    from include.local_services import postgres_connection
+
+    pg = postgres_connection(database_url)
+    return {
+        "SALESFORCE_SESSION_ID": salesforce["session_id"],
+        "SALESFORCE_INSTANCE_URL": salesforce["instance_url"],
+        "SALESFORCE_CA_FILE": salesforce["ca_file"],
+        "DEPLOYTEQ_DB_HOST": pg["host"],
+        "DEPLOYTEQ_DB_PORT": str(pg.get("port", "")),
+        "DEPLOYTEQ_DB_NAME": pg["schema"],
+        "DEPLOYTEQ_DB_USER": pg.get("login", "postgres"),
+        "DEPLOYTEQ_DB_PASSWORD": pg.get("password", ""),
+        "DEPLOYTEQ_SCHEMA": os.environ.get("DEPLOYTEQ_SCHEMA", DEPLOYTEQ_SCHEMA),
+    }
+
+
+def migrate_airflow_db(log_file: Path) -> str:
+    from airflow.utils import db
+
+    try:
+        db.check_migrations(timeout=0)
+        return "already current"
+    except Exception:  # missing file/tables or an older revision
+        pass
+    with open(log_file, "a") as log:
+        result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], cwd=ROOT,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    if result.returncode:
+        raise DemoError(f"`airflow db migrate` failed (exit {result.returncode}); see {log_file}")
+    return "migrated"
+
+
+def load_settings() -> list:
+    from include.settings_loader import apply_settings, consistency_warnings, load_settings_file
+
+    settings = load_settings_file()
+    for warning in consistency_warnings(settings):
+        print(f"warning: {warning}")
+    return apply_settings(settings)
+
+
+# --------------------------------------------------------------------------- the DAG runs
+
+
+@dataclass
+class DagResult:
+    dag_id: str
+    state: str
+    seconds: float
+    failed_tasks: list[str]
+    api_requests: int | None
+    log_file: Path
+    error_lines: list[str]
+
+
+def demo_dags() -> tuple[list, dict[str, str]]:
+    """DAGs tagged ``deployteq-demo`` (health check first, then by dag_id) and import errors."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=ROOT / "dags", safe_mode=False)
+    dags = [dag for dag in bag.dags.values() if DEMO_TAG in dag.tags]
+    dags.sort(key=lambda dag: (dag.dag_id != FIRST_DAG, dag.dag_id))
+    return dags, dict(bag.import_errors)
+
+
+def run_dag(dag, emulator_client, log_file: Path) -> DagResult:
+    before = _request_total(emulator_client)
+    started = time.monotonic()
+    log_file.unlink(missing_ok=True)
+    # Airflow's task output goes to a log file per DAG; the console only gets the outcome.
+    with open(log_file, "a", buffering=1) as log, _fds_to(log):
+        try:
+            dag_run = dag.test()
+            state = str(getattr(dag_run.state, "value", dag_run.state))
+            failed = sorted(ti.task_id for ti in dag_run.get_task_instances() if ti.state in ("failed", "upstream_failed"))
+        except Exception:
+            traceback.print_exc()
+            state, failed = "error", []
+    after = _request_total(emulator_client)
+    return DagResult(
+        dag_id=dag.dag_id, state=state, seconds=time.monotonic() - started, failed_tasks=failed,
+        api_requests=None if before is None or after is None else after - before,
+        log_file=log_file, error_lines=_error_lines(log_file) if state != "success" else [],
+    )
+
+
+@contextlib.contextmanager
+def _fds_to(log) -> Iterator[None]:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def _error_lines(log_file: Path, limit: int = 3) -> list[str]:
+    """The most telling lines of a failed run's log: exception messages first."""
+    lines = log_file.read_text(errors="replace").splitlines()
+    markers = ("Exception:", "Error:", "error", "ERROR", "failed")
+    hits = [line.strip() for line in lines if any(m in line for m in markers) and "Traceback" not in line]
+    return hits[-limit:]
+
+
+def _request_total(client) -> int | None:
+    if client is None:
+        return None
+    try:
+        return int(client.counters()["total"])
+    except Exception:
+        return None
+
+
+def emulator_admin_client(info: dict):
+    try:
+        from include.salesforce_emulator.client import EmulatorClient
+
+        return EmulatorClient(info)
+    except Exception:
+        return None
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m include.demo", description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--keep-ui", action="store_true",
+                      help="after the runs, leave the Airflow API server (and emulator, database) running")
+    mode.add_argument("--ui", action="store_true",
+                      help="no DAG runs: start the whole Airflow (UI, scheduler, ...) until Ctrl-C")
+    mode.add_argument("--stop", action="store_true", help="stop what --keep-ui left running")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = Console()
+    if args.stop:
+        stop_everything(console)
+        return 0
+    if running_processes():
+        console.say("The demo UI from an earlier `--keep-ui` is still running; stop it first: make stop")
+        return 1
+
+    started_wall = time.monotonic()
+    run_stamp = datetime.now(timezone.utc)
+    log_file = LOG_DIR / "demo.log"
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    services: Services | None = None
+    console.say(f"Deployteq <-> Salesforce demo (state in {STATE.relative_to(ROOT)}, Airflow output in "
+                f"{log_file.relative_to(ROOT)})")
+    try:
+        with console.quiet(log_file):
+            services = start_services(console, log_file, keep_running=args.keep_ui)
+            os.environ.update(airflow_environment())
+            os.environ.update(connection_environment(services.database_url, services.salesforce))
+            with console.step("Airflow metadata DB"):
+                migrate_airflow_db(log_file)
+            with console.step("Load airflow_settings.yaml"):
+                changes = load_settings()
+            console.say("    " + "; ".join(str(c) for c in changes if c.action != "unchanged")
+                        if any(c.action != "unchanged" for c in changes) else "    all settings unchanged")
+            if not args.ui:
+                results, import_errors = run_demo_dags(console, services)
+        if args.ui:
+            return run_full_airflow(console)
+        from include.demo_report import build_report
+
+        console.say()
+        console.say(build_report(
+            results=results, import_errors=import_errors, database_url=services.database_url,
+            schema=os.environ["DEPLOYTEQ_SCHEMA"], since=run_stamp,
+            emulator_client=emulator_admin_client(services.salesforce),
+            timings=console.timings, total_seconds=time.monotonic() - started_wall,
+        ))
+        if args.keep_ui:
+            start_api_server(console, services, log_file)
+        ok = all(r.state == "success" for r in results) and not import_errors
+        return 0 if ok else 1
+    except DemoError as error:
+        console.say(f"\nerror: {error}")
+        return 1
+    except Exception:
+        with open(log_file, "a") as log:
+            traceback.print_exc(file=log)
+        console.say(f"\nerror: {traceback.format_exc().strip().splitlines()[-1]}  (details in {log_file})")
+        return 1
+    finally:
+        if services is not None and not args.keep_ui:
+            shut_down(console, services)
+
+
+def start_services(console: Console, log_file: Path, *, keep_running: bool) -> Services:
+    label = "PostgreSQL (DEPLOYTEQ_DATABASE_URL)" if os.environ.get("DEPLOYTEQ_DATABASE_URL") else "PostgreSQL (embedded)"
+    with console.step(f"Start {label}"):
+        url, embedded = start_postgres(keep_running=keep_running)
+    try:
+        with console.step("Start Salesforce emulator with demo data"):
+            emulator, info = start_emulator(LOG_DIR / "emulator.log")
+    except BaseException:
+        if embedded is not None and not keep_running:
+            embedded.cleanup()
+        raise
+    return Services(database_url=url, salesforce=info, embedded_postgres=embedded, emulator=emulator)
+
+
+def run_demo_dags(console: Console, services: Services) -> tuple[list[DagResult], dict[str, str]]:
+    with console.step("Parse DAGs"):
+        dags, import_errors = demo_dags()
+    client = emulator_admin_client(services.salesforce)
+    results = []
+    for dag in dags:
+        with console.step(f"Run {dag.dag_id}"):
+            result = run_dag(dag, client, LOG_DIR / f"{dag.dag_id}.log")
+        results.append(result)
+        if result.state != "success":
+            console.say(f"    {result.state}; see {result.log_file.relative_to(ROOT)}")
+    return results, import_errors
+
+
+def start_api_server(console: Console, services: Services, log_file: Path) -> None:
+    log = open(LOG_DIR / "api-server.log", "a")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow", "api-server", "--host", UI_HOST, "--port", str(UI_PORT)],
+        cwd=ROOT, env=os.environ.copy(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    processes = {"api-server": process.pid}
+    if services.emulator is not None:
+        processes["salesforce-emulator"] = services.emulator.pid
+    if services.embedded_postgres is not None:
+        processes["postgres"] = services.embedded_postgres.get_pid()
+    PROCESSES_FILE.write_text(json.dumps(processes, indent=2))
+    console.say()
+    console.say(f"The Airflow UI is starting on http://localhost:{UI_PORT} (log: {LOG_DIR.relative_to(ROOT)}/api-server.log).")
+    console.say(f"  Log in as admin; the password is in {(AIRFLOW_HOME / 'simple_auth_manager_passwords.json.generated').relative_to(ROOT)}")
+    console.say("  (Airflow writes it when the API server first starts).")
+    console.say("  The emulator and PostgreSQL keep running with it.  Stop everything with: make stop")
+
+
+def run_full_airflow(console: Console) -> int:
+    """``--ui``: `airflow standalone` (API server, scheduler, DAG processor, triggerer) in the foreground."""
+    console.say()
+    console.say(f"Starting Airflow on http://localhost:{UI_PORT}: Ctrl-C stops it and the demo services.")
+    console.say(f"  Log in as admin; the password is printed below and kept in "
+                f"{(AIRFLOW_HOME / 'simple_auth_manager_passwords.json.generated').relative_to(ROOT)}")
+    try:
+        return subprocess.run([sys.executable, "-m", "airflow", "standalone"], cwd=ROOT, env=os.environ.copy()).returncode
+    except KeyboardInterrupt:
+        return 0
+
+
+def shut_down(console: Console, services: Services) -> None:
+    if services.emulator is not None:
+        stop_process(services.emulator.pid)
+    if services.embedded_postgres is not None:
+        services.embedded_postgres.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""The short report `make demo` prints: DAG outcomes, per-flow records and API use, errors, timings.
+
+Figures come from our own tables (``run_log``, ``api_ledger``, ``sync_error`` in the Deployteq
+schema, rows since the demo started) and from the emulator's request counters.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+RUN_COUNT_COLUMNS = ("fetched", "inserted", "updated", "merged", "skipped", "deleted", "errors", "api_requests")
+
+
+def table(headers: list[str], rows: list[list[Any]], indent: str = "  ") -> str:
+    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append(indent + "  ".join(
+            value.ljust(width) if i == 0 or not value.replace(".", "").isdigit() else value.rjust(width)
+            for i, (value, width) in enumerate(zip(row, widths))
+        ).rstrip())
+        if n == 0:
+            lines.append(indent + "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def read_store(database_url: str, schema: str, since: datetime) -> dict[str, Any]:
+    """Run log rows, API ledger counts and open errors since ``since`` (empty when not migrated yet)."""
+    found: dict[str, Any] = {"runs": [], "ledger": {}, "open_errors": {}, "problem": None}
+    try:
+        with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("SET search_path = {}, public").format(sql.Identifier(schema)))
+            found["runs"] = conn.execute(
+                sql.SQL("SELECT flow, outcome, {}, message FROM run_log WHERE started_at >= %s ORDER BY run_log_id").format(
+                    sql.SQL(", ").join(map(sql.Identifier, RUN_COUNT_COLUMNS))),
+                (since,),
+            ).fetchall()
+            found["ledger"] = dict(conn.execute(
+                "SELECT coalesce(flow, '?'), count(*) FROM api_ledger WHERE requested_at >= %s GROUP BY 1 ORDER BY 1",
+                (since,),
+            ).fetchall())
+            found["open_errors"] = dict(conn.execute(
+                "SELECT flow, count(*) FROM sync_error WHERE resolved_at IS NULL GROUP BY flow ORDER BY flow"
+            ).fetchall())
+    except psycopg.errors.UndefinedTable:
+        found["problem"] = f"schema {schema!r} has no run log yet (the health check migrates it)"
+    except psycopg.Error as error:
+        found["problem"] = f"could not read the run log: {str(error).strip().splitlines()[0]}"
+    return found
+
+
+def build_report(*, results, import_errors: dict[str, str], database_url: str, schema: str, since: datetime,
+                 emulator_client, timings: list[tuple[str, float]], total_seconds: float) -> str:
+    store = read_store(database_url, schema, since)
+    out = ["Report"]
+
+    out.append("\nDAG runs (dag.test):")
+    out.append(table(
+        ["dag", "state", "seconds", "Salesforce requests"],
+        [[r.dag_id, r.state, f"{r.seconds:.1f}", "?" if r.api_requests is None else r.api_requests] for r in results],
+    ) if results else "  no DAG is tagged deployteq-demo")
+
+    out.append(f"\nFlows (run_log in schema {schema}, this run):")
+    if store["problem"]:
+        out.append(f"  {store['problem']}")
+    elif store["runs"]:
+        out.append(table(["flow", "outcome", *RUN_COUNT_COLUMNS], [list(row[:-1]) for row in store["runs"]]))
+    else:
+        out.append("  no runs recorded")
+
+    emulator_total = sum(r.api_requests or 0 for r in results)
+    ledger_total = sum(store["ledger"].values())
+    per_flow = ", ".join(f"{flow} {n}" for flow, n in store["ledger"].items()) or "none"
+    out.append(f"\nSalesforce API requests: {emulator_total} seen by the emulator; "
+               f"{ledger_total} in our budget ledger ({per_flow})")
+    if emulator_client is not None:
+        try:
+            limits = emulator_client.limits_state()
+            out.append(f"  emulator limits now: {_limits_line(limits)}")
+        except Exception:
+            pass
+
+    errors = []
+    for r in results:
+        if r.state != "success":
+            tasks = f" (tasks: {', '.join(r.failed_tasks)})" if r.failed_tasks else ""
+            errors.append(f"  {r.dag_id}: {r.state}{tasks}; log: {r.log_file}")
+            errors.extend(f"      {line[:200]}" for line in r.error_lines)
+    for row in store["runs"]:
+        if row[1] not in ("success", "running") and row[-1]:
+            errors.append(f"  flow {row[0]} ({row[1]}): {row[-1][:200]}")
+    for path, message in import_errors.items():
+        errors.append(f"  import error in {path}: {message.strip().splitlines()[-1][:200]}")
+    for flow, n in store["open_errors"].items():
+        errors.append(f"  flow {flow}: {n} record(s) with open sync errors (table sync_error)")
+    out.append("\nErrors:" if errors else "\nErrors: none")
+    out.extend(errors)
+
+    steps = ", ".join(f"{title} {seconds:.1f} s" for title, seconds in timings)
+    out.append(f"\nTimings: {steps}; total {total_seconds:.1f} s")
+    return "\n".join(out)
+
+
+def _limits_line(limits: dict) -> str:
+    parts = []
+    for key in ("hourly", "daily"):
+        value = limits.get(key)
+        if isinstance(value, dict) and "used" in value:
+            parts.append(f"{key} {value['used']}/{value.get('limit', '?')}")
+    if limits.get("blocked_until"):
+        parts.append(f"BLOCKED until {limits['blocked_until']}")
+    return ", ".join(parts) or str(limits)
