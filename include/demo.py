@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -332,12 +333,14 @@ def _fds_to(log) -> Iterator[None]:
         os.close(saved[1])
 
 
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exceeded|Exhausted|Expired|Failed)\w*: .+")
+
+
 def _error_lines(log_file: Path, limit: int = 3) -> list[str]:
-    """The most telling lines of a failed run's log: exception messages first."""
-    lines = log_file.read_text(errors="replace").splitlines()
-    markers = ("Exception:", "Error:", "error", "ERROR", "failed")
-    hits = [line.strip() for line in lines if any(m in line for m in markers) and "Traceback" not in line]
-    return hits[-limit:]
+    """The most telling lines of a failed run's log: the exception messages, else error-level lines."""
+    lines = [line.strip() for line in log_file.read_text(errors="replace").splitlines()]
+    found = [line for line in lines if _EXCEPTION_LINE.match(line)] or [line for line in lines if "[error" in line]
+    return list(dict.fromkeys(found))[-limit:]
 
 
 def _request_total(client) -> int | None:
