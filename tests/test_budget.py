@@ -141,6 +141,14 @@ def test_requests_older_than_an_hour_do_not_count_for_the_hourly_budget(ledger, 
     assert ledger_count(sql) == 4
 
 
+def test_rows_older_than_the_retention_are_pruned(ledger, sql):
+    add_requests(sql, 8 * 24 * 60, 6 * 24 * 60)
+
+    budget(ledger).reserve(method="GET", endpoint="query/", flow=None)
+
+    assert ledger_count(sql) == 2  # the 6-day-old row and the new one
+
+
 def test_other_budget_keys_do_not_count(ledger, sql):
     add_requests(sql, 5, 5, 5, key="https://other.my.salesforce.com")
 

@@ -54,6 +54,9 @@ DAY = timedelta(hours=24)
 # A stale "org allocation used up" observation blocks only this long: after it one
 # request may go out again to learn the org's current usage (the window is rolling).
 ORG_USAGE_RECHECK = timedelta(hours=1)
+# Ledger rows older than this are deleted (once per client): the rules need 24 hours, the
+# rest is for "who spent the budget" questions.
+LEDGER_RETENTION = timedelta(days=7)
 
 DEFAULT_HOURLY_BUDGET = 3600
 DEFAULT_DAILY_SHARE = 0.5
@@ -161,6 +164,7 @@ class ApiBudget:
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
         self._lock_id = advisory_lock_key(settings.budget_key)
+        self._pruned = False
 
     # -- connection ------------------------------------------------------------------
     def _connection(self) -> psycopg.Connection:
@@ -264,6 +268,12 @@ class ApiBudget:
                 reason="daily",
             )
 
+        if not self._pruned:
+            conn.execute(
+                "DELETE FROM api_ledger WHERE budget_key = %s AND requested_at < %s",
+                (key, now - LEDGER_RETENTION),
+            )
+            self._pruned = True
         return conn.execute(
             """
             INSERT INTO api_ledger (budget_key, requested_at, flow, method, endpoint)
@@ -481,6 +491,10 @@ class BudgetedSession(requests.Session):
             kwargs.update(zip(names, args))
         if kwargs.get("timeout") is None and self.default_timeout is not None:
             kwargs["timeout"] = self.default_timeout
+        if kwargs.get("verify") is None and self.verify is not True:
+            # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override session.verify; an
+            # explicit CA file (extra ca_file) must win, so pass it per request.
+            kwargs["verify"] = self.verify
 
         renewed = False
         while True:
@@ -557,12 +571,12 @@ class BudgetedSession(requests.Session):
         key = self.budget.settings.budget_key
         resume = until.strftime("%Y-%m-%d %H:%M UTC")
         self.log.error(
-            "SALESFORCE API LIMIT REACHED for %s: Salesforce answered %s at %s and blocks this org's API "
-            "access, expected until about %s. Nothing is lost; runs resume automatically after %s; lower "
+            "SALESFORCE API LIMIT REACHED for %s: Salesforce refuses its API requests since %s (%s); the block is "
+            "expected to last until about %s. Nothing is lost; runs resume automatically after %s; lower "
             "hourly_budget if this recurs.",
             key,
-            detail,
             since.strftime("%Y-%m-%d %H:%M UTC"),
+            detail,
             resume,
             resume,
         )
