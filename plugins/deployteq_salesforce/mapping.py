@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Iterable, Literal
 
+from deployteq_salesforce.config import ID_COLUMN  # config imports this module only lazily (no cycle)
 from deployteq_salesforce.exceptions import DeployteqSalesforceError
 
 if TYPE_CHECKING:
     from deployteq_salesforce.config import ConfiguredObject, FieldMapping
+    from deployteq_salesforce.customer_merge import IncomingRecord
 
 STATUS_BY_SOBJECT = {"Lead": "Prospect", "Contact": "Klant"}  # R7
-ID_COLUMN = {"Lead": "sf_lead_id", "Contact": "sf_contact_id"}
 _INT8 = (-(2**63), 2**63 - 1)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # deliberately simple: Salesforce validated e-mail fields already; this catches text fields holding junk
@@ -254,7 +255,8 @@ class CustomerRow:
             "sf_system_modstamp": self.sf_system_modstamp,
         }
 
-    def to_incoming_record(self):  # -> customer_merge.IncomingRecord
+    def to_incoming_record(self) -> IncomingRecord:
+        """The input of ``customer_merge.plan_customer_writes``."""
         from deployteq_salesforce.customer_merge import IncomingRecord
 
         return IncomingRecord(
