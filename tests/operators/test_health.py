@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from deployteq_salesforce.operators.health import DeployteqHealthCheckOperator, daily_api_usage
+from deployteq_salesforce.operators.health import DeployteqHealthCheckOperator, org_daily_usage
 from include.local_services import postgres_connection, salesforce_emulator_connection
 
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "deployteq_health_check.py"
@@ -44,7 +44,7 @@ def test_health_check_reports_both_connections(health_dag, salesforce_conn_id, d
     assert report["deployteq"]["migration_version"] == version >= 1
     assert report["deployteq"]["migrations_applied_now"]  # a fresh schema: everything was applied now
     assert report["salesforce"]["org_daily_api"]["max"] > 0
-    assert report["api_requests"] == sent >= 1  # what our hook counted is what Salesforce saw
+    assert report["api_requests"] == sent == 1  # one limits/ request, counted by us and by Salesforce
     assert [n for endpoint, n in emulator.counters()["by_endpoint"].items() if "limits" in endpoint] == [1]
     assert json.loads(json.dumps(report)) == report  # JSON-able for XCom
     assert run_log_rows(pg_url, pg_schema) == [("health_check", "success", sent, "connections OK")]
@@ -66,7 +66,7 @@ def test_failing_salesforce_connection_fails_the_task_with_the_plain_message(
     assert [row[:2] for row in run_log_rows(pg_url, pg_schema)] == [("health_check", "failed")]
 
 
-def test_failing_deployteq_connection_is_reported_plainly(salesforce_conn_id, monkeypatch, pg_url):
+def test_failing_deployteq_connection_is_reported_plainly(monkeypatch, pg_url):
     broken = postgres_connection(pg_url)
     broken.update(host="127.0.0.1", port=1, login="postgres")  # nothing listens on port 1
     monkeypatch.setenv("AIRFLOW_CONN_DEPLOYTEQ_DEFAULT", json.dumps(broken))
@@ -81,7 +81,10 @@ def test_conn_ids_are_validated_early():
         DeployteqHealthCheckOperator(task_id="check", salesforce_conn_id=" ")
 
 
-def test_daily_api_usage_from_limits():
-    limits = {"DailyApiRequests": {"Max": 15000, "Remaining": 14250}, "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000}}
-    assert daily_api_usage(limits) == {"used": 750, "max": 15000, "remaining": 14250}
-    assert daily_api_usage({}) is None
+def test_org_daily_usage_from_the_budget_status():
+    from types import SimpleNamespace
+
+    assert org_daily_usage(SimpleNamespace(org_daily_used=750, org_daily_max=15000)) == {
+        "used": 750, "max": 15000, "remaining": 14250,
+    }
+    assert org_daily_usage(SimpleNamespace(org_daily_used=None, org_daily_max=None)) is None

@@ -15,8 +15,8 @@ class DeployteqHealthCheckOperator(BaseOperator):
     """Test the Salesforce and Deployteq connections and report the state of both.
 
     In order: tests the Deployteq (PostgreSQL) connection, creates/migrates the Deployteq schema,
-    tests the Salesforce connection, reads the org's limits (one ``limits/`` request through the
-    budgeted client) and returns a small JSON-able report.  The run is recorded in ``run_log``
+    tests the Salesforce connection (one ``limits/`` request through the budgeted client, whose
+    answer also tells the org's daily API usage) and returns a small JSON-able report.  The run is recorded in ``run_log``
     under ``flow``.  A connection that does not work fails the task with the connection test's
     own plain message.
 
@@ -75,8 +75,11 @@ class DeployteqHealthCheckOperator(BaseOperator):
             if not sf_ok:
                 raise AirflowException(f"Salesforce connection {self.salesforce_conn_id!r} does not work: {sf_message}")
             self.log.info("Salesforce: %s", sf_message)
-            org_daily = daily_api_usage(salesforce.limits())
-            budget = jsonable(salesforce.budget_status())
+            # The connection test's one request is a limits/ call; its Sforce-Limit-Info header
+            # (kept by the budgeted client) is the org's daily usage, so no second request is needed.
+            status = salesforce.budget_status()
+            org_daily = org_daily_usage(status)
+            budget = jsonable(status)
         except Exception as error:
             deployteq.finish_run(
                 run_log_id, outcome="failed", counts={}, message=str(error), api_requests=salesforce.requests_sent
@@ -88,7 +91,11 @@ class DeployteqHealthCheckOperator(BaseOperator):
                 "Org daily API usage: %s of %s requests (%s remaining)",
                 org_daily["used"], org_daily["max"], org_daily["remaining"],
             )
-        self.log.info("Our budget: %s", budget)
+        self.log.info(
+            "Our hourly budget: %s of %s requests used in the last hour (budget key %s)%s",
+            budget.get("hourly_used"), budget.get("hourly_limit"), budget.get("budget_key"),
+            f"; BLOCKED until {budget['blocked_until']}" if budget.get("blocked_until") else "",
+        )
         report = {
             "deployteq": {
                 "connection": message,
@@ -111,12 +118,12 @@ class DeployteqHealthCheckOperator(BaseOperator):
             return conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
 
 
-def daily_api_usage(limits: dict) -> dict | None:
-    """``{"used", "max", "remaining"}`` of the org's rolling 24-hour API allocation, from ``limits/``."""
-    daily = limits.get("DailyApiRequests") if isinstance(limits, dict) else None
-    if not daily or "Max" not in daily or "Remaining" not in daily:
+def org_daily_usage(status: Any) -> dict | None:
+    """``{"used", "max", "remaining"}`` of the org's rolling 24-hour API allocation, as last seen."""
+    used, maximum = getattr(status, "org_daily_used", None), getattr(status, "org_daily_max", None)
+    if used is None or maximum is None:
         return None
-    return {"used": daily["Max"] - daily["Remaining"], "max": daily["Max"], "remaining": daily["Remaining"]}
+    return {"used": used, "max": maximum, "remaining": max(0, maximum - used)}
 
 
 def jsonable(value: Any) -> Any:
