@@ -1,0 +1,324 @@
+"""Bulk API 2.0: query jobs (CSV results paged by locator) and ingest jobs (CSV upload, per-record results).
+
+Jobs run synchronously: a query job is complete when created, an ingest job when its upload is closed.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from dataclasses import dataclass, field
+
+from . import schema
+from .ids import make_id
+from .store import RequestError, Store, Txn, parse_values
+from .values import RecordError
+
+DEFAULT_MAX_RECORDS = 50_000
+INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
+QUERY_OPERATIONS = ("query", "queryAll")
+_LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
+_DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
+
+
+def csv_text(value) -> str:
+    """A stored value as Bulk API 2.0 writes it in CSV results."""
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        if len(value) == 28 and value.endswith(".000+0000") and value[10] == "T":
+            return value[:-5] + "Z"  # Bulk results carry datetimes in Zulu form
+        return value
+    return str(value)
+
+
+def _locator(offset: int) -> str:
+    return base64.b64encode(str(offset).encode()).decode().rstrip("=")
+
+
+def _offset(locator: str) -> int:
+    try:
+        return int(base64.b64decode(locator + "=" * (-len(locator) % 4)).decode())
+    except (ValueError, UnicodeDecodeError):
+        raise RequestError(400, "INVALIDLOCATOR", f"Invalid locator: {locator}") from None
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str  # "query" | "ingest"
+    operation: str
+    object: str
+    created: str
+    api_version: str
+    line_ending: str = "LF"
+    delimiter: str = "COMMA"
+    state: str = "Open"
+    external_id_field: str | None = None
+    error_message: str | None = None
+    modstamp: str = ""
+    # query jobs
+    header: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    # ingest jobs
+    uploads: list[str] = field(default_factory=list)
+    successful: list[list[str]] = field(default_factory=list)
+    failed: list[list[str]] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    processed: int = 0
+
+    def info(self) -> dict:
+        body = {
+            "id": self.id,
+            "operation": self.operation,
+            "object": self.object,
+            "createdById": schema.API_USER_ID,
+            "createdDate": self.created,
+            "systemModstamp": self.modstamp or self.created,
+            "state": self.state,
+        }
+        if self.kind == "ingest" and self.external_id_field:
+            body["externalIdFieldName"] = self.external_id_field
+        body.update({
+            "concurrencyMode": "Parallel",
+            "contentType": "CSV",
+            "apiVersion": float(self.api_version),
+            "jobType": "V2Query" if self.kind == "query" else "V2Ingest",
+            "lineEnding": self.line_ending,
+            "columnDelimiter": self.delimiter,
+        })
+        if self.kind == "ingest":
+            body["contentUrl"] = f"services/data/v{self.api_version}/jobs/ingest/{self.id}/batches"
+            body["numberRecordsProcessed"] = self.processed
+            body["numberRecordsFailed"] = len(self.failed)
+        else:
+            body["numberRecordsProcessed"] = len(self.rows) if self.state == "JobComplete" else 0
+            body["isPkChunkingSupported"] = True
+        body.update({"retries": 0, "totalProcessingTime": 5, "apiActiveProcessingTime": 3, "apexProcessingTime": 0})
+        if self.error_message:
+            body["errorMessage"] = self.error_message
+        return body
+
+    def _writer(self, buffer: io.StringIO):
+        return csv.writer(buffer, delimiter=_DELIMITERS[self.delimiter], lineterminator=_LINE_ENDINGS[self.line_ending],
+                          quoting=csv.QUOTE_ALL)
+
+    def to_csv(self, header: list[str], rows: list[list[str]]) -> str:
+        buffer = io.StringIO()
+        writer = self._writer(buffer)
+        writer.writerow(header)
+        writer.writerows(rows)
+        return buffer.getvalue()
+
+
+class BulkJobs:
+    def __init__(self, store: Store, compile_query, max_jobs: int = 200):
+        self.store = store
+        self.compile_query = compile_query  # (soql) -> CompiledQuery, raising RequestError
+        self.jobs: dict[str, Job] = {}
+        self.max_jobs = max_jobs
+        self._counter = 0
+
+    def _new_job(self, kind: str, operation: str, obj: str, api_version: str, body: dict) -> Job:
+        self._counter += 1
+        now = self.store.clock.now_wire()
+        job = Job(make_id("750", self._counter), kind, operation, obj, now, api_version)
+        job.line_ending = body.get("lineEnding") or "LF"
+        job.delimiter = body.get("columnDelimiter") or "COMMA"
+        if job.line_ending not in _LINE_ENDINGS:
+            raise RequestError(400, "INVALIDJOB", f"Invalid lineEnding: {job.line_ending}")
+        if job.delimiter not in _DELIMITERS:
+            raise RequestError(400, "INVALIDJOB", f"Invalid columnDelimiter: {job.delimiter}")
+        self.jobs[job.id] = job
+        while len(self.jobs) > self.max_jobs:  # old jobs expire, like Salesforce's 7-day retention
+            self.jobs.pop(next(iter(self.jobs)))
+        return job
+
+    def get(self, job_id: str, kind: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job is None or job.kind != kind:
+            raise RequestError(404, "NOT_FOUND", "The requested resource does not exist")
+        return job
+
+    def delete(self, job_id: str, kind: str) -> None:
+        self.get(job_id, kind)
+        del self.jobs[job_id]
+
+    def jobs_last_day(self, kind: str) -> int:
+        return sum(1 for job in self.jobs.values() if job.kind == kind)
+
+    # --- query ---------------------------------------------------------------------------------
+    def create_query(self, body: dict, api_version: str) -> dict:
+        operation = body.get("operation")
+        if operation not in QUERY_OPERATIONS:
+            raise RequestError(400, "INVALIDJOB", f"Invalid operation: {operation}")
+        soql = body.get("query")
+        if not soql:
+            raise RequestError(400, "INVALIDJOB", "Query is required for query jobs")
+        compiled = self.compile_query(soql)
+        if compiled.is_count:
+            raise RequestError(400, "INVALIDJOB", "Aggregate queries are not supported by Bulk API 2.0")
+        job = self._new_job("query", operation, compiled.sobject, api_version, body)
+        lookup = self.store.lookup
+        matched = compiled.run(self.store.rows(compiled.sobject, operation == "queryAll"), lookup)
+        paths = compiled.select_paths
+        job.header = [".".join(path) for path in paths]
+        rows = []
+        for record in matched:
+            projected = compiled.project(record, lookup, api_version)
+            row = []
+            for path in paths:
+                value = projected
+                for part in path:
+                    value = value.get(part) if isinstance(value, dict) else None
+                row.append(csv_text(value))
+            rows.append(row)
+        job.rows = rows
+        job.state = "JobComplete"
+        job.modstamp = self.store.clock.now_wire()
+        return job.info()
+
+    def query_results(self, job_id: str, locator: str | None, max_records: str | None) -> tuple[str, dict]:
+        job = self.get(job_id, "query")
+        if job.state != "JobComplete":
+            raise RequestError(400, "INVALIDJOBSTATE", "Job is not complete")
+        start = _offset(locator) if locator and locator != "null" else 0
+        try:
+            size = int(max_records) if max_records else DEFAULT_MAX_RECORDS
+        except ValueError:
+            raise RequestError(400, "INVALIDJOB", f"maxRecords must be a number: {max_records}") from None
+        if size < 1:
+            raise RequestError(400, "INVALIDJOB", "maxRecords must be at least 1")
+        chunk = job.rows[start : start + size]
+        end = start + len(chunk)
+        headers = {
+            "Sforce-Locator": _locator(end) if end < len(job.rows) else "null",
+            "Sforce-NumberOfRecords": str(len(chunk)),
+        }
+        return job.to_csv(job.header, chunk), headers
+
+    # --- ingest --------------------------------------------------------------------------------
+    def create_ingest(self, body: dict, api_version: str) -> dict:
+        operation = body.get("operation")
+        if operation not in INGEST_OPERATIONS:
+            raise RequestError(400, "INVALIDJOB", f"Invalid operation: {operation}")
+        sdef = schema.sobject(body.get("object") or "")
+        if sdef is None:
+            raise RequestError(400, "INVALIDJOB", f"Object '{body.get('object')}' is not supported by Bulk API 2.0")
+        external_id = body.get("externalIdFieldName")
+        if operation == "upsert":
+            field = sdef.fields_lower.get((external_id or "").lower())
+            if field is None or not (field.external_id or field.name == "Id"):
+                raise RequestError(400, "INVALIDJOB", f"External ID was blank or not an external ID field: {external_id}")
+            external_id = field.name
+        if (body.get("contentType") or "CSV") != "CSV":
+            raise RequestError(400, "INVALIDJOB", "Only CSV is supported")
+        job = self._new_job("ingest", operation, sdef.name, api_version, body)
+        job.external_id_field = external_id if operation == "upsert" else None
+        return job.info()
+
+    def upload(self, job_id: str, data: bytes) -> None:
+        job = self.get(job_id, "ingest")
+        if job.state != "Open":
+            raise RequestError(409, "INVALIDJOBSTATE", f"Job {job_id} is not open for uploads (state {job.state})")
+        if not data:
+            raise RequestError(400, "INVALIDJOB", "No data uploaded")
+        job.uploads.append(data.decode("utf-8-sig"))
+
+    def set_state(self, job_id: str, kind: str, state: str | None) -> dict:
+        job = self.get(job_id, kind)
+        if state == "Aborted":
+            if job.state in ("JobComplete", "Failed"):
+                raise RequestError(409, "INVALIDJOBSTATE", f"Job {job_id} is already {job.state}")
+            job.state = "Aborted"
+        elif state == "UploadComplete" and kind == "ingest":
+            if job.state != "Open":
+                raise RequestError(409, "INVALIDJOBSTATE", f"Job {job_id} is not open (state {job.state})")
+            job.state = "UploadComplete"
+            info = job.info()
+            self._process(job)
+            return info
+        else:
+            raise RequestError(400, "INVALIDJOBSTATE", f"Cannot change the job state to {state}")
+        job.modstamp = self.store.clock.now_wire()
+        return job.info()
+
+    def results(self, job_id: str, which: str) -> str:
+        job = self.get(job_id, "ingest")
+        if which == "successfulResults":
+            return job.to_csv(["sf__Id", "sf__Created", *job.columns], job.successful)
+        if which == "failedResults":
+            return job.to_csv(["sf__Id", "sf__Error", *job.columns], job.failed)
+        return job.to_csv(job.columns, [])  # unprocessedrecords: everything ran
+
+    def _process(self, job: Job) -> None:
+        sdef = schema.OBJECTS[job.object]
+        delimiter = _DELIMITERS[job.delimiter]
+        parsed_rows: list[list[str]] = []
+        header: list[str] | None = None
+        for upload in job.uploads:
+            reader = csv.reader(io.StringIO(upload, newline=""), delimiter=delimiter)
+            part_header = next(reader, None)
+            if part_header is None:
+                continue
+            if header is None:
+                header = part_header
+            elif [h.lower() for h in part_header] != [h.lower() for h in header]:
+                return self._fail(job, "InvalidBatch : All uploads of a job must have the same header row")
+            parsed_rows.extend(row for row in reader if row)
+        if header is None:
+            return self._fail(job, "InvalidBatch : No data was uploaded")
+        fields = []
+        for name in header:
+            field = sdef.fields_lower.get(name.strip().lower())
+            if field is None:
+                return self._fail(job, f"InvalidBatch : Field name not found : {name}")
+            fields.append(field.name)
+        if job.operation in ("delete", "hardDelete") and fields != ["Id"]:
+            return self._fail(job, "InvalidBatch : The 'delete' batch must contain only an 'Id' column")
+        if job.operation == "update" and "Id" not in fields:
+            return self._fail(job, "InvalidBatch : Field name not found : Id")
+        if job.operation == "upsert" and job.external_id_field not in fields:
+            return self._fail(job, f"InvalidBatch : Field name not found : {job.external_id_field}")
+        job.columns = header
+        txn = Txn(self.store, schema.API_USER_ID)
+        for row in parsed_rows:
+            row = row + [""] * (len(fields) - len(row))
+            try:
+                record_id, created = self._apply(txn, sdef, job, dict(zip(fields, row)))
+                job.successful.append([record_id, "true" if created else "false", *row])
+            except RecordError as error:
+                job.failed.append(["", error.as_bulk_error(), *row])
+            except RequestError as error:
+                job.failed.append(["", f"{error.error_code}:{error.message}:--", *row])
+        txn.commit()
+        job.processed = len(parsed_rows)
+        job.state = "JobComplete"
+        job.modstamp = self.store.clock.now_wire()
+
+    def _apply(self, txn: Txn, sdef, job: Job, raw: dict) -> tuple[str, bool]:
+        operation = job.operation
+        if operation in ("delete", "hardDelete"):
+            record_id = self.store.delete(txn, sdef, raw["Id"])
+            if operation == "hardDelete" and sdef.name != "CampaignMember":
+                txn.remove(sdef.name, record_id)
+            return record_id, False
+        # Empty cells leave a field alone; "#N/A" sets it to null.
+        cells = {name: (None if value == "#N/A" else value) for name, value in raw.items() if value != ""}
+        values = parse_values(sdef, cells, strict_types=False)
+        if operation == "insert":
+            values.pop("Id", None)
+            return self.store.create(txn, sdef, values), True
+        if operation == "update":
+            return self.store.update(txn, sdef, raw["Id"], values), False
+        return self.store.upsert(txn, sdef, job.external_id_field, values)
+
+    def _fail(self, job: Job, message: str) -> None:
+        job.state = "Failed"
+        job.error_message = message
+        job.modstamp = self.store.clock.now_wire()

@@ -1,0 +1,47 @@
+"""Salesforce record ids: 15-character base-62 ids plus the 3-character case-safe checksum."""
+
+from __future__ import annotations
+
+import re
+
+_CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ID_PATTERN = re.compile(r"^[0-9A-Za-z]{15}(?:[0-9A-Za-z]{3})?$")
+
+
+class MalformedId(ValueError):
+    """The text cannot be a Salesforce id (wrong length or characters)."""
+
+
+def checksum(id15: str) -> str:
+    """The 3-character suffix that makes a 15-character id case-insensitively unique."""
+    suffix = []
+    for chunk_start in (0, 5, 10):
+        bits = 0
+        for position, char in enumerate(id15[chunk_start : chunk_start + 5]):
+            if "A" <= char <= "Z":
+                bits |= 1 << position
+        suffix.append(_CHECKSUM_ALPHABET[bits])
+    return "".join(suffix)
+
+
+def to_18(record_id: str) -> str:
+    """Normalise a 15- or 18-character id to its 18-character form (as Salesforce does on input)."""
+    if not isinstance(record_id, str) or not _ID_PATTERN.match(record_id):
+        raise MalformedId(record_id)
+    id15 = record_id[:15]
+    return id15 + checksum(id15)
+
+
+def is_id(text: object) -> bool:
+    return isinstance(text, str) and bool(_ID_PATTERN.match(text))
+
+
+def make_id(prefix: str, number: int, pod: str = "8d0") -> str:
+    """An 18-character id: key prefix (3) + pod (3) + base-62 sequence number (9) + checksum (3)."""
+    digits = []
+    for _ in range(9):
+        number, remainder = divmod(number, 62)
+        digits.append(_BASE62[remainder])
+    id15 = prefix + pod + "".join(reversed(digits))
+    return id15 + checksum(id15)

@@ -1,0 +1,57 @@
+"""Everything one emulated org holds: records, clock, limits, faults, counters, cursors, bulk jobs."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from .bulk import BulkJobs
+from .db import StateDB
+from .faults import Faults
+from .limits import Clock, Limits, LimitSettings
+from .queries import QueryEngine
+from .store import Store
+
+_KEPT_ON_RESET = ("session_id", "id_counter")
+
+
+class Emulator:
+    def __init__(self, state_dir: str | Path, startup_limits: LimitSettings):
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.db = StateDB(self.state_dir / "state.sqlite3")
+        # The session id survives restarts so connections configured once keep working.
+        self.session_id = self.db.get_meta("session_id")
+        if not self.session_id:
+            self.session_id = "00D8d0000000001!" + secrets.token_urlsafe(48)
+            self.db.set_meta("session_id", self.session_id)
+        self.clock = Clock(self.db)
+        self.limits = Limits(self.clock, self.db, startup_limits)
+        self.store = Store(self.db, self.clock)
+        self.faults = Faults()
+        self.queries = QueryEngine(self.store)
+        self.bulk = BulkJobs(self.store, self.queries.compile)
+        saved = self.db.get_meta("counters") or {}
+        self.total_requests: int = saved.get("total", 0)
+        self.by_endpoint: dict[str, int] = saved.get("by_endpoint", {})
+
+    def count_request(self, endpoint: str) -> int:
+        self.total_requests += 1
+        self.by_endpoint[endpoint] = self.by_endpoint.get(endpoint, 0) + 1
+        self.db.set_meta("counters", {"total": self.total_requests, "by_endpoint": self.by_endpoint})
+        return self.total_requests
+
+    def counters(self) -> dict:
+        return {"total": self.total_requests, "by_endpoint": dict(sorted(self.by_endpoint.items()))}
+
+    def reset(self, hourly_limit=None, daily_limit=None, block_seconds=None) -> None:
+        self.db.wipe(keep_meta=_KEPT_ON_RESET)
+        self.store.wipe()
+        self.clock.reset()
+        self.limits.reset(hourly_limit, daily_limit, block_seconds)
+        self.faults.clear()
+        self.queries.clear()
+        self.bulk.jobs.clear()
+        self.total_requests = 0
+        self.by_endpoint = {}
+        self.db.set_meta("counters", {"total": 0, "by_endpoint": {}})

@@ -1,0 +1,534 @@
+"""In-memory records with Salesforce's write rules, written through to SQLite.
+
+Records are never changed in place: every write stores a new dict, so an open query cursor keeps
+the snapshot it was computed from.  Writes happen inside a ``Txn`` that can be rolled back
+(composite ``allOrNone``) and is persisted on commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+from .db import StateDB
+from .ids import MalformedId, make_id, to_18
+from .limits import Clock
+from .schema import API_USER_ID, BY_PREFIX, OBJECTS, SALES_USER_ID, USER, SObjectDef, compound_name
+from .values import BadValue, RecordError, check_semantics, coerce
+
+_COMPOUND_NAME_OBJECTS = {"Lead", "Contact", "User"}
+_NOT_WRITABLE_MESSAGE = (
+    "Unable to create/update fields: {fields}. Please check the security settings of this field and "
+    "verify that it is read/write for your profile or permission set."
+)
+
+
+class RequestError(Exception):
+    """The whole request fails (HTTP status + Salesforce error body)."""
+
+    def __init__(self, status: int, error_code: str, message: str, fields: list[str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+        self.fields = fields
+
+    def body(self) -> list[dict]:
+        error = {"message": self.message, "errorCode": self.error_code}
+        if self.fields is not None:
+            error["fields"] = self.fields
+        return [error]
+
+
+def parse_values(sdef: SObjectDef, raw: dict, *, strict_types: bool = True) -> dict:
+    """Canonical field names and wire values of a JSON record body (``attributes`` ignored).
+
+    Unknown fields and undeserialisable values fail the whole request, as in Salesforce.
+    """
+    values = {}
+    fields_lower = sdef.fields_lower
+    for key, value in raw.items():
+        if key == "attributes":
+            continue
+        field = fields_lower.get(key.lower()) if isinstance(key, str) else None
+        if field is None:
+            raise RequestError(400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {sdef.name}")
+        try:
+            values[field.name] = coerce(field, value)
+        except BadValue as bad:
+            if not strict_types:
+                raise RecordError(
+                    "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                    f"{field.describe()['label']}: value not of required type: {value}",
+                    [field.name],
+                ) from None
+            raise RequestError(
+                400, "JSON_PARSER_ERROR", f"{bad} or request may be missing a required field at [line:1, column:1]"
+            ) from None
+    return values
+
+
+def record_id_of(text: object) -> str:
+    try:
+        return to_18(text)  # type: ignore[arg-type]
+    except MalformedId:
+        raise RecordError("MALFORMED_ID", f"malformed id {text}", []) from None
+
+
+class Txn:
+    """Changes of one request: undo log for rollback, change set for persistence."""
+
+    def __init__(self, store: Store, user_id: str):
+        self.store = store
+        self.user_id = user_id
+        self.now = store.clock.now_wire()
+        self._undo: dict[str, tuple[str, dict | None]] = {}
+        self._tomb_undo: dict[str, tuple[str, str] | None] = {}
+
+    def put(self, sobject: str, record: dict) -> None:
+        record_id = record["Id"]
+        if record_id not in self._undo:
+            self._undo[record_id] = (sobject, self.store.records[sobject].get(record_id))
+        self.store._put(sobject, record)
+
+    def remove(self, sobject: str, record_id: str) -> None:
+        if record_id not in self._undo:
+            self._undo[record_id] = (sobject, self.store.records[sobject].get(record_id))
+        self.store._remove(sobject, record_id)
+
+    def tombstone(self, record_id: str, sobject: str | None) -> None:
+        if record_id not in self._tomb_undo:
+            self._tomb_undo[record_id] = self.store.tombstones.get(record_id)
+        if sobject is None:
+            self.store.tombstones.pop(record_id, None)
+        else:
+            self.store.tombstones[record_id] = (sobject, self.now)
+
+    def mark_savepoint(self) -> tuple[dict, dict]:
+        return dict(self._undo), dict(self._tomb_undo)
+
+    def rollback(self) -> None:
+        store = self.store
+        for record_id, (sobject, previous) in self._undo.items():
+            if previous is None:
+                store._remove(sobject, record_id)
+            else:
+                store._put(sobject, previous)
+        for record_id, previous in self._tomb_undo.items():
+            if previous is None:
+                store.tombstones.pop(record_id, None)
+            else:
+                store.tombstones[record_id] = previous
+        self._undo.clear()
+        self._tomb_undo.clear()
+
+    def commit(self) -> None:
+        store = self.store
+        saved, removed = [], []
+        for record_id, (sobject, _previous) in self._undo.items():
+            current = store.records[sobject].get(record_id)
+            if current is None:
+                removed.append(record_id)
+            else:
+                saved.append((sobject, current))
+        if saved:
+            store.db.save_records(saved)
+        if removed:
+            store.db.delete_records(removed)
+        tomb_saved = [(i, *store.tombstones[i]) for i in self._tomb_undo if i in store.tombstones]
+        tomb_removed = [i for i in self._tomb_undo if i not in store.tombstones]
+        if tomb_saved:
+            store.db.save_tombstones(tomb_saved)
+        if tomb_removed:
+            store.db.delete_tombstones(tomb_removed)
+        store.db.set_meta("id_counter", store.id_counter)
+        self._undo.clear()
+        self._tomb_undo.clear()
+
+
+class Store:
+    def __init__(self, db: StateDB, clock: Clock):
+        self.db = db
+        self.clock = clock
+        self.records: dict[str, dict[str, dict]] = {name: {} for name in OBJECTS}
+        self.tombstones: dict[str, tuple[str, str]] = {}
+        self._unique: dict[str, list[tuple[tuple[str, ...], str, dict]]] = {}
+        self.validation_rules: list[dict] = []
+        self._load()
+
+    # --- loading and indexes -------------------------------------------------------------------
+    def _reset_indexes(self) -> None:
+        self._unique = {}
+        for sdef in OBJECTS.values():
+            indexes = [((name,), "external_id", {}) for name in sdef.external_ids]
+            indexes += [(fields, message, {}) for fields, message in sdef.unique_together]
+            self._unique[sdef.name] = indexes
+
+    def _load(self) -> None:
+        self._reset_indexes()
+        self.id_counter = int(self.db.get_meta("id_counter", 1000))
+        self.validation_rules = self.db.get_meta("validation_rules", [])
+        for sobject, record in self.db.load_records():
+            self._put(sobject, record)
+        self.tombstones = {i: (s, d) for i, s, d in self.db.load_tombstones()}
+        if not self.records["User"]:
+            self._create_users()
+
+    def _create_users(self) -> None:
+        txn = Txn(self, API_USER_ID)
+        for user_id, first, last in ((API_USER_ID, "Integration", "User"), (SALES_USER_ID, "Sanne", "de Vries")):
+            username = f"{first}.{last}".lower().replace(" ", "") + "@example.com"
+            self.seed_record(txn, USER, {"Id": user_id, "FirstName": first, "LastName": last,
+                                         "Username": username, "Email": username})
+        txn.commit()
+
+    def wipe(self) -> None:
+        self.records = {name: {} for name in OBJECTS}
+        self.tombstones = {}
+        self.validation_rules = []
+        self._reset_indexes()
+        self._create_users()
+
+    @staticmethod
+    def _unique_key(record: dict, fields: tuple[str, ...]):
+        key = []
+        for name in fields:
+            value = record.get(name)
+            if value is None:
+                return None
+            key.append(value.lower() if isinstance(value, str) else value)
+        return tuple(key)
+
+    def _put(self, sobject: str, record: dict) -> None:
+        table = self.records[sobject]
+        previous = table.get(record["Id"])
+        indexes = self._unique.get(sobject)
+        if indexes:
+            if previous is not None:
+                self._unindex(indexes, previous)
+            if not record.get("IsDeleted"):
+                for fields, _message, index in indexes:
+                    key = self._unique_key(record, fields)
+                    if key is not None:
+                        index[key] = record["Id"]
+        table[record["Id"]] = record
+
+    def _unindex(self, indexes, record: dict) -> None:
+        for fields, _message, index in indexes:
+            key = self._unique_key(record, fields)
+            if key is not None and index.get(key) == record["Id"]:
+                del index[key]
+
+    def _remove(self, sobject: str, record_id: str) -> None:
+        previous = self.records[sobject].pop(record_id, None)
+        if previous is not None and self._unique.get(sobject):
+            self._unindex(self._unique[sobject], previous)
+
+    # --- reading -------------------------------------------------------------------------------
+    def lookup(self, sobject: str, record_id: str) -> dict | None:
+        table = self.records.get(sobject)
+        return table.get(record_id) if table is not None and record_id else None
+
+    def find(self, record_id: str) -> tuple[SObjectDef, dict] | None:
+        sdef = BY_PREFIX.get(record_id[:3]) if isinstance(record_id, str) else None
+        if sdef is None:
+            return None
+        record = self.records[sdef.name].get(record_id)
+        return (sdef, record) if record is not None else None
+
+    def rows(self, sobject: str, include_deleted: bool) -> list[dict]:
+        table = self.records[sobject].values()
+        return list(table) if include_deleted else [r for r in table if not r["IsDeleted"]]
+
+    def find_by_external_id(self, sdef: SObjectDef, field: str, value) -> str | None:
+        if field == "Id":
+            record = self.records[sdef.name].get(value)
+            return value if record is not None and not record["IsDeleted"] else None
+        for fields, _message, index in self._unique[sdef.name]:
+            if fields == (field,):
+                return index.get((value.lower() if isinstance(value, str) else value,))
+        return None
+
+    def new_id(self, sdef: SObjectDef) -> str:
+        self.id_counter += 1
+        return make_id(sdef.key_prefix, self.id_counter)
+
+    # --- rules ---------------------------------------------------------------------------------
+    def _check_record(self, sdef: SObjectDef, record: dict, changed: Iterable[str]) -> None:
+        """Required fields, value rules, references, uniqueness and validation rules of one record."""
+        missing = [name for name in sdef.required_fields if record.get(name) in (None, "")]
+        if sdef.name == "CampaignMember" and not record.get("LeadId") and not record.get("ContactId"):
+            missing.append("LeadId")
+        if missing:
+            raise RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
+                              missing)
+        fields = sdef.fields
+        for name in changed:
+            field = fields[name]
+            value = record[name]
+            if field.type == "reference" and value is not None:
+                record[name] = self._check_reference(field, value)
+            else:
+                check_semantics(field, value)
+        for unique_fields, message, index in self._unique.get(sdef.name, ()):
+            key = self._unique_key(record, unique_fields)
+            if key is None:
+                continue
+            owner = index.get(key)
+            if owner is not None and owner != record["Id"]:
+                if message == "external_id":
+                    field_name = unique_fields[0]
+                    raise RecordError(
+                        "DUPLICATE_VALUE",
+                        f"duplicate value found: {field_name} duplicates value on record with id: {owner}",
+                        [field_name],
+                    )
+                raise RecordError("DUPLICATE_VALUE", message, [])
+        for rule in self.validation_rules:
+            if rule["sobject"] == sdef.name and record.get(rule["field"]) == rule["equals"]:
+                raise RecordError("FIELD_CUSTOM_VALIDATION_EXCEPTION", rule["message"], [rule["field"]])
+
+    def _check_reference(self, field, value: str) -> str:
+        label = field.describe()["label"]
+        try:
+            value = to_18(value)
+        except MalformedId:
+            raise RecordError("MALFORMED_ID", f"{label}: id value of incorrect type: {value}", [field.name]) from None
+        target = OBJECTS[field.reference_to]
+        if value[:3] != target.key_prefix:
+            raise RecordError("FIELD_INTEGRITY_EXCEPTION", f"{label}: id value of incorrect type: {value}",
+                              [field.name])
+        related = self.records[target.name].get(value)
+        if related is None:
+            raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [field.name])
+        if related.get("IsDeleted"):
+            raise RecordError("ENTITY_IS_DELETED", "entity is deleted", [field.name])
+        return value
+
+    @staticmethod
+    def _derive(sdef: SObjectDef, record: dict, now: str) -> None:
+        if sdef.name in _COMPOUND_NAME_OBJECTS:
+            record["Name"] = compound_name(record)
+        elif sdef.name == "CampaignMember":
+            responded = record.get("Status") == "Responded"
+            record["HasResponded"] = responded
+            if responded and not record.get("FirstRespondedDate"):
+                record["FirstRespondedDate"] = now[:10]
+
+    def _template(self, sdef: SObjectDef, user_id: str, now: str) -> dict:
+        record = dict.fromkeys(sdef.field_names)
+        record.update(sdef.defaults)
+        record["IsDeleted"] = False
+        record["CreatedDate"] = record["LastModifiedDate"] = record["SystemModstamp"] = now
+        record["CreatedById"] = record["LastModifiedById"] = user_id
+        if "OwnerId" in record:
+            record["OwnerId"] = user_id
+        return record
+
+    # --- API writes (each raises RecordError for a per-record failure) ----------------------------
+    def create(self, txn: Txn, sdef: SObjectDef, values: dict) -> str:
+        if not sdef.createable:
+            raise RecordError("INVALID_TYPE", f"Cannot create records of type {sdef.name}", [])
+        blocked = [name for name in values if not sdef.fields[name].createable]
+        if blocked:
+            raise RecordError("INVALID_FIELD_FOR_INSERT_UPDATE", _NOT_WRITABLE_MESSAGE.format(fields=", ".join(blocked)),
+                              blocked)
+        record = self._template(sdef, txn.user_id, txn.now)
+        record.update(values)
+        record["Id"] = self.new_id(sdef)
+        self._derive(sdef, record, txn.now)
+        self._check_record(sdef, record, values)
+        txn.put(sdef.name, record)
+        return record["Id"]
+
+    def existing(self, sdef: SObjectDef | None, record_id: object) -> tuple[SObjectDef, dict]:
+        """The live record for an id (of ``sdef`` if given), or the per-record error Salesforce gives."""
+        record_id = record_id_of(record_id)
+        found = self.find(record_id)
+        if found is None or (sdef is not None and found[0].name != sdef.name):
+            raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])
+        found_def, record = found
+        if record["IsDeleted"]:
+            raise RecordError("ENTITY_IS_DELETED", "entity is deleted", [])
+        return found_def, record
+
+    def update(self, txn: Txn, sdef: SObjectDef | None, record_id: object, values: dict) -> str:
+        sdef, current = self.existing(sdef, record_id)
+        if sdef.name == "Lead" and current.get("IsConverted"):
+            raise RecordError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [])
+        values = {k: v for k, v in values.items() if k != "Id"}
+        blocked = [name for name in values if not sdef.fields[name].updateable]
+        if blocked:
+            raise RecordError("INVALID_FIELD_FOR_INSERT_UPDATE", _NOT_WRITABLE_MESSAGE.format(fields=", ".join(blocked)),
+                              blocked)
+        record = dict(current)
+        record.update(values)
+        record["LastModifiedDate"] = record["SystemModstamp"] = txn.now
+        record["LastModifiedById"] = txn.user_id
+        self._derive(sdef, record, txn.now)
+        self._check_record(sdef, record, values)
+        txn.put(sdef.name, record)
+        return record["Id"]
+
+    def upsert(self, txn: Txn, sdef: SObjectDef, id_field: str, values: dict) -> tuple[str, bool]:
+        """Create or update by external id; the key value is taken from ``values``."""
+        key_value = values.get(id_field)
+        if key_value in (None, ""):
+            raise RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{id_field}]", [id_field])
+        if id_field == "Id":
+            key_value = record_id_of(key_value)
+        existing_id = self.find_by_external_id(sdef, id_field, key_value)
+        if existing_id is None:
+            if id_field == "Id":
+                raise RecordError("NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {key_value}", [])
+            return self.create(txn, sdef, values), True
+        update_values = {k: v for k, v in values.items() if k != id_field}
+        return self.update(txn, sdef, existing_id, update_values), False
+
+    def delete(self, txn: Txn, sdef: SObjectDef | None, record_id: object) -> str:
+        sdef, current = self.existing(sdef, record_id)
+        if sdef.name == "CampaignMember":  # not kept in the recycle bin
+            txn.remove(sdef.name, current["Id"])
+        else:
+            record = dict(current)
+            record["IsDeleted"] = True
+            record["LastModifiedDate"] = record["SystemModstamp"] = txn.now
+            record["LastModifiedById"] = txn.user_id
+            txn.put(sdef.name, record)
+        txn.tombstone(current["Id"], sdef.name)
+        return current["Id"]
+
+    # --- admin writes (no API rules, as if done in the UI or by a data load) -----------------------
+    def seed_record(self, txn: Txn, sdef: SObjectDef, raw: dict) -> str:
+        values = parse_values(sdef, raw)
+        record = self._template(sdef, SALES_USER_ID, txn.now)
+        record.update(values)
+        if values.get("Id"):
+            record["Id"] = to_18(values["Id"])
+        else:
+            record["Id"] = self.new_id(sdef)
+        if "CreatedDate" in values and "LastModifiedDate" not in values:
+            record["LastModifiedDate"] = values["CreatedDate"]
+        if "SystemModstamp" not in values:
+            record["SystemModstamp"] = max(record["LastModifiedDate"], record["CreatedDate"])
+        self._derive(sdef, record, txn.now)
+        txn.put(sdef.name, record)
+        if record["IsDeleted"]:
+            txn.tombstone(record["Id"], sdef.name)
+        return record["Id"]
+
+    def edit(self, txn: Txn, sdef: SObjectDef, raw: dict) -> str:
+        """A user's edit: any field may change; stamps move to now unless given."""
+        values = parse_values(sdef, raw)
+        record_id = record_id_of(values.pop("Id", None))
+        current = self.records[sdef.name].get(record_id)
+        if current is None:
+            raise RequestError(404, "NOT_FOUND", f"No {sdef.name} with id {record_id}")
+        record = dict(current)
+        record["LastModifiedDate"] = record["SystemModstamp"] = txn.now
+        record["LastModifiedById"] = SALES_USER_ID
+        record.update(values)
+        self._derive(sdef, record, txn.now)
+        txn.put(sdef.name, record)
+        return record_id
+
+    def soft_delete(self, txn: Txn, record_id: str, master_id: str | None = None) -> None:
+        sdef, current = self._admin_find(record_id)
+        if sdef.name == "CampaignMember":
+            txn.remove(sdef.name, current["Id"])
+        else:
+            record = dict(current, IsDeleted=True, LastModifiedDate=txn.now, SystemModstamp=txn.now)
+            if master_id is not None:
+                record["MasterRecordId"] = master_id
+            txn.put(sdef.name, record)
+        txn.tombstone(current["Id"], sdef.name)
+
+    def undelete(self, txn: Txn, record_id: str) -> None:
+        sdef, current = self._admin_find(record_id)
+        record = dict(current, IsDeleted=False, LastModifiedDate=txn.now, SystemModstamp=txn.now)
+        if "MasterRecordId" in record:
+            record["MasterRecordId"] = None
+        txn.put(sdef.name, record)
+        txn.tombstone(current["Id"], None)
+
+    def hard_delete(self, txn: Txn, record_id: str) -> None:
+        sdef, current = self._admin_find(record_id)
+        txn.remove(sdef.name, current["Id"])
+        txn.tombstone(current["Id"], sdef.name)
+
+    def merge(self, txn: Txn, master_id: str, loser_ids: list[str]) -> None:
+        sdef, master = self._admin_find(master_id)
+        losers = set()
+        for loser_id in loser_ids:
+            loser_def, loser = self._admin_find(loser_id)
+            if loser_def.name != sdef.name:
+                raise RequestError(400, "INVALID_TYPE", f"Cannot merge a {loser_def.name} into a {sdef.name}")
+            losers.add(loser["Id"])
+        # Related records follow the master, as Salesforce reparents them.
+        for child in OBJECTS.values():
+            ref_fields = [f.name for f in child.fields.values()
+                          if f.reference_to == sdef.name and f.name != "MasterRecordId"]
+            if not ref_fields:
+                continue
+            for record in list(self.records[child.name].values()):
+                moved = {name: master["Id"] for name in ref_fields if record.get(name) in losers}
+                if moved:
+                    txn.put(child.name, dict(record, **moved, LastModifiedDate=txn.now, SystemModstamp=txn.now))
+        for loser_id in losers:
+            self.soft_delete(txn, loser_id, master_id=master["Id"])
+        txn.put(sdef.name, dict(self.records[sdef.name][master["Id"]], LastModifiedDate=txn.now,
+                                SystemModstamp=txn.now))
+
+    def convert_lead(self, txn: Txn, lead_id: str, contact_id: str | None, account_id: str | None) -> dict:
+        lead_def, lead = self._admin_find(lead_id)
+        if lead_def.name != "Lead":
+            raise RequestError(400, "INVALID_TYPE", f"{lead_id} is not a lead")
+        if lead["IsConverted"] or lead["IsDeleted"]:
+            raise RequestError(400, "CANNOT_UPDATE_CONVERTED_LEAD" if lead["IsConverted"] else "ENTITY_IS_DELETED",
+                               f"Lead {lead['Id']} is already converted or deleted")
+        account_def, contact_def = OBJECTS["Account"], OBJECTS["Contact"]
+        if account_id:
+            account_id = self._admin_find(account_id)[1]["Id"]
+        else:
+            account = self._template(account_def, SALES_USER_ID, txn.now)
+            account.update(
+                Id=self.new_id(account_def), Name=lead["Company"] or compound_name(lead), Industry=lead["Industry"],
+                AnnualRevenue=lead["AnnualRevenue"], NumberOfEmployees=lead["NumberOfEmployees"],
+                BillingCity=lead["City"], BillingCountry=lead["Country"], OwnerId=lead["OwnerId"],
+            )
+            txn.put("Account", account)
+            account_id = account["Id"]
+        if contact_id:
+            current = self._admin_find(contact_id)[1]
+            contact = dict(current, LastModifiedDate=txn.now, SystemModstamp=txn.now)
+            contact["AccountId"] = contact["AccountId"] or account_id
+        else:
+            contact = self._template(contact_def, SALES_USER_ID, txn.now)
+            contact.update({name: lead[name] for name in (
+                "FirstName", "LastName", "Salutation", "Email", "Phone", "MobilePhone", "Title", "LeadSource",
+                "HasOptedOutOfEmail", "OwnerId", "Sync_to_Deployteq__c", "SyncWithClang__c", "Email_Opt_In__c",
+                "Newsletter__c")})
+            contact.update(Id=self.new_id(contact_def), AccountId=account_id, MailingStreet=lead["Street"],
+                           MailingPostalCode=lead["PostalCode"], MailingCity=lead["City"],
+                           MailingCountry=lead["Country"])
+            self._derive(contact_def, contact, txn.now)
+        txn.put("Contact", contact)
+        today = datetime.fromtimestamp(self.clock.now(), tz=timezone.utc).date().isoformat()
+        txn.put("Lead", dict(lead, IsConverted=True, Status="Closed - Converted", ConvertedContactId=contact["Id"],
+                             ConvertedAccountId=account_id, ConvertedDate=today, LastModifiedDate=txn.now,
+                             SystemModstamp=txn.now, LastModifiedById=SALES_USER_ID))
+        for member in list(self.records["CampaignMember"].values()):
+            if member["LeadId"] == lead["Id"] and not member["ContactId"]:
+                txn.put("CampaignMember", dict(member, ContactId=contact["Id"], LastModifiedDate=txn.now,
+                                               SystemModstamp=txn.now))
+        return {"contact_id": contact["Id"], "account_id": account_id}
+
+    def _admin_find(self, record_id: object) -> tuple[SObjectDef, dict]:
+        try:
+            normalised = to_18(record_id)  # type: ignore[arg-type]
+        except MalformedId:
+            raise RequestError(400, "MALFORMED_ID", f"malformed id {record_id}") from None
+        found = self.find(normalised)
+        if found is None:
+            raise RequestError(404, "NOT_FOUND", f"No record with id {record_id}")
+        return found
