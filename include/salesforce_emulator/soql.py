@@ -1,0 +1,750 @@
+"""SOQL for the Salesforce emulator: parse once, resolve names against a schema, evaluate as closures.
+
+``compile_query(soql, schema)`` returns a ``CompiledQuery`` whose ``run`` filters, orders and pages
+stored records and whose ``project`` shapes one record as the REST API returns it.
+
+Stored records hold wire-format values (str for text/ids/picklists, ``2024-01-01T00:00:00.000+0000``
+for datetimes, ``2024-01-01`` for dates, bool, int/float, None) under canonical field names.
+
+Semantics follow Salesforce: text compares case-insensitively (``=``, ``LIKE``, ordering), ids
+exactly (a 15-character literal matches its 18-character form), datetimes as instants, ``!=`` and
+``NOT IN`` also match null values, ``ORDER BY`` defaults to ASC NULLS FIRST / DESC NULLS LAST.
+Date literals (TODAY, LAST_N_DAYS:n, ...) use UTC days and weeks starting on Sunday.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Callable, Iterable, NamedTuple, Protocol
+
+from include.salesforce_emulator import ids
+from include.salesforce_emulator.soql_lexer import (
+    DATE,
+    DATETIME,
+    INVALID_FIELD,
+    INVALID_QUERY_FILTER_OPERATOR,
+    INVALID_TYPE,
+    MALFORMED_QUERY,
+    NUMBER,
+    NUMBER_OUTSIDE_VALID_RANGE,
+    STRING,
+    SoqlError,
+    positioned_error,
+)
+from include.salesforce_emulator.soql_parser import (
+    BoolOp,
+    Comparison,
+    CountItem,
+    Literal,
+    Not,
+    Path,
+    QueryAst,
+    parse,
+)
+
+__all__ = ["SoqlError", "FieldInfo", "SchemaProvider", "CompiledQuery", "compile_query", "MAX_OFFSET"]
+
+MAX_OFFSET = 2000
+Lookup = Callable[[str, str], "dict | None"]
+
+
+class FieldInfo(NamedTuple):
+    name: str  # canonical name
+    type: str  # Salesforce type: id, string, email, boolean, datetime, date, double, int, ...
+
+
+class SchemaProvider(Protocol):
+    def sobject_name(self, name: str) -> str | None: ...
+
+    def field(self, sobject: str, name: str) -> FieldInfo | None: ...
+
+    def relationship(self, sobject: str, name: str) -> tuple[str, str] | None: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Value domains: every field type maps to one, which decides literal checks and comparisons.
+TEXT, ID, DATETIME_KIND, DATE_KIND, BOOLEAN, NUMBER_KIND = "text", "id", "datetime", "date", "boolean", "number"
+_KIND_OF_TYPE = {
+    "id": ID,
+    "reference": ID,
+    "datetime": DATETIME_KIND,
+    "date": DATE_KIND,
+    "boolean": BOOLEAN,
+    "double": NUMBER_KIND,
+    "int": NUMBER_KIND,
+    "long": NUMBER_KIND,
+    "currency": NUMBER_KIND,
+    "percent": NUMBER_KIND,
+}
+# The type name Salesforce puts in "must be of type X" messages
+_TYPE_WORD = {ID: "id", DATETIME_KIND: "dateTime", DATE_KIND: "date", BOOLEAN: "boolean", TEXT: "string"}
+_NUMBER_TYPE_WORD = {"int": "integer", "long": "long"}
+
+_NO_SUCH_COLUMN = (
+    "No such column '{name}' on entity '{entity}'. If you are attempting to use a custom field, be sure to "
+    "append the '__c' after the custom field name. Please reference your WSDL or the describe call for the "
+    "appropriate names."
+)
+_UNKNOWN_OBJECT = (
+    "sObject type '{name}' is not supported. If you are attempting to use a custom object, be sure to append "
+    "the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names."
+)
+_UNKNOWN_RELATIONSHIP = (
+    "Didn't understand relationship '{name}' in field path. If you are attempting to use a custom relationship, "
+    "be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe "
+    "call for the appropriate names."
+)
+
+
+def kind_of(field_type: str) -> str:
+    return _KIND_OF_TYPE.get(field_type.lower(), TEXT)
+
+
+def canonical_datetime(value: str) -> str:
+    """Any ISO-8601 datetime with a zone as Salesforce's wire form in UTC: ``2024-01-01T00:00:00.000+0000``.
+
+    Strings in that form sort in time order, so comparisons never need datetime objects.
+    """
+    if len(value) == 28 and value.endswith("+0000") and value[19] == ".":
+        return value
+    text = value.replace("Z", "+00:00")
+    if re.search(r"[+-]\d{4}$", text):
+        text = text[:-2] + ":" + text[-2:]
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+def _datetime_start_of(day: date) -> str:
+    return f"{day.isoformat()}T00:00:00.000+0000"
+
+
+def _normalizer(kind: str) -> Callable[[object], object]:
+    """Record value -> comparable value in the field's domain (None stays None)."""
+    if kind == TEXT:
+        return lambda v: v.lower() if v else None  # Salesforce stores empty text as null
+    if kind == ID:
+        return lambda v: v or None
+    if kind == DATETIME_KIND:
+        return lambda v: canonical_datetime(v) if v else None
+    if kind == DATE_KIND:
+        return lambda v: v[:10] if v else None
+    if kind == BOOLEAN:
+        return bool  # a checkbox is never null; a missing value reads as false
+    return lambda v: v
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolved field references
+
+
+@dataclass(frozen=True)
+class _Hop:
+    relationship: str  # canonical relationship name, e.g. "Account"
+    foreign_key: str  # e.g. "AccountId"
+    target: str  # e.g. "Account"
+
+
+@dataclass(frozen=True)
+class _FieldRef:
+    hops: tuple[_Hop, ...]
+    field: FieldInfo
+    pos: int
+
+    @property
+    def canonical_path(self) -> tuple[str, ...]:
+        return tuple(h.relationship for h in self.hops) + (self.field.name,)
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.field.type)
+
+    def getter(self, lookup: Lookup) -> Callable[[dict], object]:
+        """Raw (wire) value of this field for a base record; follows relationships through ``lookup``."""
+        name = self.field.name
+        if not self.hops:
+            return lambda record: record.get(name)
+        hops = self.hops
+
+        def get(record: dict) -> object:
+            for hop in hops:
+                key = record.get(hop.foreign_key)
+                if not key:
+                    return None
+                record = lookup(hop.target, key)
+                if record is None:
+                    return None
+            return record.get(name)
+
+        return get
+
+
+def _canonical_relationship_name(foreign_key: str, written: str) -> str:
+    if foreign_key.endswith("__c"):
+        return foreign_key[:-3] + "__r"
+    if foreign_key.endswith("Id") and foreign_key[:-2].lower() == written.lower():
+        return foreign_key[:-2]
+    return written
+
+
+# ---------------------------------------------------------------------------------------------
+# Predicates: each AST condition compiles to ``bind(env) -> predicate(record) -> bool``, so the query
+# is analysed once and the per-run things (lookup, clock) are bound once per run.
+
+
+@dataclass(frozen=True)
+class _Env:
+    lookup: Lookup
+    today: date
+
+
+_Binder = Callable[[_Env], Callable[[dict], bool]]
+
+_ORDERING = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def _date_literal_range(literal: Literal, today: date) -> tuple[date, date]:
+    """[first day, day after the last) of a date literal such as THIS_MONTH or LAST_N_DAYS:7."""
+    name, n = literal.date_literal, literal.n or 0
+    day = timedelta(days=1)
+    week_start = today - timedelta(days=(today.weekday() + 1) % 7)  # weeks start on Sunday
+    month_start = today.replace(day=1)
+
+    def add_months(start: date, months: int) -> date:
+        index = start.year * 12 + start.month - 1 + months
+        return date(index // 12, index % 12 + 1, 1)
+
+    ranges = {
+        "YESTERDAY": (today - day, today),
+        "TODAY": (today, today + day),
+        "TOMORROW": (today + day, today + 2 * day),
+        "LAST_WEEK": (week_start - 7 * day, week_start),
+        "THIS_WEEK": (week_start, week_start + 7 * day),
+        "NEXT_WEEK": (week_start + 7 * day, week_start + 14 * day),
+        "LAST_MONTH": (add_months(month_start, -1), month_start),
+        "THIS_MONTH": (month_start, add_months(month_start, 1)),
+        "NEXT_MONTH": (add_months(month_start, 1), add_months(month_start, 2)),
+        "LAST_YEAR": (date(today.year - 1, 1, 1), date(today.year, 1, 1)),
+        "THIS_YEAR": (date(today.year, 1, 1), date(today.year + 1, 1, 1)),
+        "NEXT_YEAR": (date(today.year + 1, 1, 1), date(today.year + 2, 1, 1)),
+        "LAST_90_DAYS": (today - 90 * day, today + day),
+        "NEXT_90_DAYS": (today + day, today + 91 * day),
+        "LAST_N_DAYS": (today - n * day, today + day),
+        "NEXT_N_DAYS": (today + day, today + (n + 1) * day),
+        "N_DAYS_AGO": (today - n * day, today - (n - 1) * day),
+    }
+    return ranges[name]
+
+
+class _Compiler:
+    def __init__(self, query: str, token_starts: list[int], schema: SchemaProvider, ast: QueryAst):
+        self.query = query
+        self.token_starts = token_starts
+        self.schema = schema
+        self.ast = ast
+        self.sobject = ""
+
+    def error(self, code: str, message: str, pos: int) -> SoqlError:
+        return positioned_error(code, message, self.query, pos, self.token_starts)
+
+    # -- names ---------------------------------------------------------------------------------
+    def resolve_object(self) -> str:
+        token = self.ast.sobject
+        name = self.schema.sobject_name(token.text)
+        if name is None:
+            raise self.error(INVALID_TYPE, _UNKNOWN_OBJECT.format(name=token.text), token.pos)
+        self.sobject = name
+        return name
+
+    def resolve(self, path: Path) -> _FieldRef:
+        names = list(path.names)
+        # "Lead.Email" or "l.Email" (alias) name the queried object itself
+        if len(names) > 1:
+            first = names[0].lower()
+            is_self = first == self.sobject.lower() or (self.ast.alias and first == self.ast.alias.lower())
+            if is_self and self.schema.relationship(self.sobject, names[0]) is None:
+                names = names[1:]
+        current = self.sobject
+        hops: list[_Hop] = []
+        for written in names[:-1]:
+            relationship = self.schema.relationship(current, written)
+            if relationship is None:
+                raise self.error(INVALID_FIELD, _UNKNOWN_RELATIONSHIP.format(name=written), path.pos)
+            foreign_key, target = relationship
+            hops.append(_Hop(_canonical_relationship_name(foreign_key, written), foreign_key, target))
+            current = target
+        info = self.schema.field(current, names[-1])
+        if info is None:
+            raise self.error(INVALID_FIELD, _NO_SUCH_COLUMN.format(name=names[-1], entity=current), path.pos)
+        return _FieldRef(tuple(hops), info, path.pos)
+
+    # -- literals ------------------------------------------------------------------------------
+    def wrong_type(self, ref: _FieldRef) -> SoqlError:
+        kind = ref.kind
+        word = _TYPE_WORD.get(kind) or _NUMBER_TYPE_WORD.get(ref.field.type.lower(), "double")
+        quoting = "should be enclosed in quotes" if kind in (TEXT, ID) else "should not be enclosed in quotes"
+        message = f"value of filter criterion for field '{ref.field.name}' must be of type {word} and {quoting}"
+        return self.error(INVALID_FIELD, message, ref.pos)
+
+    def literal_value(self, ref: _FieldRef, literal: Literal) -> object:
+        """The literal in the field's comparable domain; a date literal gives ("range", literal)."""
+        token = literal.token
+        kind = ref.kind
+        if token.kind == "IDENT" and token.upper == "NULL":
+            return None
+        if literal.date_literal:
+            if kind not in (DATETIME_KIND, DATE_KIND):
+                raise self.wrong_type(ref)
+            return ("range", literal)
+        if kind == TEXT:
+            if token.kind != STRING:
+                raise self.wrong_type(ref)
+            return token.value.lower() or None
+        if kind == ID:
+            if token.kind != STRING:
+                raise self.wrong_type(ref)
+            if token.value == "":
+                return None
+            try:
+                return ids.to_18(token.value)
+            except ids.MalformedId:
+                raise self.error(INVALID_QUERY_FILTER_OPERATOR, f"invalid ID field: {token.value}", ref.pos) from None
+        if kind == DATETIME_KIND:
+            if token.kind != DATETIME:
+                raise self.wrong_type(ref)
+            try:
+                return canonical_datetime(token.text)
+            except ValueError:
+                raise self.error(MALFORMED_QUERY, f"unexpected token: '{token.text}'", token.pos) from None
+        if kind == DATE_KIND:
+            if token.kind != DATE:
+                raise self.wrong_type(ref)
+            try:
+                return date.fromisoformat(token.text).isoformat()
+            except ValueError:
+                raise self.error(MALFORMED_QUERY, f"unexpected token: '{token.text}'", token.pos) from None
+        if kind == BOOLEAN:
+            if token.kind != "IDENT" or token.upper not in ("TRUE", "FALSE"):
+                raise self.wrong_type(ref)
+            return token.upper == "TRUE"
+        if token.kind != NUMBER:
+            raise self.wrong_type(ref)
+        text = token.text
+        return float(text) if any(c in text for c in ".eE") else int(text)
+
+    # -- conditions ----------------------------------------------------------------------------
+    def condition(self, node) -> _Binder:
+        return self._condition(node)[0]
+
+    def _condition(self, node) -> tuple[_Binder, int]:
+        """The binder and a rough cost per record; AND/OR evaluate cheap operands first (all are pure)."""
+        if isinstance(node, BoolOp):
+            parts = sorted((self._condition(operand) for operand in node.operands), key=lambda part: part[1])
+            binders = [binder for binder, _ in parts]
+            cost = sum(cost for _, cost in parts)
+            return (_bind_all(binders) if node.operator == "AND" else _bind_any(binders)), cost
+        if isinstance(node, Not):
+            inner, cost = self._condition(node.operand)
+            return (lambda env: _negate(inner(env))), cost + 1
+        binder = self.comparison(node)
+        return binder, self._cost(node)
+
+    def _cost(self, node: Comparison) -> int:
+        ref = self.resolve(node.path)
+        if ref.hops:
+            return 10 * len(ref.hops)
+        if node.operator in ("=", "!=") and ref.kind in (ID, NUMBER_KIND, BOOLEAN):
+            return 1
+        if node.operator == "LIKE":
+            return 4
+        return 2 if ref.kind == DATETIME_KIND else 3
+
+    def comparison(self, node: Comparison) -> _Binder:
+        ref = self.resolve(node.path)
+        kind = ref.kind
+        normalize = _normalizer(kind)
+        op = node.operator
+
+        if op == "LIKE":
+            if kind != TEXT:
+                word = "id" if kind == ID else ref.field.type.lower()
+                raise self.error(INVALID_QUERY_FILTER_OPERATOR, f"invalid operator on {word} field", ref.pos)
+            token = node.values[0].token
+            if token.kind != STRING:
+                raise self.wrong_type(ref)
+            regex = re.compile(token.like_pattern, re.IGNORECASE | re.DOTALL)
+            match = regex.fullmatch
+
+            def test_like(value) -> bool:
+                return bool(value) and match(value) is not None
+
+            return self._bind_test(ref, test_like)
+
+        values = [self.literal_value(ref, literal) for literal in node.values]
+        if any(isinstance(v, tuple) for v in values):
+            return self._bind_date_literal(ref, op, values, normalize)
+
+        if op in ("IN", "NOT IN"):
+            wanted = frozenset(v for v in values if v is not None)
+            with_null = any(v is None for v in values)
+
+            def test_in(value) -> bool:
+                value = normalize(value)
+                return value in wanted if value is not None else with_null
+
+            if op == "IN":
+                return self._bind_test(ref, test_in)
+            return self._bind_test(ref, lambda value: not test_in(value))
+
+        literal = values[0]
+        if op in ("=", "!=") and literal is not None and not ref.hops and kind in (ID, NUMBER_KIND, BOOLEAN):
+            return self._bind_simple_equality(ref.field.name, kind, op == "=", literal)
+        if op == "=":
+            if literal is None:
+                return self._bind_test(ref, lambda value: normalize(value) is None)
+            return self._bind_test(ref, lambda value: normalize(value) == literal)
+        if op == "!=":
+            if literal is None:
+                return self._bind_test(ref, lambda value: normalize(value) is not None)
+            return self._bind_test(ref, lambda value: normalize(value) != literal)
+        if literal is None:  # nothing is smaller or larger than null
+            return lambda env: lambda record: False
+        compare = _ORDERING[op]
+
+        if kind == DATETIME_KIND and not ref.hops:
+            return _bind_datetime_order(ref.field.name, op, literal)
+
+        def test_order(value) -> bool:
+            value = normalize(value)
+            return value is not None and compare(value, literal)
+
+        return self._bind_test(ref, test_order)
+
+    def _bind_date_literal(self, ref: _FieldRef, op: str, values: list, normalize) -> _Binder:
+        kind = ref.kind
+        to_domain = _datetime_start_of if kind == DATETIME_KIND else date.isoformat
+
+        def bind(env: _Env):
+            bounds = []
+            for value in values:
+                if isinstance(value, tuple):
+                    first, after_last = _date_literal_range(value[1], env.today)
+                    bounds.append((to_domain(first), to_domain(after_last)))
+                else:
+                    bounds.append(value)
+
+            def in_bound(v, bound) -> bool:
+                if isinstance(bound, tuple):
+                    return bound[0] <= v < bound[1]
+                return v == bound
+
+            low, high = bounds[0] if isinstance(bounds[0], tuple) else (None, None)
+            tests = {
+                "=": lambda v: v is not None and in_bound(v, bounds[0]),
+                "!=": lambda v: v is None or not in_bound(v, bounds[0]),
+                "<": lambda v: v is not None and v < low,
+                "<=": lambda v: v is not None and v < high,
+                ">": lambda v: v is not None and v >= high,
+                ">=": lambda v: v is not None and v >= low,
+                "IN": lambda v: any(in_bound(v, b) if v is not None else b is None for b in bounds),
+                "NOT IN": lambda v: not any(in_bound(v, b) if v is not None else b is None for b in bounds),
+            }
+            test = tests[op]
+            get = ref.getter(env.lookup)
+            return lambda record: test(normalize(get(record)))
+
+        return bind
+
+    @staticmethod
+    def _bind_simple_equality(name: str, kind: str, equal: bool, literal: object) -> _Binder:
+        """``Flag = true``, ``Id = '...'``, ``Amount != 5`` on the queried object: one closure, no normalising
+        (a non-null literal never equals a null or empty value anyway)."""
+        if kind == BOOLEAN:
+            wanted = literal is equal  # "Flag != true" is "Flag = false"; null reads as false
+            if wanted:
+                return lambda env: lambda record: bool(record.get(name))
+            return lambda env: lambda record: not record.get(name)
+        if equal:
+            return lambda env: lambda record: record.get(name) == literal
+        return lambda env: lambda record: record.get(name) != literal
+
+    @staticmethod
+    def _bind_test(ref: _FieldRef, test: Callable[[object], bool]) -> _Binder:
+        if not ref.hops:
+            name = ref.field.name
+            return lambda env: lambda record: test(record.get(name))
+
+        def bind(env: _Env):
+            get = ref.getter(env.lookup)
+            return lambda record: test(get(record))
+
+        return bind
+
+
+def _bind_datetime_order(name: str, op: str, literal: str) -> _Binder:
+    """The hot path of incremental syncs (``SystemModstamp >= ...``): canonical stamps compare as
+    plain strings; anything else is converted first."""
+    compare = _ORDERING[op]
+
+    def slow(value) -> bool:
+        return bool(value) and compare(canonical_datetime(value), literal)
+
+    if op == ">=":
+        def predicate(record: dict) -> bool:
+            value = record.get(name)
+            return value >= literal if (value.__class__ is str and len(value) == 28 and value[23:] == "+0000") else slow(value)
+    elif op == ">":
+        def predicate(record: dict) -> bool:
+            value = record.get(name)
+            return value > literal if (value.__class__ is str and len(value) == 28 and value[23:] == "+0000") else slow(value)
+    elif op == "<":
+        def predicate(record: dict) -> bool:
+            value = record.get(name)
+            return value < literal if (value.__class__ is str and len(value) == 28 and value[23:] == "+0000") else slow(value)
+    else:
+        def predicate(record: dict) -> bool:
+            value = record.get(name)
+            return value <= literal if (value.__class__ is str and len(value) == 28 and value[23:] == "+0000") else slow(value)
+
+    return lambda env: predicate
+
+
+def _bind_all(parts: list[_Binder]) -> _Binder:
+    def bind(env: _Env):
+        predicates = [part(env) for part in parts]
+        if len(predicates) == 2:
+            first, second = predicates
+            return lambda record: first(record) and second(record)
+        return lambda record: all(predicate(record) for predicate in predicates)
+
+    return bind
+
+
+def _bind_any(parts: list[_Binder]) -> _Binder:
+    def bind(env: _Env):
+        predicates = [part(env) for part in parts]
+        return lambda record: any(predicate(record) for predicate in predicates)
+
+    return bind
+
+
+def _negate(predicate: Callable[[dict], bool]) -> Callable[[dict], bool]:
+    return lambda record: not predicate(record)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _OrderKey:
+    ref: _FieldRef
+    descending: bool
+    nulls_last: bool
+
+
+@dataclass
+class _ProjectionNode:
+    """Fields of one object in SELECT order; relationship entries hold a nested node."""
+
+    entries: list[tuple[str, "object"]]  # (key, None for a field | (hop, _ProjectionNode))
+
+
+class CompiledQuery:
+    """A SOQL query resolved against a schema; run it on any number of record sets."""
+
+    def __init__(
+        self,
+        *,
+        sobject: str,
+        is_count: bool,
+        limit: int | None,
+        offset: int | None,
+        select_refs: list[_FieldRef],
+        where: _Binder | None,
+        order_by: list[_OrderKey],
+        aggregates: list[tuple[str, _FieldRef | None]],
+    ):
+        self.sobject = sobject
+        self.is_count = is_count
+        self.limit = limit
+        self.offset = offset
+        self.select_paths: list[tuple[str, ...]] = [ref.canonical_path for ref in select_refs]
+        # COUNT(field) [alias] queries: one AggregateResult row, see ``aggregate``
+        self.is_aggregate = bool(aggregates)
+        self._aggregates = aggregates
+        self._where = where
+        self._order_by = order_by
+        self._projection = _projection_tree(select_refs)
+
+    def run(self, records: Iterable[dict], lookup: Lookup, *, now: datetime | None = None) -> list[dict]:
+        """Matching stored records (not projected), ordered, after OFFSET and LIMIT.
+
+        ``lookup(sobject, id)`` returns a related stored record (or None) for relationship paths.
+        ``now`` is the clock for date literals such as TODAY (default: the real UTC time).
+        """
+        cached_lookup = _caching(lookup)
+        moment = now or datetime.now(timezone.utc)
+        env = _Env(cached_lookup, moment.astimezone(timezone.utc).date() if moment.tzinfo else moment.date())
+        if self._where is None:
+            matching = list(records)
+        else:
+            matching = list(filter(self._where(env), records))
+        if self._order_by and not self.is_count:
+            matching = _sorted(matching, self._order_by, env)
+        start = self.offset or 0
+        end = None if self.limit is None else start + self.limit
+        if start or end is not None:
+            matching = matching[start:end]
+        return matching
+
+    def project(self, record: dict, lookup: Lookup, api_version: str = "59.0") -> dict:
+        """``record`` as the REST API returns it: attributes first, then the SELECT fields in order."""
+        return _project(record, self.sobject, self._projection, lookup, api_version)
+
+    def aggregate(self, matching: list[dict], lookup: Lookup) -> list[dict]:
+        """For COUNT(field) queries: the single AggregateResult row (COUNT(field) skips nulls)."""
+        row: dict = {"attributes": {"type": "AggregateResult"}}
+        for key, ref in self._aggregates:
+            if ref is None:
+                row[key] = len(matching)
+            else:
+                get = ref.getter(lookup)
+                row[key] = sum(1 for record in matching if get(record) not in (None, ""))
+        return [row]
+
+
+def _caching(lookup: Lookup) -> Lookup:
+    cache: dict[tuple[str, str], dict | None] = {}
+
+    def cached(sobject: str, record_id: str):
+        key = (sobject, record_id)
+        if key not in cache:
+            cache[key] = lookup(sobject, record_id)
+        return cache[key]
+
+    return cached
+
+
+def _column(records: list[dict], ref: _FieldRef, env: _Env) -> list:
+    """The sort values of one ORDER BY field for every record (None for null), in record order."""
+    if ref.hops:
+        get = ref.getter(env.lookup)
+        raw = [get(record) for record in records]
+    else:
+        name = ref.field.name
+        raw = [record.get(name) for record in records]
+    kind = ref.kind
+    if kind == TEXT:
+        return [v.lower() if v else None for v in raw]
+    if kind == ID:
+        return [v or None for v in raw]
+    if kind == DATETIME_KIND:
+        return [
+            v if v is None or (len(v) == 28 and v[23:] == "+0000") else (canonical_datetime(v) if v else None)
+            for v in raw
+        ]
+    if kind == DATE_KIND:
+        return [v[:10] if v else None for v in raw]
+    return raw
+
+
+def _sorted(records: list[dict], order_by: list[_OrderKey], env: _Env) -> list[dict]:
+    """Stable multi-key sort in Salesforce order (ASC NULLS FIRST / DESC NULLS LAST unless told).
+
+    One stable pass per key, last key first, over plain value columns: faster than tuple keys
+    (measured), and each key keeps its own direction and null placement.
+    """
+    positions = list(range(len(records)))
+    for key in reversed(order_by):
+        column = _column(records, key.ref, env)
+        if None not in column:
+            positions.sort(key=column.__getitem__, reverse=key.descending)
+            continue
+        nulls = [i for i in positions if column[i] is None]
+        present = [i for i in positions if column[i] is not None]
+        present.sort(key=column.__getitem__, reverse=key.descending)
+        positions = present + nulls if key.nulls_last else nulls + present
+    return [records[i] for i in positions]
+
+
+def _projection_tree(refs: list[_FieldRef]) -> _ProjectionNode:
+    root = _ProjectionNode([])
+    for ref in refs:
+        node = root
+        for hop in ref.hops:
+            existing = next((entry for key, entry in node.entries if key == hop.relationship), None)
+            if existing is None:
+                existing = (hop, _ProjectionNode([]))
+                node.entries.append((hop.relationship, existing))
+            node = existing[1]
+        node.entries.append((ref.field.name, None))
+    return root
+
+
+def _project(record: dict, sobject: str, node: _ProjectionNode, lookup: Lookup, api_version: str) -> dict:
+    out: dict = {
+        "attributes": {"type": sobject, "url": f"/services/data/v{api_version}/sobjects/{sobject}/{record.get('Id')}"}
+    }
+    for key, entry in node.entries:
+        if entry is None:
+            out[key] = record.get(key)
+            continue
+        hop, child = entry
+        foreign_key = record.get(hop.foreign_key)
+        related = lookup(hop.target, foreign_key) if foreign_key else None
+        out[key] = None if related is None else _project(related, hop.target, child, lookup, api_version)
+    return out
+
+
+def compile_query(soql: str, schema: SchemaProvider, *, api_version: str = "59.0") -> CompiledQuery:
+    """Parse and resolve ``soql``; raise ``SoqlError`` with Salesforce's code and message if it is invalid."""
+    ast, token_starts = parse(soql)
+    compiler = _Compiler(soql, token_starts, schema, ast)
+    sobject = compiler.resolve_object()
+
+    is_count = False
+    select_refs: list[_FieldRef] = []
+    aggregates: list[tuple[str, _FieldRef | None]] = []
+    seen: set[tuple[str, ...]] = set()
+    for item in ast.items:
+        if isinstance(item, CountItem):
+            if item.path is None:
+                is_count = True
+                continue
+            ref = compiler.resolve(item.path)
+            aggregates.append((item.alias or f"expr{len(aggregates)}", ref))
+            continue
+        ref = compiler.resolve(item)
+        if ref.canonical_path in seen:
+            dotted = ".".join(ref.canonical_path)
+            raise compiler.error(INVALID_FIELD, f"duplicate field selected: {dotted}", item.pos)
+        seen.add(ref.canonical_path)
+        select_refs.append(ref)
+    if aggregates and select_refs:
+        first_plain = next(item for item in ast.items if isinstance(item, Path))
+        name = ".".join(first_plain.names)
+        raise compiler.error(MALFORMED_QUERY, f"Field must be grouped or aggregated: {name}", first_plain.pos)
+
+    where = compiler.condition(ast.where) if ast.where is not None else None
+    order_by = [_OrderKey(compiler.resolve(o.path), o.descending, o.nulls_last) for o in ast.order_by]
+
+    offset = int(ast.offset.text) if ast.offset is not None else None
+    if offset is not None and offset > MAX_OFFSET:
+        raise SoqlError(
+            NUMBER_OUTSIDE_VALID_RANGE, f"Maximum SOQL offset allowed for apiVersion {api_version} is {MAX_OFFSET}"
+        )
+    return CompiledQuery(
+        sobject=sobject,
+        is_count=is_count,
+        limit=int(ast.limit.text) if ast.limit is not None else None,
+        offset=offset,
+        select_refs=select_refs,
+        where=where,
+        order_by=order_by,
+        aggregates=aggregates,
+    )

@@ -1,0 +1,320 @@
+"""Recursive-descent SOQL parser: tokens -> AST (names still unresolved; see ``soql.compile_query``).
+
+Grammar (the subset the emulator serves; keywords case-insensitive)::
+
+    query      := SELECT items FROM name [alias] [WHERE condition]
+                  [ORDER BY order (',' order)*] [LIMIT int] [OFFSET int]
+    items      := COUNT '(' ')' | item (',' item)*
+    item       := path | COUNT '(' path ')' [alias]
+    condition  := unary (AND unary)* | unary (OR unary)*     -- mixing needs parentheses, as in SOQL
+    unary      := NOT unary | '(' condition ')' | path op value | path [NOT] IN '(' value (',' value)* ')'
+                | path LIKE value
+    value      := string | number | datetime | date | TRUE | FALSE | NULL | DATE_LITERAL [':' int]
+    order      := path [ASC | DESC] [NULLS (FIRST | LAST)]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from include.salesforce_emulator.soql_lexer import (
+    DATE,
+    DATETIME,
+    EOF,
+    IDENT,
+    MALFORMED_QUERY,
+    NUMBER,
+    OPERATOR,
+    STRING,
+    SYMBOL,
+    Token,
+    positioned_error,
+    tokenize,
+)
+
+# Words that end a clause, so they can never be an alias.
+RESERVED = frozenset(
+    """AND ASC DESC EXCLUDES FIRST FROM GROUP HAVING IN INCLUDES LAST LIKE LIMIT NOT NULL NULLS OR
+    SELECT WHERE WITH ORDER BY OFFSET TRUE FALSE FOR USING UPDATE""".split()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Path:
+    names: tuple[str, ...]  # as written, e.g. ("account", "Name")
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    token: Token
+    # for date literals like LAST_N_DAYS:7
+    date_literal: str | None = None
+    n: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    path: Path
+    operator: str  # = != < <= > >= LIKE IN NOT IN
+    values: tuple[Literal, ...]
+    operator_pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class BoolOp:
+    operator: str  # AND | OR
+    operands: tuple[object, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: object
+
+
+@dataclass(frozen=True, slots=True)
+class OrderItem:
+    path: Path
+    descending: bool
+    nulls_last: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CountItem:
+    path: Path | None  # None for COUNT()
+    alias: str | None
+    pos: int
+
+
+@dataclass
+class QueryAst:
+    items: list[Path | CountItem]
+    sobject: Token
+    alias: str | None
+    where: object | None
+    order_by: list[OrderItem] = field(default_factory=list)
+    limit: Token | None = None
+    offset: Token | None = None
+
+
+# Date literals: name -> whether it takes ":n"
+DATE_LITERALS = {
+    name: False
+    for name in (
+        "YESTERDAY TODAY TOMORROW LAST_WEEK THIS_WEEK NEXT_WEEK LAST_MONTH THIS_MONTH NEXT_MONTH "
+        "LAST_90_DAYS NEXT_90_DAYS THIS_YEAR LAST_YEAR NEXT_YEAR"
+    ).split()
+}
+DATE_LITERALS.update({name: True for name in ("LAST_N_DAYS", "NEXT_N_DAYS", "N_DAYS_AGO")})
+
+_COMPARISON_OPERATORS = frozenset(("=", "!=", "<>", "<", "<=", ">", ">="))
+
+
+class _Parser:
+    def __init__(self, query: str):
+        self.query = query
+        self.tokens = tokenize(query)
+        # error excerpts start at a word or literal, never at punctuation
+        self.token_starts = [t.pos for t in self.tokens if t.kind not in (SYMBOL, OPERATOR)]
+        self.index = 0
+
+    # -- token helpers -------------------------------------------------------------------------
+    @property
+    def current(self) -> Token:
+        return self.tokens[self.index]
+
+    def advance(self) -> Token:
+        token = self.tokens[self.index]
+        if token.kind != EOF:
+            self.index += 1
+        return token
+
+    def at_keyword(self, *words: str) -> bool:
+        token = self.current
+        return token.kind == IDENT and token.upper in words
+
+    def at_symbol(self, symbol: str) -> bool:
+        token = self.current
+        return token.kind == SYMBOL and token.text == symbol
+
+    def unexpected(self, token: Token | None = None):
+        token = token or self.current
+        return positioned_error(
+            MALFORMED_QUERY, f"unexpected token: '{token.display()}'", self.query, token.pos, self.token_starts
+        )
+
+    def expect_keyword(self, word: str) -> Token:
+        if not self.at_keyword(word):
+            raise self.unexpected()
+        return self.advance()
+
+    def expect_symbol(self, symbol: str) -> Token:
+        if not self.at_symbol(symbol):
+            raise self.unexpected()
+        return self.advance()
+
+    def expect_name(self) -> Token:
+        token = self.current
+        if token.kind != IDENT or token.upper in RESERVED:
+            raise self.unexpected()
+        return self.advance()
+
+    # -- grammar -------------------------------------------------------------------------------
+    def parse(self) -> QueryAst:
+        self.expect_keyword("SELECT")
+        items = self.select_items()
+        self.expect_keyword("FROM")
+        sobject = self.expect_name()
+        alias = None
+        if self.current.kind == IDENT and self.current.upper not in RESERVED:
+            alias = self.advance().text
+        ast = QueryAst(items=items, sobject=sobject, alias=alias, where=None)
+        if self.at_keyword("WHERE"):
+            self.advance()
+            ast.where = self.condition()
+        if self.at_keyword("ORDER"):
+            self.advance()
+            self.expect_keyword("BY")
+            ast.order_by.append(self.order_item())
+            while self.at_symbol(","):
+                self.advance()
+                ast.order_by.append(self.order_item())
+        if self.at_keyword("LIMIT"):
+            self.advance()
+            ast.limit = self.whole_number()
+        if self.at_keyword("OFFSET"):
+            self.advance()
+            ast.offset = self.whole_number()
+        if self.current.kind != EOF:
+            raise self.unexpected()
+        return ast
+
+    def whole_number(self) -> Token:
+        token = self.current
+        if token.kind != NUMBER or not token.text.isdigit():
+            raise self.unexpected()
+        return self.advance()
+
+    def path(self) -> Path:
+        first = self.expect_name()
+        names = [first.text]
+        while self.at_symbol("."):
+            self.advance()
+            names.append(self.expect_name().text)
+        return Path(tuple(names), first.pos)
+
+    def select_items(self) -> list[Path | CountItem]:
+        items: list[Path | CountItem] = [self.select_item()]
+        if isinstance(items[0], CountItem) and items[0].path is None:
+            return items  # COUNT() stands alone
+        while self.at_symbol(","):
+            self.advance()
+            item = self.select_item()
+            if isinstance(item, CountItem) and item.path is None:
+                raise positioned_error(
+                    MALFORMED_QUERY, "unexpected token: 'COUNT'", self.query, item.pos, self.token_starts
+                )
+            items.append(item)
+        return items
+
+    def select_item(self) -> Path | CountItem:
+        token = self.current
+        if self.at_keyword("COUNT") and self.tokens[self.index + 1].text == "(":
+            self.advance()
+            self.advance()
+            if self.at_symbol(")"):
+                self.advance()
+                return CountItem(None, None, token.pos)
+            path = self.path()
+            self.expect_symbol(")")
+            alias = None
+            if self.current.kind == IDENT and self.current.upper not in RESERVED:
+                alias = self.advance().text
+            return CountItem(path, alias, token.pos)
+        return self.path()
+
+    def condition(self):
+        operands = [self.unary()]
+        if not self.at_keyword("AND", "OR"):
+            return operands[0]
+        operator = self.current.upper
+        while self.at_keyword(operator):
+            self.advance()
+            operands.append(self.unary())
+        if self.at_keyword("AND", "OR"):  # SOQL needs parentheses to mix AND and OR
+            raise self.unexpected()
+        return BoolOp(operator, tuple(operands))
+
+    def unary(self):
+        if self.at_keyword("NOT"):
+            self.advance()
+            return Not(self.unary())
+        if self.at_symbol("("):
+            self.advance()
+            inner = self.condition()
+            self.expect_symbol(")")
+            return inner
+        return self.comparison()
+
+    def comparison(self) -> Comparison:
+        path = self.path()
+        token = self.current
+        if token.kind == OPERATOR and token.text in _COMPARISON_OPERATORS:
+            self.advance()
+            operator = "!=" if token.text == "<>" else token.text
+            return Comparison(path, operator, (self.value(),), token.pos)
+        if self.at_keyword("LIKE"):
+            self.advance()
+            return Comparison(path, "LIKE", (self.value(),), token.pos)
+        operator = "IN"
+        if self.at_keyword("NOT") and self.tokens[self.index + 1].upper == "IN":
+            self.advance()
+            operator = "NOT IN"
+        if self.at_keyword("IN"):
+            self.advance()
+            self.expect_symbol("(")
+            values = [self.value()]
+            while self.at_symbol(","):
+                self.advance()
+                values.append(self.value())
+            self.expect_symbol(")")
+            return Comparison(path, operator, tuple(values), token.pos)
+        raise self.unexpected()
+
+    def value(self) -> Literal:
+        token = self.current
+        if token.kind in (STRING, NUMBER, DATETIME, DATE):
+            self.advance()
+            return Literal(token)
+        if token.kind == IDENT:
+            word = token.upper
+            if word in ("TRUE", "FALSE", "NULL"):
+                self.advance()
+                return Literal(token)
+            if word in DATE_LITERALS:
+                self.advance()
+                if not DATE_LITERALS[word]:
+                    return Literal(token, date_literal=word)
+                self.expect_symbol(":")
+                number = self.whole_number()
+                return Literal(token, date_literal=word, n=int(number.text))
+        raise self.unexpected()
+
+    def order_item(self) -> OrderItem:
+        path = self.path()
+        descending = False
+        if self.at_keyword("ASC", "DESC"):
+            descending = self.advance().upper == "DESC"
+        nulls_last = descending  # Salesforce: ASC puts nulls first, DESC puts them last
+        if self.at_keyword("NULLS"):
+            self.advance()
+            if not self.at_keyword("FIRST", "LAST"):
+                raise self.unexpected()
+            nulls_last = self.advance().upper == "LAST"
+        return OrderItem(path, descending, nulls_last)
+
+
+def parse(query: str) -> tuple[QueryAst, list[int]]:
+    """Parse ``query``; returns the AST and the token start offsets (for error excerpts)."""
+    parser = _Parser(query)
+    return parser.parse(), parser.token_starts

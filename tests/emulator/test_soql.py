@@ -1,0 +1,557 @@
+"""SOQL parser and evaluator of the Salesforce emulator (include/salesforce_emulator/soql.py).
+
+Benchmark (not a test): ``.venv/bin/python -m tests.emulator.test_soql [--records N]`` from the repo root.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from include.salesforce_emulator.ids import make_id
+from include.salesforce_emulator.soql import FieldInfo, SoqlError, compile_query
+
+_FIELDS = {
+    "Lead": {
+        "Id": "id",
+        "FirstName": "string",
+        "LastName": "string",
+        "Email": "email",
+        "Status": "picklist",
+        "Phone": "phone",
+        "NumberOfEmployees": "int",
+        "AnnualRevenue": "currency",
+        "IsConverted": "boolean",
+        "Sync_to_Deployteq__c": "boolean",
+        "ConvertedContactId": "reference",
+        "ConvertedDate": "date",
+        "SystemModstamp": "datetime",
+    },
+    "Contact": {"Id": "id", "LastName": "string", "Email": "email", "AccountId": "reference", "Birthdate": "date"},
+    "Account": {"Id": "id", "Name": "string", "Industry": "picklist", "Rating__c": "double"},
+}
+_RELATIONSHIPS = {
+    ("Lead", "convertedcontact"): ("ConvertedContactId", "Contact"),
+    ("Contact", "account"): ("AccountId", "Account"),
+}
+
+
+class Schema:
+    """Lead, Contact and Account with a few fields of each type; names resolve case-insensitively."""
+
+    def sobject_name(self, name: str) -> str | None:
+        return next((o for o in _FIELDS if o.lower() == name.lower()), None)
+
+    def field(self, sobject: str, name: str) -> FieldInfo | None:
+        fields = _FIELDS[sobject]
+        canonical = next((f for f in fields if f.lower() == name.lower()), None)
+        return FieldInfo(canonical, fields[canonical]) if canonical else None
+
+    def relationship(self, sobject: str, name: str) -> tuple[str, str] | None:
+        return _RELATIONSHIPS.get((sobject, name.lower()))
+
+
+SCHEMA = Schema()
+ACCOUNT = {"Id": make_id("001", 1), "Name": "Acme", "Industry": "Retail", "Rating__c": 4.5}
+CONTACT = {"Id": make_id("003", 1), "LastName": "Jansen", "Email": "j@acme.nl", "AccountId": ACCOUNT["Id"]}
+ORPHAN_CONTACT = {"Id": make_id("003", 2), "LastName": "Alone", "Email": None, "AccountId": None}
+RELATED = {(r["Id"]): r for r in (ACCOUNT, CONTACT, ORPHAN_CONTACT)}
+
+
+def lookup(sobject: str, record_id: str):
+    record = RELATED.get(record_id)
+    return record if record is not None and record["Id"][:3] == {"Account": "001", "Contact": "003"}[sobject] else None
+
+
+def lead(number: int, **values) -> dict:
+    record = dict.fromkeys(_FIELDS["Lead"])
+    record.update(Id=make_id("00Q", number), IsConverted=False, Sync_to_Deployteq__c=False)
+    record.update(values)
+    return record
+
+
+LEADS = [
+    lead(1, LastName="de Vries", Email="Anna@Example.com", Status="Open", NumberOfEmployees=10,
+         AnnualRevenue=1000.5, SystemModstamp="2024-01-01T00:00:00.000+0000", Sync_to_Deployteq__c=True),
+    lead(2, LastName="Bakker", Email="bob@example.com", Status="Working", NumberOfEmployees=200,
+         SystemModstamp="2024-01-02T12:30:00.000+0000", ConvertedDate="2024-01-02", IsConverted=True,
+         ConvertedContactId=CONTACT["Id"]),
+    lead(3, LastName="o'Brien", Email=None, Status="Open", NumberOfEmployees=None,
+         SystemModstamp="2024-01-03T08:00:00.000+0000", ConvertedDate="2024-03-01", Sync_to_Deployteq__c=True),
+    lead(4, LastName="Zwart", Email="50%_off@example.com", Status=None, NumberOfEmployees=10,
+         SystemModstamp="2023-12-31T23:59:59.999+0000", ConvertedContactId=ORPHAN_CONTACT["Id"]),
+]
+
+
+def run(soql: str, records=LEADS, **kwargs) -> list[dict]:
+    return compile_query(soql, SCHEMA).run(records, lookup, **kwargs)
+
+
+def last_names(soql: str, records=LEADS, **kwargs) -> list[str]:
+    return [r["LastName"] for r in run(soql, records, **kwargs)]
+
+
+def error_of(soql: str) -> SoqlError:
+    with pytest.raises(SoqlError) as caught:
+        compile_query(soql, SCHEMA)
+    return caught.value
+
+
+# --- SELECT and projection ------------------------------------------------------------------------
+
+
+def test_select_names_are_case_insensitive_and_returned_canonically_in_select_order():
+    query = compile_query("select email, LASTNAME, id from lead", SCHEMA)
+    projected = query.project(LEADS[0], lookup)
+    assert list(projected) == ["attributes", "Email", "LastName", "Id"]
+    assert projected["attributes"] == {"type": "Lead", "url": f"/services/data/v59.0/sobjects/Lead/{LEADS[0]['Id']}"}
+    assert query.sobject == "Lead" and query.select_paths == [("Email",), ("LastName",), ("Id",)]
+
+
+def test_project_uses_the_requested_api_version_in_urls():
+    projected = compile_query("SELECT Id FROM Lead", SCHEMA).project(LEADS[0], lookup, api_version="60.0")
+    assert projected["attributes"]["url"].startswith("/services/data/v60.0/sobjects/Lead/")
+
+
+def test_relationship_paths_are_canonical_and_projected_as_nested_records():
+    query = compile_query("SELECT Id, convertedcontact.EMAIL, ConvertedContact.LastName FROM Lead", SCHEMA)
+    assert query.select_paths == [("Id",), ("ConvertedContact", "Email"), ("ConvertedContact", "LastName")]
+    projected = query.project(LEADS[1], lookup)
+    assert projected["ConvertedContact"] == {
+        "attributes": {"type": "Contact", "url": f"/services/data/v59.0/sobjects/Contact/{CONTACT['Id']}"},
+        "Email": "j@acme.nl",
+        "LastName": "Jansen",
+    }
+
+
+def test_an_empty_reference_projects_as_null():
+    query = compile_query("SELECT Id, ConvertedContact.Email FROM Lead", SCHEMA)
+    assert query.project(LEADS[0], lookup)["ConvertedContact"] is None
+
+
+def test_two_level_relationship_paths_follow_both_references():
+    query = compile_query("SELECT ConvertedContact.Account.Name FROM Lead", SCHEMA)
+    assert query.select_paths == [("ConvertedContact", "Account", "Name")]
+    assert query.project(LEADS[1], lookup)["ConvertedContact"]["Account"]["Name"] == "Acme"
+    assert query.project(LEADS[3], lookup)["ConvertedContact"]["Account"] is None
+
+
+def test_object_name_and_alias_may_prefix_fields():
+    assert compile_query("SELECT Lead.Email FROM Lead", SCHEMA).select_paths == [("Email",)]
+    assert last_names("SELECT l.Id FROM Lead l WHERE l.Status = 'working'") == ["Bakker"]
+
+
+def test_count_query_counts_matching_records():
+    query = compile_query("SELECT COUNT() FROM Lead WHERE Status = 'Open'", SCHEMA)
+    assert query.is_count and query.select_paths == []
+    assert len(query.run(LEADS, lookup)) == 2
+
+
+def test_count_of_a_field_is_an_aggregate_result_skipping_nulls():
+    query = compile_query("SELECT COUNT(Email) total FROM Lead", SCHEMA)
+    assert query.is_aggregate and not query.is_count
+    rows = query.aggregate(query.run(LEADS, lookup), lookup)
+    assert rows == [{"attributes": {"type": "AggregateResult"}, "total": 3}]
+
+
+# --- WHERE ------------------------------------------------------------------------------------
+
+
+def test_string_equality_is_case_insensitive():
+    assert last_names("SELECT Id FROM Lead WHERE Email = 'ANNA@example.COM'") == ["de Vries"]
+
+
+@pytest.mark.parametrize("operator", ["!=", "<>"])
+def test_not_equal_also_matches_nulls(operator):
+    assert last_names(f"SELECT Id FROM Lead WHERE Status {operator} 'Open'") == ["Bakker", "Zwart"]
+
+
+def test_null_comparisons():
+    assert last_names("SELECT Id FROM Lead WHERE Email = null") == ["o'Brien"]
+    assert last_names("SELECT Id FROM Lead WHERE Email != NULL") == ["de Vries", "Bakker", "Zwart"]
+
+
+def test_empty_text_counts_as_null():
+    records = [lead(9, LastName="Empty", Email="")]
+    assert last_names("SELECT Id FROM Lead WHERE Email = null", records) == ["Empty"]
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ("NumberOfEmployees < 200", ["de Vries", "Zwart"]),
+        ("NumberOfEmployees <= 200", ["de Vries", "Bakker", "Zwart"]),
+        ("NumberOfEmployees > 10", ["Bakker"]),
+        ("NumberOfEmployees >= 10", ["de Vries", "Bakker", "Zwart"]),
+        ("AnnualRevenue > 1000.25", ["de Vries"]),
+        ("NumberOfEmployees = 10", ["de Vries", "Zwart"]),
+        ("NumberOfEmployees != 10", ["Bakker", "o'Brien"]),
+    ],
+)
+def test_number_comparisons_skip_nulls(condition, expected):
+    assert last_names(f"SELECT Id FROM Lead WHERE {condition}") == expected
+
+
+def test_string_ordering_comparisons_are_case_insensitive():
+    assert last_names("SELECT Id FROM Lead WHERE LastName < 'C'") == ["Bakker"]
+
+
+def test_in_and_not_in():
+    assert last_names("SELECT Id FROM Lead WHERE Status IN ('open', 'Closed')") == ["de Vries", "o'Brien"]
+    assert last_names("SELECT Id FROM Lead WHERE Status NOT IN ('Open')") == ["Bakker", "Zwart"]
+    assert last_names("SELECT Id FROM Lead WHERE Status IN ('Working', null)") == ["Bakker", "Zwart"]
+
+
+def test_id_in_list_accepts_15_and_18_character_ids():
+    id15, id18 = LEADS[0]["Id"][:15], LEADS[2]["Id"]
+    assert last_names(f"SELECT Id FROM Lead WHERE Id IN ('{id15}', '{id18}')") == ["de Vries", "o'Brien"]
+
+
+def test_like_wildcards_are_case_insensitive():
+    assert last_names("SELECT Id FROM Lead WHERE Email LIKE '%@EXAMPLE.com'") == ["de Vries", "Bakker", "Zwart"]
+    assert last_names("SELECT Id FROM Lead WHERE LastName LIKE 'bak_er'") == ["Bakker"]
+    assert last_names("SELECT Id FROM Lead WHERE LastName LIKE 'bak_'") == []
+
+
+def test_like_escaped_wildcards_match_literally():
+    assert last_names(r"SELECT Id FROM Lead WHERE Email LIKE '50\%\_%'") == ["Zwart"]
+    assert last_names(r"SELECT Id FROM Lead WHERE Email LIKE 'anna\_%'") == []
+
+
+def test_booleans():
+    assert last_names("SELECT Id FROM Lead WHERE Sync_to_Deployteq__c = TRUE") == ["de Vries", "o'Brien"]
+    assert last_names("SELECT Id FROM Lead WHERE IsConverted = false") == ["de Vries", "o'Brien", "Zwart"]
+    assert last_names("SELECT Id FROM Lead WHERE IsConverted != true") == ["de Vries", "o'Brien", "Zwart"]
+
+
+def test_and_or_not_with_parentheses():
+    soql = "SELECT Id FROM Lead WHERE Status = 'Open' AND (NumberOfEmployees = 10 OR Email = null)"
+    assert last_names(soql) == ["de Vries", "o'Brien"]
+    assert last_names("SELECT Id FROM Lead WHERE NOT (Status = 'Open' OR Status = null)") == ["Bakker"]
+    assert last_names("SELECT Id FROM Lead WHERE NOT Status = 'Open' AND NumberOfEmployees > 100") == ["Bakker"]
+
+
+@pytest.mark.parametrize(
+    ("literal", "escaped"),
+    [(r"o\'Brien", "o'Brien"), (r"a\"b", 'a"b'), ("a\\\\b", "a\\b"), (r"a\nb", "a\nb"), (r"a\tb", "a\tb")],
+)
+def test_string_escapes(literal, escaped):
+    records = [lead(9, LastName=escaped)]
+    assert last_names(f"SELECT Id FROM Lead WHERE LastName = '{literal}'", records) == [escaped]
+
+
+@pytest.mark.parametrize(
+    "literal", ["2024-01-02T12:30:00Z", "2024-01-02T12:30:00.000+0000", "2024-01-02T13:30:00+01:00"]
+)
+def test_datetime_literals_compare_as_instants(literal):
+    assert last_names(f"SELECT Id FROM Lead WHERE SystemModstamp = {literal}") == ["Bakker"]
+    assert last_names(f"SELECT Id FROM Lead WHERE SystemModstamp >= {literal}") == ["Bakker", "o'Brien"]
+
+
+def test_millisecond_precision_counts_in_datetime_comparisons():
+    assert last_names("SELECT Id FROM Lead WHERE SystemModstamp < 2024-01-01T00:00:00Z") == ["Zwart"]
+    assert last_names("SELECT Id FROM Lead WHERE SystemModstamp > 2023-12-31T23:59:59.998Z") == [
+        "de Vries", "Bakker", "o'Brien", "Zwart"]
+
+
+def test_stored_datetimes_in_other_offsets_compare_as_instants():
+    records = [lead(9, LastName="Offset", SystemModstamp="2024-01-01T00:30:00+01:00")]
+    assert last_names("SELECT Id FROM Lead WHERE SystemModstamp < 2024-01-01T00:00:00Z", records) == ["Offset"]
+
+
+def test_date_literals_on_date_fields():
+    assert last_names("SELECT Id FROM Lead WHERE ConvertedDate >= 2024-02-01") == ["o'Brien"]
+    assert last_names("SELECT Id FROM Lead WHERE ConvertedDate = 2024-01-02") == ["Bakker"]
+
+
+def test_relative_date_literals_use_the_given_clock():
+    now = datetime(2024, 1, 3, 15, 0, tzinfo=timezone.utc)
+    soql = "SELECT Id FROM Lead WHERE SystemModstamp = {}"
+    assert last_names(soql.format("TODAY"), now=now) == ["o'Brien"]
+    assert last_names(soql.format("YESTERDAY"), now=now) == ["Bakker"]
+    assert last_names(soql.format("LAST_N_DAYS:2"), now=now) == ["de Vries", "Bakker", "o'Brien"]
+    assert last_names("SELECT Id FROM Lead WHERE SystemModstamp < YESTERDAY", now=now) == ["de Vries", "Zwart"]
+    assert last_names("SELECT Id FROM Lead WHERE ConvertedDate = THIS_MONTH", now=now) == ["Bakker"]
+
+
+def test_id_literals_of_15_characters_match_stored_18_character_ids():
+    assert last_names(f"SELECT Id FROM Lead WHERE Id = '{LEADS[1]['Id'][:15]}'") == ["Bakker"]
+
+
+def test_keyset_condition_on_stamp_and_id():
+    stamp, after_id = "2024-01-01T00:00:00Z", LEADS[0]["Id"]
+    records = LEADS + [lead(10, LastName="Same stamp", SystemModstamp="2024-01-01T00:00:00.000+0000")]
+    soql = (
+        f"SELECT Id FROM Lead WHERE (SystemModstamp > {stamp} OR (SystemModstamp = {stamp} AND Id > '{after_id}'))"
+        " ORDER BY SystemModstamp, Id"
+    )
+    assert last_names(soql, records) == ["Same stamp", "Bakker", "o'Brien"]
+
+
+def test_relationship_fields_in_where():
+    assert last_names("SELECT Id FROM Lead WHERE ConvertedContact.LastName = 'jansen'") == ["Bakker"]
+    assert last_names("SELECT Id FROM Lead WHERE ConvertedContact.Account.Name LIKE 'ac%'") == ["Bakker"]
+
+
+# --- ORDER BY, LIMIT, OFFSET -------------------------------------------------------------------------
+
+
+def test_order_by_defaults_to_ascending_with_nulls_first():
+    assert last_names("SELECT Id FROM Lead ORDER BY NumberOfEmployees") == ["o'Brien", "de Vries", "Zwart", "Bakker"]
+
+
+def test_order_by_desc_puts_nulls_last():
+    assert last_names("SELECT Id FROM Lead ORDER BY NumberOfEmployees DESC") == [
+        "Bakker", "de Vries", "Zwart", "o'Brien"]
+
+
+def test_order_by_explicit_null_placement():
+    assert last_names("SELECT Id FROM Lead ORDER BY Email ASC NULLS LAST") == ["Zwart", "de Vries", "Bakker", "o'Brien"]
+    assert last_names("SELECT Id FROM Lead ORDER BY Email DESC NULLS FIRST") == ["o'Brien", "Bakker", "de Vries", "Zwart"]
+
+
+def test_order_by_several_keys_with_their_own_directions():
+    assert last_names("SELECT Id FROM Lead ORDER BY NumberOfEmployees ASC NULLS LAST, LastName DESC") == [
+        "Zwart", "de Vries", "Bakker", "o'Brien"]
+
+
+def test_text_ordering_is_case_insensitive():
+    assert last_names("SELECT Id FROM Lead ORDER BY LastName") == ["Bakker", "de Vries", "o'Brien", "Zwart"]
+
+
+def test_order_by_datetime_uses_instants():
+    records = [
+        lead(1, LastName="later", SystemModstamp="2024-01-01T00:30:00.000+0000"),
+        lead(2, LastName="earlier", SystemModstamp="2024-01-01T01:00:00+01:00"),
+    ]
+    assert last_names("SELECT Id FROM Lead ORDER BY SystemModstamp", records) == ["earlier", "later"]
+
+
+def test_ordering_is_stable_for_equal_keys():
+    assert last_names("SELECT Id FROM Lead ORDER BY Status") == ["Zwart", "de Vries", "o'Brien", "Bakker"]
+
+
+def test_order_by_a_relationship_field():
+    records = [lead(1, LastName="none"), lead(2, LastName="jansen", ConvertedContactId=CONTACT["Id"]),
+               lead(3, LastName="alone", ConvertedContactId=ORPHAN_CONTACT["Id"])]
+    assert last_names("SELECT Id FROM Lead ORDER BY ConvertedContact.LastName DESC", records) == [
+        "jansen", "alone", "none"]
+
+
+def test_limit_and_offset_apply_after_ordering():
+    query = compile_query("SELECT Id FROM Lead ORDER BY LastName LIMIT 2 OFFSET 1", SCHEMA)
+    assert (query.limit, query.offset) == (2, 1)
+    assert [r["LastName"] for r in query.run(LEADS, lookup)] == ["de Vries", "o'Brien"]
+
+
+def test_offset_up_to_2000_is_allowed():
+    assert compile_query("SELECT Id FROM Lead OFFSET 2000", SCHEMA).offset == 2000
+
+
+def test_offset_above_2000_is_refused():
+    error = error_of("SELECT Id FROM Lead LIMIT 10 OFFSET 2001")
+    assert error.error_code == "NUMBER_OUTSIDE_VALID_RANGE"
+    assert str(error) == "Maximum SOQL offset allowed for apiVersion 59.0 is 2000"
+
+
+def test_run_accepts_any_iterable_of_records():
+    assert last_names("SELECT Id FROM Lead WHERE Status = 'Open'", iter(LEADS)) == ["de Vries", "o'Brien"]
+
+
+# --- errors -------------------------------------------------------------------------------------------
+
+
+def test_syntax_error_names_the_unexpected_token_with_its_position():
+    error = error_of("SELECT Id FORM Lead")
+    assert error.error_code == "MALFORMED_QUERY"
+    assert str(error) == "\nSELECT Id FORM Lead\n          ^\nERROR at Row:1:Column:11\nunexpected token: 'FORM'"
+
+
+def test_unknown_field_error_matches_salesforce():
+    error = error_of("SELECT Id, Foo FROM Lead")
+    assert error.error_code == "INVALID_FIELD"
+    assert str(error) == (
+        "\nSELECT Id, Foo FROM Lead\n           ^\nERROR at Row:1:Column:12\nNo such column 'Foo' on entity 'Lead'. "
+        "If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. "
+        "Please reference your WSDL or the describe call for the appropriate names."
+    )
+
+
+def test_unknown_field_in_where_and_order_by_is_reported():
+    assert "No such column 'Bar' on entity 'Lead'" in str(error_of("SELECT Id FROM Lead WHERE Bar = 1"))
+    assert "No such column 'Baz' on entity 'Lead'" in str(error_of("SELECT Id FROM Lead ORDER BY Baz"))
+
+
+def test_unknown_object_error_matches_salesforce():
+    error = error_of("SELECT Id FROM Foo")
+    assert error.error_code == "INVALID_TYPE"
+    assert str(error).endswith(
+        "\nERROR at Row:1:Column:16\nsObject type 'Foo' is not supported. If you are attempting to use a custom "
+        "object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call "
+        "for the appropriate names."
+    )
+
+
+def test_unknown_relationship_error():
+    error = error_of("SELECT Foo.Name FROM Contact")
+    assert error.error_code == "INVALID_FIELD"
+    assert "Didn't understand relationship 'Foo' in field path." in str(error)
+
+
+def test_unknown_field_on_a_related_object_names_that_object():
+    assert "No such column 'Nope' on entity 'Account'" in str(error_of("SELECT Account.Nope FROM Contact"))
+
+
+def test_quoted_value_for_a_datetime_field_is_refused():
+    error = error_of("SELECT Id FROM Lead WHERE SystemModstamp >= '2024-01-01T00:00:00Z'")
+    assert error.error_code == "INVALID_FIELD"
+    assert str(error).endswith(
+        "value of filter criterion for field 'SystemModstamp' must be of type dateTime and should not be "
+        "enclosed in quotes"
+    )
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        ("SystemModstamp > 2024-01-01", "field 'SystemModstamp' must be of type dateTime and should not be enclosed"),
+        ("ConvertedDate > 2024-01-01T00:00:00Z", "field 'ConvertedDate' must be of type date and should not be"),
+        ("NumberOfEmployees = '10'", "field 'NumberOfEmployees' must be of type integer and should not be"),
+        ("IsConverted = 'true'", "field 'IsConverted' must be of type boolean and should not be"),
+        ("LastName = 5", "field 'LastName' must be of type string and should be enclosed in quotes"),
+        ("Id = true", "field 'Id' must be of type id and should be enclosed in quotes"),
+        ("Status = TODAY", "field 'Status' must be of type string and should be enclosed in quotes"),
+    ],
+)
+def test_values_of_the_wrong_type_are_refused(condition, message):
+    error = error_of(f"SELECT Id FROM Lead WHERE {condition}")
+    assert error.error_code == "INVALID_FIELD"
+    assert message in str(error)
+
+
+def test_malformed_id_literal_is_refused():
+    error = error_of("SELECT Id FROM Lead WHERE Id = 'abc'")
+    assert error.error_code == "INVALID_QUERY_FILTER_OPERATOR"
+    assert str(error).endswith("\ninvalid ID field: abc")
+
+
+def test_like_on_a_non_text_field_is_refused():
+    error = error_of("SELECT Id FROM Lead WHERE Id LIKE '00Q%'")
+    assert error.error_code == "INVALID_QUERY_FILTER_OPERATOR"
+    assert str(error).endswith("\ninvalid operator on id field")
+
+
+def test_mixing_and_or_without_parentheses_is_a_syntax_error():
+    error = error_of("SELECT Id FROM Lead WHERE Status = 'a' AND Email = null OR LastName = 'b'")
+    assert error.error_code == "MALFORMED_QUERY"
+    assert str(error).endswith("unexpected token: 'OR'")
+
+
+@pytest.mark.parametrize(
+    ("soql", "message"),
+    [
+        ("SELECT Id FROM", "unexpected token: '<EOF>'"),
+        ("SELECT FROM Lead", "unexpected token: 'FROM'"),
+        ("SELECT Id FROM Lead WHERE", "unexpected token: '<EOF>'"),
+        ("SELECT Id FROM Lead WHERE Status IN ()", "unexpected token: ')'"),
+        ("SELECT Id FROM Lead ORDER BY Id NULLS", "unexpected token: '<EOF>'"),
+        ("SELECT Id FROM Lead LIMIT -1", "unexpected token: '-1'"),
+        ("SELECT Id FROM Lead LIMIT 5 WHERE Status = 'a'", "unexpected token: 'WHERE'"),
+        ("SELECT Id FROM Lead WHERE Status = Open", "unexpected token: 'Open'"),
+        ("SELECT COUNT(), Id FROM Lead", "unexpected token: ','"),
+        ("SELECT Id, COUNT() FROM Lead", "unexpected token: 'COUNT'"),
+        ("SELECT Id FROM Lead WHERE SystemModstamp = LAST_N_DAYS", "unexpected token: '<EOF>'"),
+    ],
+)
+def test_syntax_errors(soql, message):
+    error = error_of(soql)
+    assert error.error_code == "MALFORMED_QUERY"
+    assert str(error).endswith(message)
+
+
+@pytest.mark.parametrize(
+    ("soql", "message"),
+    [
+        ("SELECT Id FROM Lead WHERE LastName = 'abc", "line 1:41 mismatched character '<EOF>' expecting '''"),
+        ("SELECT Id FROM Lead WHERE Id # 'a'", "line 1:29 no viable alternative at character '#'"),
+        (r"SELECT Id FROM Lead WHERE LastName = 'a\qb'", r"Invalid string literal ''a\qb''. Illegal character sequence '\q' in string literal."),
+    ],
+)
+def test_lexical_errors(soql, message):
+    error = error_of(soql)
+    assert (error.error_code, str(error)) == ("MALFORMED_QUERY", message)
+
+
+def test_duplicate_selected_field_is_refused():
+    error = error_of("SELECT Id, Email, EMAIL FROM Lead")
+    assert error.error_code == "INVALID_FIELD"
+    assert str(error).endswith("\nduplicate field selected: Email")
+
+
+def test_count_of_a_field_cannot_be_mixed_with_plain_fields():
+    error = error_of("SELECT COUNT(Id), Email FROM Lead")
+    assert error.error_code == "MALFORMED_QUERY"
+    assert str(error).endswith("Field must be grouped or aggregated: Email")
+
+
+def test_errors_in_multi_line_queries_point_at_row_and_column():
+    error = error_of("SELECT Id\nFROM Lead\nWHERE Nope = 1")
+    assert str(error).startswith("\nWHERE Nope = 1\n      ^\nERROR at Row:3:Column:7\nNo such column 'Nope'")
+
+
+def test_errors_far_into_a_long_row_quote_only_the_nearby_part():
+    soql = "SELECT Id, FirstName, LastName, Email, Status, Phone FROM Lead WHERE Nope = 1"
+    error = error_of(soql)
+    # the excerpt starts at the first word at most 40 characters left of the error, as Salesforce trims
+    shown = "Email, Status, Phone FROM Lead WHERE Nope = 1"
+    caret = " " * shown.index("Nope") + "^"
+    assert str(error).startswith(f"\n{shown}\n{caret}\nERROR at Row:1:Column:70\n")
+
+
+# --- benchmark (not a unit test) -------------------------------------------------------------------
+
+
+def _benchmark(record_count: int) -> None:
+    import random
+    import time
+
+    records = [
+        lead(
+            number,
+            Email=f"user{number}@example.com",
+            LastName=f"Name {number}",
+            SystemModstamp=f"2024-{1 + number % 12:02d}-{1 + number % 28:02d}T{number % 24:02d}:00:00.000+0000",
+            Sync_to_Deployteq__c=number % 2 == 0,
+        )
+        for number in range(record_count)
+    ]
+    soql = (
+        "SELECT Id, Email, FirstName, LastName, Status, SystemModstamp FROM Lead "
+        "WHERE SystemModstamp >= 2024-01-01T00:00:00Z AND Sync_to_Deployteq__c = true ORDER BY SystemModstamp, Id"
+    )
+    started = time.perf_counter()
+    query = compile_query(soql, SCHEMA)
+    print(f"compile: {(time.perf_counter() - started) * 1000:.2f} ms")
+    shuffled = records[:]
+    random.Random(1).shuffle(shuffled)
+    for layout, data in (("insertion order", records), ("shuffled in memory", shuffled)):
+        wall, cpu = [], []
+        for _ in range(5):
+            wall_start, cpu_start = time.perf_counter(), time.process_time()
+            matching = query.run(data, lookup)
+            wall.append(time.perf_counter() - wall_start)
+            cpu.append(time.process_time() - cpu_start)
+        print(
+            f"filter + order {record_count} records ({layout}) -> {len(matching)} matches: "
+            f"wall best {min(wall) * 1000:.0f} ms / median {sorted(wall)[2] * 1000:.0f} ms, "
+            f"cpu best {min(cpu) * 1000:.0f} ms"
+        )
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Time one incremental SOQL query over N stored records.")
+    parser.add_argument("--records", type=int, default=100_000)
+    _benchmark(parser.parse_args().records)
