@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -26,6 +27,7 @@ from airflow.providers.postgres.hooks.postgres import USE_PSYCOPG3, PostgresHook
 from deployteq_salesforce.store import (
     DEFAULT_SCHEMA,
     FINAL_RUN_OUTCOMES,
+    MIGRATIONS_DIR,
     Migration,
     RecordError,
     UpsertCounts,
@@ -39,6 +41,7 @@ from deployteq_salesforce.store import (
 MIGRATION_LOCK = "deployteq_salesforce.migrate:"
 # column of the COPY staging table that remembers input order (the last duplicate of a key wins)
 ROW_ORDER_COLUMN = "copy_upsert_row_order"
+UPSERT_WORK_MEM = "64MB"
 # types without an equality operator: compared as text when deciding whether a row changed
 TEXT_COMPARED_TYPES = {"json", "xml", "point", "polygon", "line", "lseg", "box", "path", "circle"}
 
@@ -56,6 +59,7 @@ class DeployteqHook(PostgresHook):
     hook_name = "Deployteq (PostgreSQL)"
     # our own extra must not reach psycopg.connect() as a connection parameter
     ignored_extra_options = PostgresHook.ignored_extra_options | {"deployteq_schema"}
+    migrations_dir: Path = MIGRATIONS_DIR
 
     def __init__(self, deployteq_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(deployteq_conn_id=deployteq_conn_id, **kwargs)
@@ -124,7 +128,7 @@ class DeployteqHook(PostgresHook):
         Safe to call any number of times and from several processes at once: an advisory lock per
         schema serialises the work, and each version is re-checked under the lock.
         """
-        migrations = discover_migrations()
+        migrations = discover_migrations(self.migrations_dir)
         with self.connect() as conn:
             conn.autocommit = True  # each step below is an explicit transaction
             applied = self._applied_migrations(conn)
@@ -303,9 +307,14 @@ class DeployteqHook(PostgresHook):
             key_positions = [columns.index(k) for k in key_columns]
             self._copy(c, stage, columns, rows, key_positions=key_positions, what=f"copy_upsert into {table!r}")
             with c.cursor(row_factory=tuple_row) as cur:
+                # room to de-duplicate a large batch in memory instead of sorting on disk; restored below
+                previous_work_mem = cur.execute(
+                    "SELECT current_setting('work_mem'), set_config('work_mem', %s, true)", (UPSERT_WORK_MEM,)
+                ).fetchone()[0]
                 distinct, inserted, updated = cur.execute(
                     self._upsert_statement(table, stage, columns, key_columns, update, types)
                 ).fetchone()
+                cur.execute("SELECT set_config('work_mem', %s, true)", (previous_work_mem,))
             c.execute(sql.SQL("DROP TABLE {}").format(stage))  # early: a long transaction may run many batches
         return UpsertCounts(inserted=inserted, updated=updated, unchanged=distinct - inserted - updated)
 
