@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Iterable, NamedTuple, Protocol
 
-from include.salesforce_emulator import ids
-from include.salesforce_emulator.soql_lexer import (
+from . import ids
+from .soql_lexer import (
     DATE,
     DATETIME,
+    IDENT,
     INVALID_FIELD,
     INVALID_QUERY_FILTER_OPERATOR,
     INVALID_TYPE,
@@ -34,7 +35,7 @@ from include.salesforce_emulator.soql_lexer import (
     SoqlError,
     positioned_error,
 )
-from include.salesforce_emulator.soql_parser import (
+from .soql_parser import (
     BoolOp,
     Comparison,
     CountItem,
@@ -295,7 +296,7 @@ class _Compiler:
         """The literal in the field's comparable domain; a date literal gives ("range", literal)."""
         token = literal.token
         kind = ref.kind
-        if token.kind == "IDENT" and token.upper == "NULL":
+        if token.kind == IDENT and token.upper == "NULL":
             return None
         if literal.date_literal:
             if kind not in (DATETIME_KIND, DATE_KIND):
@@ -329,7 +330,7 @@ class _Compiler:
             except ValueError:
                 raise self.error(MALFORMED_QUERY, f"unexpected token: '{token.text}'", token.pos) from None
         if kind == BOOLEAN:
-            if token.kind != "IDENT" or token.upper not in ("TRUE", "FALSE"):
+            if token.kind != IDENT or token.upper not in ("TRUE", "FALSE"):
                 raise self.wrong_type(ref)
             return token.upper == "TRUE"
         if token.kind != NUMBER:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from include.salesforce_emulator.soql_lexer import (
+from .soql_lexer import (
     DATE,
     DATETIME,
     EOF,
