@@ -1,7 +1,7 @@
 """Benchmark: ``DeployteqHook.copy_upsert`` of N customer rows (default 100,000).
 
 Run from the repo root:  .venv/bin/python -m include.benchmarks.store_upsert [--records N]
-Uses ``DEPLOYTEQ_DATABASE_URL`` if set, else an embedded PostgreSQL under ``.state/bench-postgres``.
+Uses ``DEPLOYTEQ_DATABASE_URL`` if set, else a throw-away embedded PostgreSQL (``.state/bench-postgres``).
 Three passes on a fresh schema: insert all rows, upsert them again unchanged, upsert with 10% changed.
 The last line printed is one JSON object.
 """
@@ -53,9 +53,15 @@ def main(argv: list[str] | None = None) -> dict:
     airflow_env.configure(ROOT / ".state" / "bench-airflow")
     import psycopg
 
-    from include.local_services import postgres_connection, postgres_url
+    from include.local_services import postgres_connection
 
-    url = postgres_url("DEPLOYTEQ_DATABASE_URL", ROOT / ".state" / "bench-postgres")
+    url = os.environ.get("DEPLOYTEQ_DATABASE_URL")
+    if not url:
+        import pgserver
+
+        # a throw-away embedded server, deleted when this script ends
+        server = pgserver.get_server(str(ROOT / ".state" / "bench-postgres"), cleanup_mode="delete")
+        url = server.get_uri()
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     os.environ["AIRFLOW_CONN_DEPLOYTEQ_BENCH"] = json.dumps(postgres_connection(url, deployteq_schema=schema))
 

@@ -68,7 +68,10 @@ def select(store: DeployteqHook, query: str, params=()) -> list[tuple]:
 
 def test_migrate_creates_the_schema_and_records_every_version(hook, pg_schema):
     assert hook.migrate() == ALL_VERSIONS
-    tables = {row[0] for row in select(hook, "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (pg_schema,))}
+    tables = {
+        row[0]
+        for row in select(hook, "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (pg_schema,))
+    }
     assert {"customer", "contact_moment", "sync_state", "run_log", "sync_error", "api_ledger", "api_budget_state",
             "schema_migrations"} <= tables
     assert [r[0] for r in select(hook, "SELECT version FROM schema_migrations ORDER BY version")] == ALL_VERSIONS
@@ -152,7 +155,8 @@ def test_connect_sets_search_path_to_the_schema(store, pg_schema):
     with store.connect() as conn:
         assert conn.execute("SELECT current_schemas(false)").fetchone()[0] == [pg_schema, "public"]
         conn.execute("INSERT INTO sync_state (flow) VALUES ('unqualified')")
-    assert select(store, sql.SQL("SELECT flow FROM {}").format(sql.Identifier(pg_schema, "sync_state"))) == [("unqualified",)]
+    qualified = sql.SQL("SELECT flow FROM {}").format(sql.Identifier(pg_schema, "sync_state"))
+    assert select(store, qualified) == [("unqualified",)]
 
 
 def test_schema_with_odd_characters_is_quoted(pg_url, monkeypatch):
@@ -222,7 +226,9 @@ CUSTOMER_COLUMNS = ["customer_id", "email", "city", "number_of_employees"]
 
 
 def test_copy_upsert_counts_inserted_updated_and_unchanged(store):
-    first = store.copy_upsert("customer", CUSTOMER_COLUMNS, [(1, "a@x.nl", "Utrecht", 5), (2, "b@x.nl", "Gouda", 7)], ["customer_id"])
+    first = store.copy_upsert(
+        "customer", CUSTOMER_COLUMNS, [(1, "a@x.nl", "Utrecht", 5), (2, "b@x.nl", "Gouda", 7)], ["customer_id"]
+    )
     assert first == UpsertCounts(inserted=2, updated=0, unchanged=0)
 
     second = store.copy_upsert(
@@ -312,9 +318,12 @@ def test_copy_upsert_and_copy_rows_quote_odd_identifiers(store):
 
     stage = 'stage "x"'
     with store.connect() as conn:
-        conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(sql.Identifier(stage), sql.Identifier(table)))
+        conn.execute(
+            sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(sql.Identifier(stage), sql.Identifier(table))
+        )
         assert store.copy_rows(stage, columns, iter(changed), conn=conn) == 2
-        assert conn.execute(sql.SQL("SELECT {} FROM {} ORDER BY 1").format(sql.Identifier("first name"), sql.Identifier(stage))).fetchall() == [("Ann",), ("Bob",)]
+        staged = sql.SQL("SELECT {} FROM {} ORDER BY 1").format(sql.Identifier("first name"), sql.Identifier(stage))
+        assert conn.execute(staged).fetchall() == [("Ann",), ("Bob",)]
     assert select(store, "SELECT count(*) FROM customer") == [(0,)]
 
 
@@ -427,14 +436,17 @@ def test_resolved_errors_leave_the_open_list_and_a_new_failure_opens_a_new_row(s
 
     store.record_errors("sync:Lead", [RecordError("00Q1", "bad again")])
 
-    rows = select(store, "SELECT retry_count, resolved_at IS NULL FROM sync_error WHERE record_id = '00Q1' ORDER BY sync_error_id")
+    rows = select(
+        store, "SELECT retry_count, resolved_at IS NULL FROM sync_error WHERE record_id = '00Q1' ORDER BY sync_error_id"
+    )
     assert rows == [(0, False), (0, True)]
 
 
 def test_errors_are_kept_per_flow_and_duplicates_in_one_call_keep_the_last(store):
     store.record_errors("sync:Lead", [RecordError("X", "first"), RecordError("X", "second")])
     store.record_errors("sync:Contact", [RecordError("X", "other flow")])
-    assert [(e["flow"], e["reason"]) for e in store.open_errors(limit=10)] == [("sync:Contact", "other flow"), ("sync:Lead", "second")]
+    open_now = [(e["flow"], e["reason"]) for e in store.open_errors(limit=10)]
+    assert open_now == [("sync:Contact", "other flow"), ("sync:Lead", "second")]
     assert [e["reason"] for e in store.open_errors("sync:Lead")] == ["second"]
 
 

@@ -263,7 +263,8 @@ class DeployteqHook(PostgresHook):
         if not columns:
             raise ValueError(f"copy_rows into {table!r}: no columns given")
         with self._unit_of_work(conn) as c:
-            return self._copy(c, sql.Identifier(table), columns, rows, key_positions=(), what=f"copy_rows into {table!r}")
+            what = f"copy_rows into {table!r}"
+            return self._copy(c, sql.Identifier(table), columns, rows, key_positions=(), what=what)
 
     def copy_upsert(
         self,
@@ -430,7 +431,9 @@ class DeployteqHook(PostgresHook):
         with self._unit_of_work(conn) as c, c.cursor() as cur:
             cur.execute(statement, params)
             if cur.rowcount != 1:
-                raise LookupError(f"finish_run: no run_log row with run_log_id {run_log_id} in schema {self.schema_name!r}")
+                raise LookupError(
+                    f"finish_run: no run_log row with run_log_id {run_log_id} in schema {self.schema_name!r}"
+                )
 
     def recent_runs(self, flow: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """The latest runs (newest first), of one flow or of all."""
