@@ -120,13 +120,13 @@ class EmulatorApp:
                     return
         if scope["type"] != "http":
             return
-        body = b""
+        chunks = []
         while True:
             message = await receive()
-            body += message.get("body", b"")
+            chunks.append(message.get("body", b""))
             if not message.get("more_body"):
                 break
-        request = Request(scope, body)
+        request = Request(scope, b"".join(chunks))
         if request.path.startswith("/__emulator__/"):
             response = admin.handle(self.em, request)
         else:

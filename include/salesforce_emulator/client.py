@@ -16,11 +16,13 @@ class EmulatorClient:
         self.info = info
         self.base_url = info["instance_url"].rstrip("/") + "/__emulator__/"
         self.session = requests.Session()
+        # Passed per request too: a REQUESTS_CA_BUNDLE in the environment would override session.verify.
         self.session.verify = info["ca_file"]
         self.timeout = timeout
 
     def _call(self, method: str, name: str, body: dict | None = None, params: dict | None = None):
-        response = self.session.request(method, self.base_url + name, json=body, params=params, timeout=self.timeout)
+        response = self.session.request(method, self.base_url + name, json=body, params=params,
+                                        timeout=self.timeout, verify=self.info["ca_file"])
         if response.status_code >= 400:
             raise EmulatorAdminError(f"{method} /__emulator__/{name} failed ({response.status_code}): {response.text}")
         return response.json()

@@ -196,8 +196,7 @@ def seed_demo(emulator) -> dict[str, int]:
     from .store import Txn
 
     store = emulator.store
-    emulator.db.conn.execute("DELETE FROM records")
-    emulator.db.conn.execute("DELETE FROM tombstones")
+    emulator.db.clear_records()
     store.wipe()
     emulator.queries.clear()
     data = build_demo_data(datetime.fromtimestamp(int(emulator.clock.now()), tz=timezone.utc))

@@ -37,11 +37,20 @@ def is_id(text: object) -> bool:
     return isinstance(text, str) and bool(_ID_PATTERN.match(text))
 
 
+_PAIRS = [a + b for a in _BASE62 for b in _BASE62]  # base-62 digit pairs, for speed
+_UPPER_AS_BITS = str.maketrans({c: ("1" if "A" <= c <= "Z" else "0") for c in _BASE62})
+
+
+def _chunk_bits(chunk: str) -> str:
+    return _CHECKSUM_ALPHABET[int(chunk[::-1].translate(_UPPER_AS_BITS), 2)]
+
+
 def make_id(prefix: str, number: int, pod: str = "8d0") -> str:
     """An 18-character id: key prefix (3) + pod (3) + base-62 sequence number (9) + checksum (3)."""
-    digits = []
-    for _ in range(9):
-        number, remainder = divmod(number, 62)
-        digits.append(_BASE62[remainder])
-    id15 = prefix + pod + "".join(reversed(digits))
-    return id15 + checksum(id15)
+    number, last = divmod(number, 62)
+    pairs = []
+    for _ in range(4):
+        number, pair = divmod(number, 3844)
+        pairs.append(_PAIRS[pair])
+    id15 = prefix + pod + pairs[3] + pairs[2] + pairs[1] + pairs[0] + _BASE62[last]
+    return id15 + _chunk_bits(id15[:5]) + _chunk_bits(id15[5:10]) + _chunk_bits(id15[10:])
