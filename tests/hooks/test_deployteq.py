@@ -462,6 +462,14 @@ def test_watermark_round_trip(store):
     assert store.get_watermark("sync:Contact") is None
 
 
+def test_watermark_comes_back_in_utc_whatever_the_session_time_zone(store):
+    store.set_watermark("sync:Lead", Watermark(T0, None))
+    with store.connect() as conn:
+        conn.execute("SET TIME ZONE 'Europe/Amsterdam'")
+        watermark = store.get_watermark("sync:Lead", conn=conn)
+    assert watermark.modstamp == T0 and watermark.modstamp.utcoffset() == timedelta(0)
+
+
 def test_watermark_commits_with_the_callers_transaction(store):
     with pytest.raises(RuntimeError):
         with store.connect() as conn:

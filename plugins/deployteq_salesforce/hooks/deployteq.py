@@ -15,6 +15,7 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -501,7 +502,11 @@ class DeployteqHook(PostgresHook):
             row = cur.execute(
                 "SELECT watermark_modstamp, watermark_id FROM sync_state WHERE flow = %s", (flow,)
             ).fetchone()
-        return Watermark(modstamp=row[0], last_id=row[1]) if row else None
+        if row is None:
+            return None
+        # in UTC whatever the session's TimeZone: callers format it as a Salesforce literal ("...Z")
+        modstamp = row[0].astimezone(timezone.utc) if row[0] is not None else None
+        return Watermark(modstamp=modstamp, last_id=row[1])
 
     def set_watermark(self, flow: str, watermark: Watermark, *, conn: psycopg.Connection | None = None) -> None:
         """Store where ``flow`` stands (commit it together with the data it covers by passing ``conn``)."""
