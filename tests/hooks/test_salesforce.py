@@ -391,7 +391,7 @@ def test_password_mode_logs_in_again_once_on_invalid_session(make_hook, emulator
     assert sql("SELECT status_code FROM api_ledger ORDER BY api_request_id") == [(401,), (200,)]
 
 
-def test_no_secret_reaches_the_logs_or_the_errors(make_hook, emulator, emulator_info, caplog):
+def test_no_secret_reaches_the_logs_or_the_errors(make_hook, emulator, emulator_info, caplog, capfd):
     session_id = emulator_info["session_id"]
     hook = make_hook()
     emulator.inject_fault("503")
@@ -404,7 +404,10 @@ def test_no_secret_reaches_the_logs_or_the_errors(make_hook, emulator, emulator_
         ok, message = hook.test_connection()
 
     assert ok, message
+    printed = capfd.readouterr()
+    assert "retry 1 of" in caplog.text  # the logs were captured
     assert session_id not in caplog.text
+    assert session_id not in printed.out + printed.err
     assert session_id not in str(expired.value)
     assert session_id not in message
     assert "Authorization" not in caplog.text
@@ -551,6 +554,23 @@ def test_composite_update_and_delete(make_hook, emulator):
     cities = {r["Id"]: r.get("City") for r in emulator.records("Lead")}
     assert (cities[ids[0]], cities[ids[1]]) == ("Utrecht", "Gouda")
     assert ids[2] not in cities
+
+
+def test_composite_upsert_by_external_id_reports_created(make_hook, emulator):
+    (lead_id,) = seed_leads(emulator, 1)
+    moment = {"Deployteq_Id__c": "mail-1", "Lead__c": lead_id, "Name": "Welcome", "Opened__c": False}
+    hook = make_hook()
+
+    first = hook.composite("PATCH", "ClangLeadContactMoment__c", [moment], external_id_field="Deployteq_Id__c")
+    again = hook.composite(
+        "PATCH", "ClangLeadContactMoment__c", [{**moment, "Opened__c": True}], external_id_field="Deployteq_Id__c"
+    )
+
+    assert (first[0]["created"], again[0]["created"]) == (True, False)
+    assert first[0]["id"] == again[0]["id"]
+    (stored,) = emulator.records("ClangLeadContactMoment__c")
+    assert stored["Opened__c"] is True
+    assert emulator.counters()["by_endpoint"] == {"PATCH composite/sobjects/ClangLeadContactMoment__c/Deployteq_Id__c": 2}
 
 
 def test_composite_stopped_by_the_budget_carries_the_results_so_far(make_hook, emulator):

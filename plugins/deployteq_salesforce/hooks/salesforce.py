@@ -198,7 +198,6 @@ class BudgetedSalesforceHook(SalesforceHook):
             flow=self.flow,
             retry=self._retry_policy,
             timeout=(30.0, _as_float(timeout, self._where("request_timeout"))) if timeout is not None else (30.0, 300.0),
-            logger=self.log,
         )
         ca_file = self._extra("ca_file")
         if ca_file:
