@@ -53,12 +53,14 @@ class LimitSettings:
 
 
 class Limits:
-    def __init__(self, clock: Clock, db: StateDB, startup: LimitSettings):
+    def __init__(self, clock: Clock, db: StateDB, cli: dict | None = None):
+        """``cli``: limits given on the command line; they win over saved ones, and reset() returns to them."""
         self.clock = clock
         self.db = db
-        self.startup = startup  # the CLI values: what reset() goes back to
-        saved = db.get_meta("limits")
-        self.settings = LimitSettings(**saved) if saved else LimitSettings(**vars(startup))
+        given = {k: v for k, v in (cli or {}).items() if v is not None}
+        self.startup = LimitSettings(**given)
+        self.settings = LimitSettings(**{**(db.get_meta("limits") or {}), **given})
+        db.set_meta("limits", vars(self.settings))
         self.blocked_until: float | None = db.get_meta("blocked_until")
         now = clock.now()
         self.daily: deque[float] = deque(db.load_usage(now - DAY))

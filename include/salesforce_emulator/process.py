@@ -45,6 +45,8 @@ class EmulatorProcess:
             return "(no log)"
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self.client is not None:
+            self.client.session.close()  # an idle keep-alive connection only slows the shutdown down
         if self.popen.poll() is None:
             self.popen.terminate()
             try:

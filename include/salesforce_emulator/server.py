@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import socket
 import ssl
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import uvicorn
 
 from .app import EmulatorApp
-from .limits import DEFAULT_BLOCK_SECONDS, DEFAULT_DAILY_LIMIT, DEFAULT_HOURLY_LIMIT, LimitSettings
+from .limits import DEFAULT_BLOCK_SECONDS, DEFAULT_DAILY_LIMIT, DEFAULT_HOURLY_LIMIT
 from .state import Emulator
 
 log = logging.getLogger("salesforce_emulator")
@@ -26,9 +27,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="port to listen on (0 = pick a free one)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--state-dir", required=True, type=Path, help="folder for state, certificates, connection.json")
-    parser.add_argument("--hourly-limit", type=int, default=DEFAULT_HOURLY_LIMIT)
-    parser.add_argument("--daily-limit", type=int, default=DEFAULT_DAILY_LIMIT)
-    parser.add_argument("--block-seconds", type=float, default=DEFAULT_BLOCK_SECONDS)
+    parser.add_argument("--hourly-limit", type=int, help=f"requests per rolling hour (default {DEFAULT_HOURLY_LIMIT})")
+    parser.add_argument("--daily-limit", type=int, help=f"requests per rolling 24 hours (default {DEFAULT_DAILY_LIMIT})")
+    parser.add_argument("--block-seconds", type=float,
+                        help=f"how long the hourly limit blocks the session (default {DEFAULT_BLOCK_SECONDS})")
     parser.add_argument("--seed-demo", action="store_true", help="load the demo data set (replaces all records)")
     parser.add_argument("--log-level", default="warning")
     return parser.parse_args(argv)
@@ -64,7 +66,8 @@ async def serve(args: argparse.Namespace) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "connection.json").unlink(missing_ok=True)
     ca_file, cert_file, key_file = ensure_certificates(state_dir)
-    emulator = Emulator(state_dir, LimitSettings(args.hourly_limit, args.daily_limit, args.block_seconds))
+    emulator = Emulator(state_dir, {"hourly_limit": args.hourly_limit, "daily_limit": args.daily_limit,
+                                    "block_seconds": args.block_seconds})
     if args.seed_demo:
         from .demo_data import seed_demo
 
@@ -79,9 +82,13 @@ async def serve(args: argparse.Namespace) -> None:
     config = uvicorn.Config(
         EmulatorApp(emulator), ssl_certfile=str(cert_file), ssl_keyfile=str(key_file), log_level=args.log_level,
         access_log=False, server_header=False, loop="uvloop", http="httptools", lifespan="off",
-        timeout_keep_alive=120,
+        timeout_keep_alive=120, timeout_graceful_shutdown=1,  # idle TLS keep-alives would stall a stop
     )
     server = uvicorn.Server(config)
+    # uvicorn re-raises the stop signal after its shutdown with the handler it found; make that
+    # handler harmless so the state is flushed below instead of the process dying mid-way.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: None)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

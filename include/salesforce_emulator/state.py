@@ -8,7 +8,7 @@ from pathlib import Path
 from .bulk import BulkJobs
 from .db import StateDB
 from .faults import Faults
-from .limits import Clock, Limits, LimitSettings
+from .limits import Clock, Limits
 from .queries import QueryEngine
 from .store import Store
 
@@ -16,7 +16,7 @@ _KEPT_ON_RESET = ("session_id", "id_counter")
 
 
 class Emulator:
-    def __init__(self, state_dir: str | Path, startup_limits: LimitSettings):
+    def __init__(self, state_dir: str | Path, cli_limits: dict | None = None):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.db = StateDB(self.state_dir / "state.sqlite3")
@@ -26,7 +26,7 @@ class Emulator:
             self.session_id = "00D8d0000000001!" + secrets.token_urlsafe(48)
             self.db.set_meta("session_id", self.session_id)
         self.clock = Clock(self.db)
-        self.limits = Limits(self.clock, self.db, startup_limits)
+        self.limits = Limits(self.clock, self.db, cli_limits)
         self.store = Store(self.db, self.clock)
         self.faults = Faults()
         self.queries = QueryEngine(self.store)

@@ -1,0 +1,107 @@
+"""Bulk API 2.0: query jobs paged by locator, ingest jobs with successful and failed results."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from simple_salesforce.exceptions import SalesforceMalformedRequest
+
+
+def _rows(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_query_job_pages_results_by_locator(sf, emulator):
+    emulator.seed("Lead", [{"LastName": f"L{i:04d}", "Company": "X"} for i in range(2500)])
+    client = sf.bulk2.Lead._client
+    job = client.create_job("query", "SELECT Id, LastName FROM Lead ORDER BY LastName")
+    assert client.get_job(job["id"], True)["state"] == "JobComplete"
+    first = client.get_query_results(job["id"], max_records=1000)
+    assert first["number_of_records"] == 1000 and first["locator"]
+    second = client.get_query_results(job["id"], first["locator"], max_records=1000)
+    last = client.get_query_results(job["id"], second["locator"], max_records=1000)
+    assert (last["number_of_records"], last["locator"]) == (500, "")  # "null" on the wire
+    names = [row["LastName"] for part in (first, second, last) for row in _rows(part["records"])]
+    assert names == [f"L{i:04d}" for i in range(2500)]
+
+
+def test_query_csv_formats_values_like_salesforce(sf, emulator):
+    [account_id] = emulator.seed("Account", [{"Name": 'Tulp "Bloemen", BV'}])
+    emulator.seed("Contact", [{"LastName": "Jansen", "AccountId": account_id, "Newsletter__c": True,
+                               "CreatedDate": "2024-02-03T04:05:06Z"},
+                              {"LastName": "Bos", "Email": None}])
+    text = "".join(sf.bulk2.Contact.query(
+        "SELECT LastName, Email, Newsletter__c, CreatedDate, Account.Name FROM Contact ORDER BY LastName", wait=0))
+    assert text.splitlines()[0] == '"LastName","Email","Newsletter__c","CreatedDate","Account.Name"'
+    rows = _rows(text)
+    assert rows[0] == {"LastName": "Bos", "Email": "", "Newsletter__c": "false",
+                       "CreatedDate": rows[0]["CreatedDate"], "Account.Name": ""}
+    assert rows[1]["Account.Name"] == 'Tulp "Bloemen", BV' and rows[1]["Newsletter__c"] == "true"
+    assert rows[1]["CreatedDate"] == "2024-02-03T04:05:06.000Z"
+
+
+def test_query_all_job_includes_deleted_rows(sf, emulator):
+    ids = emulator.seed("Lead", [{"LastName": "A", "Company": "X"}, {"LastName": "B", "Company": "X"}])
+    emulator.delete([ids[0]])
+    assert len(_rows("".join(sf.bulk2.Lead.query("SELECT Id FROM Lead", wait=0)))) == 1
+    assert len(_rows("".join(sf.bulk2.Lead.query_all("SELECT Id, IsDeleted FROM Lead", wait=0)))) == 2
+
+
+def test_query_results_default_to_50000_per_chunk(api, emulator):
+    emulator.seed("Lead", [{"LastName": f"L{i}", "Company": "X"} for i in range(50001)])
+    job = api("POST", "jobs/query", json={"operation": "query", "query": "SELECT Id FROM Lead"}).json()
+    response = api("GET", f"jobs/query/{job['id']}/results")
+    assert response.headers["Sforce-NumberOfRecords"] == "50000" and response.headers["Sforce-Locator"] != "null"
+
+
+def test_query_job_with_bad_soql_is_refused(sf):
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.bulk2.Lead._client.create_job("query", "SELECT Nope__c FROM Lead")
+
+
+def test_ingest_insert_reports_successes_and_failures(sf, emulator):
+    csv_text = "LastName,Company,Email,NumberOfEmployees\nSmit,Acme,smit@example.nl,10\n,Acme,geen@example.nl,5\n" \
+               "Vos,Acme,vos@example.nl,veel\n"
+    client = sf.bulk2.Lead._client
+    job = client.create_job("insert")
+    client.upload_job_data(job["id"], csv_text)
+    client.close_job(job["id"])
+    info = client.get_job(job["id"], False)
+    assert (info["state"], info["numberRecordsProcessed"], info["numberRecordsFailed"]) == ("JobComplete", 3, 2)
+    successful = _rows(client.get_ingest_results(job["id"], "successfulResults"))
+    failed = _rows(client.get_ingest_results(job["id"], "failedResults"))
+    assert [(r["sf__Created"], r["LastName"]) for r in successful] == [("true", "Smit")]
+    assert successful[0]["sf__Id"] == emulator.records("Lead")[0]["Id"]
+    assert failed[0]["sf__Error"].startswith("REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]")
+    assert failed[1]["sf__Error"].startswith("INVALID_TYPE_ON_FIELD_IN_RECORD:")
+    assert failed[1]["Email"] == "vos@example.nl"
+
+
+def test_ingest_upsert_and_null_marker(sf, emulator):
+    emulator.seed("ClangLeadContactMoment__c", [{"Deployteq_Id__c": "DT-1", "Subject__c": "Oud", "Opened__c": True}])
+    result = sf.bulk2.ClangLeadContactMoment__c.upsert(
+        records=[{"Deployteq_Id__c": "DT-1", "Subject__c": "#N/A", "Opened__c": "false"},
+                 {"Deployteq_Id__c": "DT-2", "Subject__c": "Nieuw", "Opened__c": "true"}],
+        external_id_field="Deployteq_Id__c", wait=0)
+    assert result[0]["numberRecordsFailed"] == 0
+    stored = {r["Deployteq_Id__c"]: r for r in emulator.records("ClangLeadContactMoment__c")}
+    assert (stored["DT-1"]["Subject__c"], stored["DT-1"]["Opened__c"]) == (None, False)
+    assert stored["DT-2"]["Subject__c"] == "Nieuw"
+
+
+def test_ingest_with_unknown_column_fails_the_job(sf):
+    client = sf.bulk2.Lead._client
+    job = client.create_job("insert")
+    client.upload_job_data(job["id"], "LastName,Bogus__c\nA,1\n")
+    client.close_job(job["id"])
+    info = client.get_job(job["id"], False)
+    assert info["state"] == "Failed" and "Bogus__c" in info["errorMessage"]
+
+
+def test_ingest_delete(sf, emulator):
+    ids = emulator.seed("Lead", [{"LastName": "A", "Company": "X"}, {"LastName": "B", "Company": "X"}])
+    result = sf.bulk2.Lead.delete(records=[{"Id": ids[0]}], wait=0)
+    assert result[0]["numberRecordsProcessed"] == 1
+    assert [r["Id"] for r in emulator.records("Lead")] == [ids[1]]
