@@ -27,11 +27,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import psycopg.rows
 import requests
 import tenacity
+import urllib3
 
 from deployteq_salesforce.exceptions import (
     BudgetExhausted,
@@ -137,8 +139,6 @@ def advisory_lock_key(budget_key: str) -> int:
 
 def endpoint_of(url: str) -> str:
     """The part of a request URL worth keeping in the ledger: path after the API version, no query."""
-    from urllib.parse import urlsplit
-
     path = urlsplit(url).path
     marker = "/services/data/"
     if path.startswith(marker):
@@ -429,8 +429,6 @@ class RetryPolicy:
 
 
 def is_login_url(url: str) -> bool:
-    from urllib.parse import urlsplit
-
     path = urlsplit(url).path
     return any(path.startswith(prefix) for prefix in _LOGIN_PATHS)
 
@@ -438,6 +436,34 @@ def is_login_url(url: str) -> bool:
 def _is_transient(exc: BaseException) -> bool:
     # A certificate problem is a ConnectionError too, but another try cannot fix it.
     return isinstance(exc, TRANSIENT_ERRORS) and not isinstance(exc, requests.exceptions.SSLError)
+
+
+def _surely_not_delivered(exc: BaseException) -> bool:
+    """The connection was never made, so the server cannot have acted on the request."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+def creates_records(method: str, url: str) -> bool:
+    """A POST that creates records (REST create, composite create, Bulk ingest job).
+
+    Repeating one after a lost answer could create everything twice, so such a request is
+    only retried when it surely never arrived (no connection, or 503 Service Unavailable).
+    Query POSTs (Bulk query jobs) are harmless to repeat.
+    """
+    return method.upper() == "POST" and "/jobs/query" not in urlsplit(url).path
+
+
+def _retry_wanted(method: str, url: str) -> tenacity.retry_base:
+    if creates_records(method, url):
+        return tenacity.retry_if_exception(
+            lambda exc: _is_transient(exc) and _surely_not_delivered(exc)
+        ) | tenacity.retry_if_result(lambda r: r.status_code == 503)
+    return tenacity.retry_if_exception(_is_transient) | tenacity.retry_if_result(
+        lambda r: r.status_code in RETRY_STATUSES
+    )
 
 
 class BudgetedSession(requests.Session):
@@ -448,7 +474,8 @@ class BudgetedSession(requests.Session):
     * 403 REQUEST_LIMIT_EXCEEDED: the block is recorded, one clear line is logged and
       ``SalesforceRequestLimitExceeded`` raised; later requests are refused by the budget;
     * 5xx and connection errors: retried with exponential backoff and jitter, each try a
-      new budgeted request; 4xx are never retried;
+      new budgeted request; 4xx are never retried; a record-creating POST only when it
+      surely never arrived (see ``creates_records``);
     * 401 INVALID_SESSION_ID: ``renew_session()`` (set by the hook where the auth mode
       can log in again) gets a new token and the request is sent once more; without it
       ``SalesforceSessionExpired`` carries ``expired_session_hint``.
@@ -522,10 +549,7 @@ class BudgetedSession(requests.Session):
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(policy.attempts),
             wait=tenacity.wait_exponential_jitter(initial=policy.wait_initial, max=policy.wait_max, jitter=policy.jitter),
-            retry=(
-                tenacity.retry_if_exception(_is_transient)
-                | tenacity.retry_if_result(lambda r: r.status_code in RETRY_STATUSES)
-            ),
+            retry=_retry_wanted(method, url),
             # Out of attempts: hand back the last answer (simple-salesforce turns a 5xx into
             # its own error) or re-raise the last connection error as it was.
             retry_error_callback=lambda state: state.outcome.result(),

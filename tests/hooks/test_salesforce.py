@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
+import requests
 import simple_salesforce.api
 from simple_salesforce.exceptions import SalesforceGeneralError, SalesforceMalformedRequest
 
@@ -275,6 +276,27 @@ def test_dropped_connection_is_retried(make_hook, emulator, sql):
     assert hook.requests_sent == 2
 
 
+def test_a_create_whose_answer_was_lost_is_not_repeated(make_hook, emulator):
+    emulator.inject_fault("drop")
+    hook = make_hook()
+
+    with pytest.raises(requests.exceptions.ConnectionError):
+        hook.composite("POST", "Lead", [{"LastName": "Once", "Company": "Acme"}])
+
+    assert hook.requests_sent == 1  # a second try might have created the lead twice
+
+
+def test_a_create_answered_503_is_retried(make_hook, emulator):
+    emulator.inject_fault("503")
+    hook = make_hook()
+
+    (result,) = hook.composite("POST", "Lead", [{"LastName": "Once", "Company": "Acme"}])
+
+    assert result["success"]
+    assert hook.requests_sent == 2
+    assert [r["LastName"] for r in emulator.records("Lead")] == ["Once"]
+
+
 def test_read_timeout_is_retried(make_hook, emulator, emulator_process, monkeypatch):
     set_salesforce_connection(monkeypatch, emulator_connection_with(emulator_process, request_timeout=0.5))
     emulator.inject_fault("slow", delay_seconds=2)
@@ -474,8 +496,6 @@ def test_invalid_extra_names_the_field_and_connection(make_hook, emulator_proces
 
 
 def test_a_custom_session_is_refused(salesforce_conn_id):
-    import requests
-
     with pytest.raises(TypeError, match="session"):
         BudgetedSalesforceHook(salesforce_conn_id, session=requests.Session())
 
