@@ -53,4 +53,13 @@ def make_id(prefix: str, number: int, pod: str = "8d0") -> str:
         number, pair = divmod(number, 3844)
         pairs.append(_PAIRS[pair])
     id15 = prefix + pod + pairs[3] + pairs[2] + pairs[1] + pairs[0] + _BASE62[last]
-    return id15 + _chunk_bits(id15[:5]) + _chunk_bits(id15[5:10]) + _chunk_bits(id15[10:])
+    head = id15[:10]  # changes rarely for sequential numbers: cache its two checksum characters
+    head_sum = _HEAD_SUMS.get(head)
+    if head_sum is None:
+        if len(_HEAD_SUMS) > 10_000:
+            _HEAD_SUMS.clear()
+        head_sum = _HEAD_SUMS[head] = _chunk_bits(head[:5]) + _chunk_bits(head[5:])
+    return id15 + head_sum + _chunk_bits(id15[10:])
+
+
+_HEAD_SUMS: dict[str, str] = {}

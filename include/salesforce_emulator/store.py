@@ -17,6 +17,7 @@ from .schema import API_USER_ID, BY_PREFIX, OBJECTS, SALES_USER_ID, USER, SObjec
 from .values import BadValue, RecordError, check_semantics, coerce
 
 _COMPOUND_NAME_OBJECTS = {"Lead", "Contact", "User"}
+_PLAIN_TEXT = frozenset({"string", "email", "phone", "url", "textarea", "picklist"})
 _NOT_WRITABLE_MESSAGE = (
     "Unable to create/update fields: {fields}. Please check the security settings of this field and "
     "verify that it is read/write for your profile or permission set."
@@ -46,13 +47,16 @@ def parse_values(sdef: SObjectDef, raw: dict, *, strict_types: bool = True) -> d
     Unknown fields and undeserialisable values fail the whole request, as in Salesforce.
     """
     values = {}
-    fields_lower = sdef.fields_lower
+    fields, fields_lower = sdef.fields, sdef.fields_lower
     for key, value in raw.items():
         if key == "attributes":
             continue
-        field = fields_lower.get(key.lower()) if isinstance(key, str) else None
+        field = fields.get(key) or (fields_lower.get(key.lower()) if isinstance(key, str) else None)
         if field is None:
             raise RequestError(400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {sdef.name}")
+        if value.__class__ is str and value and field.type in _PLAIN_TEXT:  # the common case, kept fast
+            values[field.name] = value
+            continue
         try:
             values[field.name] = coerce(field, value)
         except BadValue as bad:
