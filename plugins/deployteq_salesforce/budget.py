@@ -18,6 +18,7 @@ Time is always the database's clock, so every worker agrees on the windows.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import logging
 import math
@@ -497,6 +498,9 @@ class BudgetedSession(requests.Session):
         self.default_timeout = timeout
         self.log = logger or log
         self.requests_sent = 0
+        # Salesforce's clock, from the Date header of the latest answer: sync windows are bounded
+        # by the server's "now", never by a local clock that may run ahead or behind.
+        self.server_time: datetime | None = None
         self.renew_session: Callable[[], str] | None = None
         self.expired_session_hint = (
             "the Salesforce session expired or is invalid; renew the credentials in the connection"
@@ -527,6 +531,7 @@ class BudgetedSession(requests.Session):
         while True:
             self._swap_stale_token(kwargs)
             response = self._send_with_retries(str(method), str(url), kwargs)
+            self._note_server_time(response)
             # Only error answers are read here: a streamed 200 (Bulk 2.0 results) stays streamed.
             if response.status_code == 403 and is_request_limit_exceeded(403, response.content):
                 self._raise_blocked(response)
@@ -544,6 +549,15 @@ class BudgetedSession(requests.Session):
             return response
 
     # -- internals ---------------------------------------------------------------------
+    def _note_server_time(self, response: requests.Response) -> None:
+        date = response.headers.get("Date")
+        if not date:
+            return
+        try:
+            self.server_time = email.utils.parsedate_to_datetime(date).astimezone(timezone.utc)
+        except (TypeError, ValueError):
+            self.log.debug("Ignoring an unreadable Date header from Salesforce: %r", date)
+
     def _send_with_retries(self, method: str, url: str, kwargs: dict) -> requests.Response:
         policy = self.retry_policy
         retrying = tenacity.Retrying(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from functools import cached_property
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -209,6 +210,12 @@ class BudgetedSalesforceHook(SalesforceHook):
         """Salesforce requests this hook instance actually sent (retries included), for the run log."""
         session = self.__dict__.get("budgeted_session")
         return session.requests_sent if session is not None else 0
+
+    @property
+    def server_time(self) -> datetime | None:
+        """Salesforce's clock as of the latest answer (its Date header), None before the first request."""
+        session = self.__dict__.get("budgeted_session")
+        return session.server_time if session is not None else None
 
     @cached_property
     def conn(self) -> Salesforce:
