@@ -6,6 +6,8 @@ synchronous and run on the event loop: the state is single-threaded by construct
 
 from __future__ import annotations
 
+import email.utils
+
 import asyncio
 import logging
 import re
@@ -174,6 +176,8 @@ class EmulatorApp:
 
     def _with_usage(self, response: Response) -> Response:
         response.headers["Sforce-Limit-Info"] = self.em.limits.usage_header()
+        # Salesforce's clock is the emulator clock: clients bound their sync windows by it
+        response.headers["Date"] = email.utils.formatdate(self.em.clock.now(), usegmt=True)
         return response
 
     def _authorised(self, request: Request) -> bool:

@@ -81,7 +81,7 @@ async def serve(args: argparse.Namespace) -> None:
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         EmulatorApp(emulator), ssl_certfile=str(cert_file), ssl_keyfile=str(key_file), log_level=args.log_level,
-        access_log=False, server_header=False, loop="uvloop", http="httptools", lifespan="off",
+        access_log=False, server_header=False, date_header=False, loop="uvloop", http="httptools", lifespan="off",
         timeout_keep_alive=120, timeout_graceful_shutdown=1,  # idle TLS keep-alives would stall a stop
     )
     server = uvicorn.Server(config)

@@ -197,7 +197,10 @@ class CustomerSync:
                 + "\n".join(f"- {p}" for p in problems)
             )
         self.field_types = {f["name"]: f["type"] for f in describe["fields"]}
-        until = self._server_now()
+        window_end = self._server_now()
+        # SystemModstamp has whole seconds: "< end + 1s" includes what changed before the run in this
+        # second; the watermark stays at ``window_end`` so later changes in that second come next run
+        until = window_end + timedelta(seconds=1)
         if self.use_flag:
             # flags left over by an interrupted run go first: they cost no read
             self.counts.flags_reset += self.flags.flush(self.salesforce, self.obj)
@@ -210,7 +213,7 @@ class CustomerSync:
             # flagged reads skip deleted rows; deletions come from queryAll on the same window
             for batch in self._batches(self._fetch_deleted(since, until)):
                 self._write_batch(batch, mapped_columns)
-        self._finish_window(until)
+        self._finish_window(window_end)
         if self.use_flag:
             self.counts.flags_reset += self.flags.flush(self.salesforce, self.obj)
         return self.counts
