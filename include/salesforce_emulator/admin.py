@@ -145,6 +145,11 @@ def _inject_fault(em, request, body):
     return {"fault": vars(fault), "pending": em.faults.describe()}
 
 
+def _clear_faults(em, request, body):
+    em.faults.clear()
+    return {"pending": em.faults.describe()}
+
+
 def _faults(em, request, body):
     return {"pending": em.faults.describe()}
 
@@ -184,6 +189,7 @@ _ROUTES = {
     ("GET", "limits"): _limits_state,
     ("POST", "faults"): _inject_fault,
     ("GET", "faults"): _faults,
+    ("DELETE", "faults"): _clear_faults,
     ("POST", "validation-rules"): _add_validation_rule,
     ("GET", "counters"): _counters,
 }

@@ -91,6 +91,10 @@ class EmulatorClient:
         return self._call("POST", "faults", {"kind": kind, "at_request": at_request, "count": count,
                                              "path_contains": path_contains, "delay_seconds": delay_seconds})
 
+    def clear_faults(self) -> dict:
+        """Drop every pending injected fault (records and counters stay)."""
+        return self._call("DELETE", "faults")
+
     def add_validation_rule(self, sobject: str, field: str, equals, message: str) -> dict:
         return self._call("POST", "validation-rules", {"sobject": sobject, "field": field, "equals": equals,
                                                        "message": message})

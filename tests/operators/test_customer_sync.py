@@ -131,6 +131,10 @@ def test_incremental_without_flag_uses_systemmodstamp_window(env):
     env.sf.seed("Lead", [lead(i, **{FLAG: False}) for i in range(4)])
     assert run("Lead", config(LEAD, sync_flag_field=None))["inserted"] == 4
     env.sf.advance_clock(3600)
+    rerun = run("Lead", config(LEAD, sync_flag_field=None))
+    # the lookback re-reads the end of the previous window; nothing changes
+    assert (rerun["inserted"], rerun["updated"]) == (0, 0)
+    env.sf.advance_clock(60)
     assert run("Lead", config(LEAD, sync_flag_field=None))["fetched"] == 0
     target = env.sf.records("Lead")[2]
     env.sf.update("Lead", [{"Id": target["Id"], "Company": "Nieuw BV"}])

@@ -320,10 +320,10 @@ class CustomerSync:
                 errors.append(
                     RecordError(record_id=loser.sf_id, reason=f"merged: {loser.reason}", detail={"winner_id": loser.winner_id})
                 )
+            # earlier errors of records that went through now are settled; new ones recorded after
+            self.store.resolve_errors(self.flow, [o.sf_id for o in plan.outcomes if o.action != "error"], conn=conn)
             if errors:
                 self.store.record_errors(self.flow, errors, conn=conn)
-            ok_ids = [o.sf_id for o in plan.outcomes if o.action != "error"]
-            self.store.resolve_errors(self.flow, ok_ids, conn=conn)
             if self.use_flag:
                 self.flags.enqueue(conn, [r for r in incoming if not r.is_deleted])
             if self.ordered and not self.use_flag:
