@@ -6,7 +6,8 @@
     python -m include.demo --stop       # stop what --keep-ui left running
 
 Everything is kept under ``.state/demo`` (PostgreSQL data, emulator state, AIRFLOW_HOME, logs),
-so running it again continues where the last run stopped.  PostgreSQL is the server in
+so running it again continues with the same Deployteq database and Airflow history; the
+emulator starts from the demo data set each time (``--seed-demo``).  PostgreSQL is the server in
 ``DEPLOYTEQ_DATABASE_URL`` if set, else an embedded one (``pgserver``).  DAGs join the demo by
 carrying the tag ``deployteq-demo``; the health check runs first, the others by dag_id.
 Airflow's own output goes to ``.state/demo/logs/demo.log``; the console gets the report.
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
+import logging
 import os
 import re
 import secrets
@@ -92,17 +95,16 @@ class Services:
     salesforce: dict  # connection.json of the emulator
     embedded_postgres: object | None = None
     emulator: subprocess.Popen | None = None
-    extra_processes: dict[str, int] = field(default_factory=dict)
+    admin_client: object | None = None  # the emulator's admin API (request counters)
 
 
 def running_processes() -> dict[str, int]:
     """Processes a previous ``--keep-ui`` left running (name -> pid), dead ones dropped."""
     if not PROCESSES_FILE.exists():
         return {}
-    alive = {}
-    for name, pid in json.loads(PROCESSES_FILE.read_text()).items():
-        if name == "postgres" or _alive(pid):
-            alive[name] = pid
+    alive = {name: pid for name, pid in json.loads(PROCESSES_FILE.read_text()).items() if pid and _alive(pid)}
+    if not alive:
+        PROCESSES_FILE.unlink(missing_ok=True)  # e.g. after a reboot
     return alive
 
 
@@ -144,7 +146,7 @@ def start_emulator(log_file: Path, *, timeout: float = 90.0) -> tuple[subprocess
     connection_json.unlink(missing_ok=True)  # a stale file would look like "ready"
     log = open(log_file, "a")
     process = subprocess.Popen(
-        [sys.executable, "-m", "include.salesforce_emulator", "--port", "0",
+        [sys.executable, "-m", "include.salesforce_emulator", "--port", str(_emulator_port()),
          "--state-dir", str(SALESFORCE_DIR), "--seed-demo"],
         cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,  # our own process group: stopping it never hits the caller
@@ -157,7 +159,27 @@ def start_emulator(log_file: Path, *, timeout: float = 90.0) -> tuple[subprocess
             stop_process(process.pid)
             raise DemoError(f"the Salesforce emulator did not start within {timeout:.0f} s; see {log_file}")
         time.sleep(0.1)
-    return process, json.loads(connection_json.read_text())
+    info = json.loads(connection_json.read_text())
+    (SALESFORCE_DIR / "demo-port").write_text(info["instance_url"].rsplit(":", 1)[-1])
+    return process, info
+
+
+def _emulator_port() -> int:
+    """The port of the last run when it is free again (a stable instance URL keeps the connection and
+    the API budget key the same across runs), else 0 = any free port."""
+    import socket
+
+    try:
+        port = int((SALESFORCE_DIR / "demo-port").read_text())
+    except (OSError, ValueError):
+        return 0
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
 
 
 def stop_process(pid: int, *, timeout: float = 15.0) -> None:
@@ -282,6 +304,7 @@ class DagResult:
     api_requests: int | None
     log_file: Path
     error_lines: list[str]
+    returns: dict = field(default_factory=dict)  # task_id -> return value (XCom), successful tasks
 
 
 def demo_dags() -> tuple[list, dict[str, str]]:
@@ -303,15 +326,17 @@ def run_dag(dag, emulator_client, log_file: Path) -> DagResult:
         try:
             dag_run = dag.test()
             state = str(getattr(dag_run.state, "value", dag_run.state))
-            failed = sorted(ti.task_id for ti in dag_run.get_task_instances() if ti.state in ("failed", "upstream_failed"))
+            task_instances = dag_run.get_task_instances()
+            failed = sorted(ti.task_id for ti in task_instances if ti.state in ("failed", "upstream_failed"))
+            returns = {ti.task_id: ti.xcom_pull(task_ids=ti.task_id) for ti in task_instances if ti.state == "success"}
         except Exception:
             traceback.print_exc()
-            state, failed = "error", []
+            state, failed, returns = "error", [], {}
     after = _request_total(emulator_client)
     return DagResult(
         dag_id=dag.dag_id, state=state, seconds=time.monotonic() - started, failed_tasks=failed,
         api_requests=None if before is None or after is None else after - before,
-        log_file=log_file, error_lines=_error_lines(log_file) if state != "success" else [],
+        log_file=log_file, error_lines=_error_lines(log_file) if state != "success" else [], returns=returns,
     )
 
 
@@ -378,8 +403,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console()
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # its exit hook chats at INFO level
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
     if args.stop:
-        stop_everything(console)
+        with console.quiet(LOG_DIR / "demo.log"):
+            stop_everything(console)
         return 0
     if running_processes():
         console.say("The demo UI from an earlier `--keep-ui` is still running; stop it first: make stop")
@@ -397,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             services = start_services(console, log_file, keep_running=args.keep_ui)
             os.environ.update(airflow_environment())
             os.environ.update(connection_environment(services.database_url, services.salesforce))
-            with console.step("Airflow metadata DB"):
+            with console.step("Airflow metadata DB (import Airflow, migrate if needed)"):
                 migrate_airflow_db(log_file)
             with console.step("Load airflow_settings.yaml"):
                 changes = load_settings()
@@ -405,19 +433,26 @@ def main(argv: list[str] | None = None) -> int:
                         if any(c.action != "unchanged" for c in changes) else "    all settings unchanged")
             if not args.ui:
                 results, import_errors = run_demo_dags(console, services)
+                from include.demo_report import build_report
+
+                report = lambda: build_report(  # noqa: E731 - evaluated after the services stopped
+                    results=results, import_errors=import_errors, store=store, since=run_stamp,
+                    emulator_limits=emulator_limits, timings=console.timings,
+                    total_seconds=time.monotonic() - started_wall, schema=os.environ["DEPLOYTEQ_SCHEMA"],
+                )
+                from include.demo_report import read_store
+
+                store = read_store(services.database_url, os.environ["DEPLOYTEQ_SCHEMA"], run_stamp)
+                emulator_limits = _emulator_limits(services.admin_client)
         if args.ui:
             return run_full_airflow(console)
-        from include.demo_report import build_report
-
-        console.say()
-        console.say(build_report(
-            results=results, import_errors=import_errors, database_url=services.database_url,
-            schema=os.environ["DEPLOYTEQ_SCHEMA"], since=run_stamp,
-            emulator_client=emulator_admin_client(services.salesforce),
-            timings=console.timings, total_seconds=time.monotonic() - started_wall,
-        ))
         if args.keep_ui:
             start_api_server(console, services, log_file)
+        else:
+            _stop(console, services, log_file)
+            services = None
+        console.say()
+        console.say(report())
         ok = all(r.state == "success" for r in results) and not import_errors
         return 0 if ok else 1
     except DemoError as error:
@@ -430,7 +465,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         if services is not None and not args.keep_ui:
-            shut_down(console, services)
+            _stop(console, services, log_file)
+
+
+def _stop(console: Console, services: Services, log_file: Path) -> None:
+    what = "emulator and embedded PostgreSQL" if services.embedded_postgres is not None else "emulator"
+    with console.quiet(log_file), console.step(f"Stop {what}"):
+        shut_down(console, services)
+
+
+def _emulator_limits(client) -> dict | None:
+    try:
+        return client.limits_state() if client is not None else None
+    except Exception:
+        return None
 
 
 def start_services(console: Console, log_file: Path, *, keep_running: bool) -> Services:
@@ -444,17 +492,17 @@ def start_services(console: Console, log_file: Path, *, keep_running: bool) -> S
         if embedded is not None and not keep_running:
             embedded.cleanup()
         raise
-    return Services(database_url=url, salesforce=info, embedded_postgres=embedded, emulator=emulator)
+    return Services(database_url=url, salesforce=info, embedded_postgres=embedded, emulator=emulator,
+                    admin_client=emulator_admin_client(info))
 
 
 def run_demo_dags(console: Console, services: Services) -> tuple[list[DagResult], dict[str, str]]:
     with console.step("Parse DAGs"):
         dags, import_errors = demo_dags()
-    client = emulator_admin_client(services.salesforce)
     results = []
     for dag in dags:
         with console.step(f"Run {dag.dag_id}"):
-            result = run_dag(dag, client, LOG_DIR / f"{dag.dag_id}.log")
+            result = run_dag(dag, services.admin_client, LOG_DIR / f"{dag.dag_id}.log")
         results.append(result)
         if result.state != "success":
             console.say(f"    {result.state}; see {result.log_file.relative_to(ROOT)}")
@@ -485,17 +533,37 @@ def run_full_airflow(console: Console) -> int:
     """``--ui``: `airflow standalone` (API server, scheduler, DAG processor, triggerer) in the foreground."""
     console.say()
     console.say(f"Starting Airflow on http://localhost:{UI_PORT}: Ctrl-C stops it and the demo services.")
-    console.say(f"  Log in as admin; the password is printed below and kept in "
+    console.say(f"  Log in as admin; the password is in "
                 f"{(AIRFLOW_HOME / 'simple_auth_manager_passwords.json.generated').relative_to(ROOT)}")
+    env = os.environ.copy()
+    # standalone starts its components as `airflow ...`: our venv's bin must come first on PATH.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    process = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], cwd=ROOT, env=env)
     try:
-        return subprocess.run([sys.executable, "-m", "airflow", "standalone"], cwd=ROOT, env=os.environ.copy()).returncode
+        return process.wait()
     except KeyboardInterrupt:
-        return 0
+        pass
+    # Ctrl-C in a terminal reaches standalone too, and it stops its components; give it time,
+    # and pass the signal on if only we got it.
+    for nudge in (lambda: None, lambda: process.send_signal(signal.SIGINT), process.terminate, process.kill):
+        nudge()
+        try:
+            process.wait(timeout=20)
+            break
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            continue
+    return 0
 
 
 def shut_down(console: Console, services: Services) -> None:
     if services.emulator is not None:
-        stop_process(services.emulator.pid)
+        # The emulator finishes open keep-alive connections before it exits: close ours first
+        # (the admin client's, and the hooks' sessions left over from the DAG runs).
+        session = getattr(services.admin_client, "session", None)
+        if session is not None:
+            session.close()
+        gc.collect()
+        stop_process(services.emulator.pid, timeout=5.0)
     if services.embedded_postgres is not None:
         services.embedded_postgres.cleanup()
 

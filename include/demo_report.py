@@ -6,6 +6,7 @@ schema, rows since the demo started) and from the emulator's request counters.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -54,16 +55,21 @@ def read_store(database_url: str, schema: str, since: datetime) -> dict[str, Any
     return found
 
 
-def build_report(*, results, import_errors: dict[str, str], database_url: str, schema: str, since: datetime,
-                 emulator_client, timings: list[tuple[str, float]], total_seconds: float) -> str:
-    store = read_store(database_url, schema, since)
-    out = ["Report"]
+def build_report(*, results, import_errors: dict[str, str], store: dict[str, Any], schema: str, since: datetime,
+                 emulator_limits: dict | None, timings: list[tuple[str, float]], total_seconds: float) -> str:
+    """``store`` comes from :func:`read_store`, ``emulator_limits`` from the emulator's admin API."""
+    out = [f"Report (since {since:%Y-%m-%d %H:%M:%S} UTC)"]
 
     out.append("\nDAG runs (dag.test):")
     out.append(table(
         ["dag", "state", "seconds", "Salesforce requests"],
         [[r.dag_id, r.state, f"{r.seconds:.1f}", "?" if r.api_requests is None else r.api_requests] for r in results],
     ) if results else "  no DAG is tagged deployteq-demo")
+
+    health = health_lines(results)
+    if health:
+        out.append("\nHealth check:")
+        out.extend(health)
 
     out.append(f"\nFlows (run_log in schema {schema}, this run):")
     if store["problem"]:
@@ -78,12 +84,8 @@ def build_report(*, results, import_errors: dict[str, str], database_url: str, s
     per_flow = ", ".join(f"{flow} {n}" for flow, n in store["ledger"].items()) or "none"
     out.append(f"\nSalesforce API requests: {emulator_total} seen by the emulator; "
                f"{ledger_total} in our budget ledger ({per_flow})")
-    if emulator_client is not None:
-        try:
-            limits = emulator_client.limits_state()
-            out.append(f"  emulator limits now: {_limits_line(limits)}")
-        except Exception:
-            pass
+    if emulator_limits:
+        out.append(f"  emulator's own counters now: {_limits_line(emulator_limits)}")
 
     errors = []
     for r in results:
@@ -101,17 +103,27 @@ def build_report(*, results, import_errors: dict[str, str], database_url: str, s
     out.append("\nErrors:" if errors else "\nErrors: none")
     out.extend(errors)
 
-    steps = ", ".join(f"{title} {seconds:.1f} s" for title, seconds in timings)
-    out.append(f"\nTimings: {steps}; total {total_seconds:.1f} s")
+    slowest = max(timings, key=lambda step: step[1], default=None)
+    out.append(f"\nTotal {total_seconds:.1f} s" + (f" (slowest step: {slowest[0]}, {slowest[1]:.1f} s)" if slowest else ""))
     return "\n".join(out)
 
 
 def _limits_line(limits: dict) -> str:
-    parts = []
-    for key in ("hourly", "daily"):
-        value = limits.get(key)
-        if isinstance(value, dict) and "used" in value:
-            parts.append(f"{key} {value['used']}/{value.get('limit', '?')}")
+    parts = [
+        f"{period} {limits[f'{period}_used']}/{limits[f'{period}_limit']}"
+        for period in ("hourly", "daily")
+        if f"{period}_used" in limits and f"{period}_limit" in limits
+    ]
     if limits.get("blocked_until"):
         parts.append(f"BLOCKED until {limits['blocked_until']}")
-    return ", ".join(parts) or str(limits)
+    return ", ".join(parts) or json.dumps(limits)
+
+
+def health_lines(results) -> list[str]:
+    """The health check's own report (connection messages, schema version, API usage), if it ran."""
+    for r in results:
+        for value in r.returns.values():
+            if isinstance(value, dict) and {"deployteq", "salesforce"} <= set(value):
+                deployteq, salesforce = value["deployteq"], value["salesforce"]
+                return [f"  Deployteq:  {deployteq.get('connection')}", f"  Salesforce: {salesforce.get('connection')}"]
+    return []
