@@ -319,3 +319,35 @@ def test_run_stopped_by_budget_keeps_progress_and_next_run_continues(env, monkey
     monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(conn))
     run("Lead", cfg, batch_size=200)
     assert len(env.customers()) == 1000
+
+
+def test_initial_load_reads_everything_without_touching_salesforce(env):
+    env.sf.seed("Lead", [lead(i, **{FLAG: i % 2 == 0}) for i in range(10)])
+    before = {r["Id"]: (r["SystemModstamp"], r[FLAG]) for r in env.sf.records("Lead")}
+    summary = run("Lead", config(LEAD), full_load=True)
+    assert summary["inserted"] == 10 and summary["flags_reset"] == 0
+    assert {r["Id"]: (r["SystemModstamp"], r[FLAG]) for r in env.sf.records("Lead")} == before
+    assert not any(k.startswith(("PATCH", "POST composite")) for k in env.sf.counters()["by_endpoint"])
+    # the incremental DAG starts where the initial load ended: only new flagged changes come next
+    env.sf.advance_clock(600)
+    assert run("Lead", config(LEAD))["inserted"] == 0
+
+
+def test_initial_load_stopped_by_budget_resumes_where_it_stopped(env, monkeypatch):
+    from airflow.exceptions import AirflowSkipException, TaskDeferred
+
+    env.sf.seed("Lead", [lead(i, **{FLAG: False}) for i in range(900)])
+    conn = json.loads(__import__("os").environ["AIRFLOW_CONN_SALESFORCE_DEFAULT"])
+    conn["extra"]["hourly_budget"] = 3
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(conn))
+    cfg = config(LEAD, page_size=200)
+    with pytest.raises((AirflowSkipException, TaskDeferred)):
+        run("Lead", cfg, batch_size=200, full_load=True)
+    assert 0 < len(env.customers()) < 900
+    conn["extra"]["hourly_budget"] = 3600
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(conn))
+    before = env.sf.counters()["total"]
+    summary = run("Lead", cfg, batch_size=200, full_load=True)
+    assert len(env.customers()) == 900
+    assert summary["fetched"] < 900, "the second run read only what the first did not commit"
+    assert env.sf.counters()["total"] - before < 7
