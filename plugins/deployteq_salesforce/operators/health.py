@@ -56,6 +56,8 @@ class DeployteqHealthCheckOperator(BaseOperator):
 
         applied = deployteq.migrate()
         version = self._migration_version(deployteq)
+        if applied:
+            message = deployteq.test_connection()[1]  # describe the schema as it is now
         self.log.info(
             "Deployteq schema %s at migration version %s (%s)",
             deployteq.schema_name,
