@@ -1,0 +1,300 @@
+"""What every benchmark needs: fresh services, flows measured in child processes, a table and a JSON line.
+
+A benchmark module (``include/benchmarks/<name>.py``) exposes ``run(records: int, **options) -> dict``
+and ``main(argv) -> dict``; ``benchmark_main`` gives ``main`` the common command line and output.
+
+- ``fresh_services()`` starts a fresh Salesforce emulator (limits high enough for any baseline) and
+  picks a PostgreSQL server (``DEPLOYTEQ_DATABASE_URL``, else an embedded pgserver under
+  ``.state/bench-postgres`` that is stopped afterwards); ``new_schema()`` hands out fresh schemas
+  that are dropped at the end.
+- ``BenchServices.run_flow()`` runs one flow in a fresh *spawned* child process with its own Airflow
+  environment (connections and Variables as ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*``), and measures
+  it there: wall time of the flow, the child's peak RSS, and the Salesforce requests the emulator
+  counted meanwhile (its own counters, independent of the provider's ledger).
+
+Nothing here imports Airflow: the parent never does; the children do, after their environment is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+for _path in (ROOT, ROOT / "plugins"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+# High enough that neither our flow nor a one-request-per-record baseline is ever limited.
+BENCH_API_LIMIT = 10_000_000
+DATABASE_URL_ENV = "DEPLOYTEQ_DATABASE_URL"
+EMBEDDED_PG_DIR = ROOT / ".state" / "bench-postgres"
+
+
+class BenchmarkCheckFailed(AssertionError):
+    """A flow did not do its job (wrong row count, flags left set, ...): its timing means nothing."""
+
+
+# -- one measured flow -----------------------------------------------------------------------------------
+
+
+@dataclass
+class FlowResult:
+    """One flow, measured in its own process."""
+
+    label: str
+    records: int
+    seconds: float
+    sf_requests: int
+    by_endpoint: dict[str, int]
+    peak_rss_mb: float
+    rss_before_flow_mb: float  # the child's peak after imports and set-up, before the timed flow
+    value: Any = None  # what the flow returned (e.g. the operator's XCom summary)
+
+    @property
+    def records_per_s(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def requests_per_10k(self) -> float:
+        return self.sf_requests * 10_000 / self.records if self.records else 0.0
+
+
+def _child_entry(target: str, kwargs: dict, env: dict[str, str]) -> dict:
+    """Runs in the spawned child: set the environment, prepare the flow (untimed), time it."""
+    os.environ.update(env)
+    module_name, _, function_name = target.partition(":")
+    prepare = getattr(importlib.import_module(module_name), function_name)
+    flow = prepare(**kwargs)  # imports Airflow, builds hooks/operators: not part of the flow's time
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    value = flow()
+    seconds = time.perf_counter() - started
+    return {
+        "value": value,
+        "seconds": seconds,
+        "rss_before_kib": rss_before,
+        "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,  # KiB on Linux
+    }
+
+
+def run_in_child(target: str, kwargs: Mapping[str, Any], env: Mapping[str, str]) -> dict:
+    """Call ``target`` (``"module:function"``) in a fresh spawned process and return its measurements.
+
+    ``target(**kwargs)`` must return a zero-argument callable: the flow.  Only that call is timed;
+    ``ru_maxrss`` is read in the child when the flow has ended, so each flow's memory is its own.
+    An exception in the child is raised here with the child's traceback attached.
+    """
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(_child_entry, target, dict(kwargs), dict(env)).result()
+
+
+def airflow_child_environment(
+    airflow_home: Path,
+    *,
+    connections: Mapping[str, dict] = (),
+    variables: Mapping[str, Any] = (),
+    log_level: str = "WARNING",
+) -> dict[str, str]:
+    """Environment for a child that uses Airflow hooks without a metadata database."""
+    env = {
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": log_level,
+    }
+    for conn_id, conn in dict(connections).items():
+        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
+    for name, value in dict(variables).items():
+        env[f"AIRFLOW_VAR_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    return env
+
+
+# -- fresh services for one benchmark run ------------------------------------------------------------------
+
+
+@dataclass
+class BenchServices:
+    """A fresh emulator and a PostgreSQL server for one benchmark run."""
+
+    emulator: Any  # include.salesforce_emulator.process.EmulatorProcess
+    pg_url: str
+    pg_source: str  # "DEPLOYTEQ_DATABASE_URL" or "embedded pgserver"
+    workdir: Path
+    api_limit: int
+    log_level: str = "WARNING"
+    schemas: list[str] = field(default_factory=list)
+
+    @property
+    def admin(self):  # the emulator's admin client (its calls never count as API requests)
+        return self.emulator.client
+
+    def new_schema(self, prefix: str) -> str:
+        """A fresh schema name (not created: migrations or the caller create it); dropped at the end."""
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        self.schemas.append(name)
+        return name
+
+    def salesforce_connection(self, **extra) -> dict:
+        from include.local_services import salesforce_emulator_connection
+
+        return salesforce_emulator_connection(self.emulator.connection_json, **extra)
+
+    def postgres_connection(self, *, deployteq_schema: str | None = None) -> dict:
+        from include.local_services import postgres_connection
+
+        return postgres_connection(self.pg_url, deployteq_schema=deployteq_schema)
+
+    def sql(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run one statement in the benchmark database (set-up and checks, never timed)."""
+        import psycopg
+
+        with psycopg.connect(self.pg_url, autocommit=True) as conn:
+            cursor = conn.execute(statement, params)
+            return cursor.fetchall() if cursor.description else []
+
+    def run_flow(
+        self,
+        label: str,
+        target: str,
+        kwargs: Mapping[str, Any],
+        *,
+        records: int,
+        connections: Mapping[str, dict] = (),
+        variables: Mapping[str, Any] = (),
+    ) -> FlowResult:
+        """Run one flow in a child process; its requests are read from the emulator's counters."""
+        home = self.workdir / f"airflow-{label}"
+        home.mkdir(parents=True, exist_ok=True)
+        env = airflow_child_environment(home, connections=connections, variables=variables, log_level=self.log_level)
+        before = self.admin.counters()
+        measured = run_in_child(target, kwargs, env)
+        after = self.admin.counters()
+        return FlowResult(
+            label=label,
+            records=records,
+            seconds=measured["seconds"],
+            sf_requests=after["total"] - before["total"],
+            by_endpoint=_counter_difference(before["by_endpoint"], after["by_endpoint"]),
+            peak_rss_mb=measured["peak_rss_kib"] / 1024,
+            rss_before_flow_mb=measured["rss_before_kib"] / 1024,
+            value=measured["value"],
+        )
+
+    def drop_schemas(self) -> None:
+        for name in self.schemas:
+            self.sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        self.schemas.clear()
+
+
+def _counter_difference(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    diff = {name: count - before.get(name, 0) for name, count in after.items()}
+    return {name: count for name, count in sorted(diff.items()) if count}
+
+
+@contextmanager
+def fresh_services(*, api_limit: int = BENCH_API_LIMIT, log_level: str = "WARNING") -> Iterator[BenchServices]:
+    """A fresh emulator (own state dir) and PostgreSQL for one run; everything is stopped and dropped after."""
+    from include.salesforce_emulator.process import start_emulator
+
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="deployteq-bench-")))
+        pg_url = os.environ.get(DATABASE_URL_ENV)
+        pg_source = DATABASE_URL_ENV
+        if not pg_url:
+            import pgserver
+
+            # "stop": the server stops when this process lets go of it (unless someone else holds it)
+            server = stack.enter_context(pgserver.get_server(str(EMBEDDED_PG_DIR), cleanup_mode="stop"))
+            pg_url, pg_source = server.get_uri(), "embedded pgserver"
+        emulator = stack.enter_context(
+            start_emulator(workdir / "emulator", hourly_limit=api_limit, daily_limit=api_limit)
+        )
+        services = BenchServices(emulator=emulator, pg_url=pg_url, pg_source=pg_source, workdir=workdir,
+                                 api_limit=api_limit, log_level=log_level)
+        try:
+            yield services
+        finally:
+            services.drop_schemas()
+
+
+# -- output ------------------------------------------------------------------------------------------------
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain fixed-width table; numbers right-aligned with thousands separators."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    numeric = [all(isinstance(row[i], (int, float)) or row[i] in (None, "") for row in rows) for i in range(len(headers))]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    return "\n".join([line([str(h) for h in headers]), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+    return str(value)
+
+
+def flow_figures(result: FlowResult) -> dict[str, float | int]:
+    """The contract's figures of one flow, rounded for the JSON line."""
+    return {
+        "records": result.records,
+        "seconds": round(result.seconds, 3),
+        "records_per_s": round(result.records_per_s, 1),
+        "sf_requests": result.sf_requests,
+        "requests_per_10k": round(result.requests_per_10k, 2),
+        "peak_rss_mb": round(result.peak_rss_mb, 1),
+    }
+
+
+def benchmark_main(
+    run: Callable[..., dict],
+    argv: Sequence[str] | None,
+    *,
+    description: str,
+    default_records: int,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    prog: str | None = None,
+) -> dict:
+    """The common command line: ``--records N`` (+ the benchmark's own options), then ``run(...)``.
+
+    ``run`` prints its readable table; this prints the summary it returns as the LAST line (JSON).
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--records", type=int, default=default_records, help=f"records (default {default_records:,})")
+    parser.add_argument("--verbose", action="store_true", help="INFO logging from the flows (on stderr)")
+    if add_arguments:
+        add_arguments(parser)
+    args = vars(parser.parse_args(argv))
+    if args["records"] < 1:
+        parser.error("--records must be at least 1")
+    summary = run(**args)
+    sys.stdout.flush()
+    print(json.dumps(summary), flush=True)
+    return summary
