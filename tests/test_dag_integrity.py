@@ -6,15 +6,29 @@ import socket
 from pathlib import Path
 
 import pytest
+import yaml
 
 DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
 MAX_PARSE_SECONDS_PER_FILE = 10.0
 
 
+def shipped_variables() -> dict[str, str]:
+    """The Variables of airflow_settings.yaml, as AIRFLOW_VAR_* environment variables."""
+    settings = yaml.safe_load((DAGS_FOLDER.parent / "airflow_settings.yaml").read_text())
+    return {
+        f"AIRFLOW_VAR_{v['variable_name'].upper()}": str(v["variable_value"])
+        for v in settings["airflow"].get("variables") or []
+    }
+
+
 @pytest.fixture(scope="module")
 def parsed():
-    """Parse dags/ once with every socket connect refused (and recorded)."""
+    """Parse dags/ once, with the shipped Variables, every socket connect refused (and recorded)."""
     from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch = pytest.MonkeyPatch()
+    for name, value in shipped_variables().items():
+        monkeypatch.setenv(name, value)
 
     attempts: list[object] = []
     original_connect = socket.socket.connect
@@ -28,6 +42,7 @@ def parsed():
         bag = DagBag(dag_folder=DAGS_FOLDER, safe_mode=False)
     finally:
         socket.socket.connect = original_connect
+        monkeypatch.undo()
     return bag, attempts
 
 
