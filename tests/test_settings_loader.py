@@ -75,7 +75,7 @@ def test_shipped_file_parses_with_its_environment():
     assert connections["deployteq_default"].port == 5433
     assert connections["deployteq_default"].extra == {"deployteq_schema": "deployteq"}
     assert [(p.name, p.slots) for p in settings.pools] == [("salesforce_api", 6)]
-    assert [(v.key, v.value) for v in settings.variables] == [("deployteq_salesforce_hourly_budget", "3600")]
+    assert {v.key: v.value for v in settings.variables}["deployteq_salesforce_hourly_budget"] == "3600"
 
 
 def test_shipped_pool_follows_the_budget_rule():
@@ -260,7 +260,8 @@ def test_cli_exits_2_with_the_error_for_a_bad_file(tmp_path, capsys):
 
 @pytest.fixture
 def shipped_entries_removed(airflow_db):
-    names = (["salesforce_default", "deployteq_default"], ["salesforce_api"], ["deployteq_salesforce_hourly_budget"])
+    shipped = load_settings_file(DEFAULT_SETTINGS_FILE, environ=SHIPPED_FILE_ENV)
+    names = ([c.conn_id for c in shipped.connections], [p.name for p in shipped.pools], [v.key for v in shipped.variables])
     delete_entries(*names)
     yield
     delete_entries(*names)  # other tests expect these only from AIRFLOW_CONN_* variables
