@@ -48,6 +48,8 @@ stop:
 	@if [ -x "$(PY)" ]; then $(PY) -m include.demo --stop; fi
 
 clean: stop
+	@if [ -x "$(PY)" ]; then $(PY) -c 'from pathlib import Path; from include.demo import stop_embedded_postgres; \
+	  stop_embedded_postgres(Path(".state/test-postgres").resolve())' 2>/dev/null || true; fi
 	rm -rf .state
 
 distclean: clean

@@ -130,12 +130,13 @@ def start_postgres(*, keep_running: bool) -> tuple[str, object | None]:
     return server.get_uri(), server
 
 
-def stop_embedded_postgres() -> bool:
-    if not (POSTGRES_DIR / "postmaster.pid").exists():
+def stop_embedded_postgres(data_dir: Path = POSTGRES_DIR) -> bool:
+    """Stop the embedded server of ``data_dir`` if it runs (also used by `make clean` for the tests' one)."""
+    if not (data_dir / "postmaster.pid").exists():
         return False
     import pgserver
 
-    pgserver.get_server(str(POSTGRES_DIR), cleanup_mode="stop").cleanup()
+    pgserver.get_server(str(data_dir), cleanup_mode="stop").cleanup()
     return True
 
 
