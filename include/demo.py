@@ -44,6 +44,7 @@ PROCESSES_FILE = STATE / "processes.json"
 
 DEMO_TAG = "deployteq-demo"
 FIRST_DAG = "deployteq_health_check"
+DEMO_STAGE_PREFIX = "demo-stage:"
 DEPLOYTEQ_SCHEMA = "deployteq"
 UI_HOST, UI_PORT = "127.0.0.1", 8080
 
@@ -308,13 +309,24 @@ class DagResult:
     returns: dict = field(default_factory=dict)  # task_id -> return value (XCom), successful tasks
 
 
+def demo_stage(dag) -> int:
+    """Order of a demo DAG: the tag ``demo-stage:N`` (inbound syncs before flows that need their
+    customers), the health check first, untagged DAGs in the middle."""
+    if dag.dag_id == FIRST_DAG:
+        return 0
+    for tag in dag.tags:
+        if tag.startswith(DEMO_STAGE_PREFIX) and tag[len(DEMO_STAGE_PREFIX):].isdigit():
+            return int(tag[len(DEMO_STAGE_PREFIX):])
+    return 50
+
+
 def demo_dags() -> tuple[list, dict[str, str]]:
-    """DAGs tagged ``deployteq-demo`` (health check first, then by dag_id) and import errors."""
+    """DAGs tagged ``deployteq-demo`` (by demo stage, then dag_id) and import errors."""
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=ROOT / "dags", safe_mode=False)
     dags = [dag for dag in bag.dags.values() if DEMO_TAG in dag.tags]
-    dags.sort(key=lambda dag: (dag.dag_id != FIRST_DAG, dag.dag_id))
+    dags.sort(key=lambda dag: (demo_stage(dag), dag.dag_id))
     return dags, dict(bag.import_errors)
 
 

@@ -56,7 +56,8 @@ def object_sync_dags(raw_config: str | dict | None) -> list[DAG]:
             catchup=False,
             max_active_runs=1,
             default_args=DEFAULT_ARGS,
-            tags=[*tags, "deployteq-demo"],
+            # the demo runs inbound syncs (stage 10) before flows that need their customers
+            tags=[*tags, "deployteq-demo", "demo-stage:10"],
             doc_md=f"Incremental sync of **{obj.sobject}** into the customer table. Mapping: Variable `{OBJECTS_VARIABLE}`.",
         ) as dag:
             SalesforceToDeployteqOperator(task_id=f"sync_{name}", sobject=obj.sobject, pool=SALESFORCE_POOL)
