@@ -1,0 +1,344 @@
+"""Contact moments, Deployteq -> Salesforce custom objects, on time and within budget (R11, R12).
+
+One run: read the new and changed moments (oldest first), decide per moment (send / unchanged /
+no Salesforce id / retries used up), ask the API budget how many requests may be spent now, plan
+the largest oldest-first part of the backlog that fits (composite upsert 200 per request, Bulk API
+2.0 ingest above a threshold) and send it batch by batch, committing each batch's outcome before
+the next request.  What does not fit stays for the next run.  A 403 REQUEST_LIMIT_EXCEEDED or an
+exhausted budget stops the run at once: committed batches stay sent, the rest is still pending.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+
+from deployteq_salesforce.bulk import Bulk2Client
+from deployteq_salesforce.contact_moments import (
+    BULK_JOB_REQUESTS,
+    DEFAULT_BULK_JOB_SIZE,
+    DEFAULT_BULK_THRESHOLD,
+    DEFAULT_MAX_ATTEMPTS,
+    EXTERNAL_ID_FIELD,
+    FLOW,
+    GIVEN_UP,
+    NO_SALESFORCE_ID,
+    PARENT_FIELDS,
+    PAYLOAD_FIELDS,
+    UNCHANGED,
+    Allowance,
+    Batch,
+    ContactMomentCounts,
+    MomentRow,
+    Outgoing,
+    SendResult,
+    Skipped,
+    backlog_figures,
+    bulk_results,
+    composite_results,
+    decide,
+    format_age,
+    plan_sends,
+    requests_allowed,
+)
+from deployteq_salesforce.exceptions import BudgetExhausted, SalesforceRequestLimitExceeded
+from deployteq_salesforce.hooks.deployteq import DeployteqHook
+from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
+from deployteq_salesforce.operators.base import SalesforceFlowOperator
+from deployteq_salesforce.store import RecordError
+
+# New and changed moments: never dealt with, or their row changed since (changed_at differs).
+CANDIDATES_SQL = """
+SELECT cm.contact_moment_id, cm.changed_at, cm.sent_at, cm.mailing_id, cm.mailing_name, cm.subject,
+       cm.opened_first_at, cm.open_count, cm.clicked_first_at, cm.click_count, cm.bounced_at, cm.bounce_type,
+       cm.online_version_url, c.sf_lead_id, c.sf_contact_id,
+       s.sf_object AS sent_object, s.sf_parent_id AS sent_parent_id, s.sent_hash, s.failed_hash,
+       coalesce(s.attempts, 0) AS attempts, coalesce(e.retry_requested, false) AS retry_requested
+  FROM contact_moment cm
+  LEFT JOIN customer c ON c.customer_id = cm.customer_id AND NOT c.sf_deleted
+  LEFT JOIN contact_moment_sync s ON s.contact_moment_id = cm.contact_moment_id
+  LEFT JOIN sync_error e ON e.flow = %(flow)s AND e.record_id = cm.contact_moment_id::text AND e.resolved_at IS NULL
+ WHERE s.contact_moment_id IS NULL OR s.synced_changed_at IS DISTINCT FROM cm.changed_at
+ ORDER BY cm.changed_at, cm.contact_moment_id
+"""
+
+MARK_SENT_SQL = """
+INSERT INTO contact_moment_sync AS s (contact_moment_id, synced_changed_at, sent_hash, sf_object, sf_parent_id,
+                                      sf_record_id, sent_at, attempts, failed_hash, last_error, last_error_at, updated_at)
+SELECT r.id, r.changed_at, r.hash, r.sobject, r.parent_id, r.record_id, clock_timestamp(), 0, NULL, NULL, NULL,
+       clock_timestamp()
+  FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[])
+       AS r (id, changed_at, hash, sobject, parent_id, record_id)
+ON CONFLICT (contact_moment_id) DO UPDATE SET
+    synced_changed_at = excluded.synced_changed_at, sent_hash = excluded.sent_hash, sf_object = excluded.sf_object,
+    sf_parent_id = excluded.sf_parent_id, sf_record_id = coalesce(excluded.sf_record_id, s.sf_record_id),
+    sent_at = excluded.sent_at, attempts = 0, failed_hash = NULL, last_error = NULL, last_error_at = NULL,
+    updated_at = excluded.updated_at
+"""
+
+MARK_FAILED_SQL = """
+INSERT INTO contact_moment_sync AS s (contact_moment_id, attempts, failed_hash, last_error, last_error_at, updated_at)
+SELECT r.id, 1, r.hash, r.error, clock_timestamp(), clock_timestamp()
+  FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS r (id, hash, error)
+ON CONFLICT (contact_moment_id) DO UPDATE SET
+    attempts = CASE WHEN s.failed_hash = excluded.failed_hash THEN s.attempts + 1 ELSE 1 END,
+    failed_hash = excluded.failed_hash, last_error = excluded.last_error, last_error_at = excluded.last_error_at,
+    updated_at = excluded.updated_at
+"""
+
+# Looked at, payload as sent before: remember this row version so it is not read again.
+MARK_UNCHANGED_SQL = """
+UPDATE contact_moment_sync s SET synced_changed_at = r.changed_at, updated_at = clock_timestamp()
+  FROM unnest(%s::bigint[], %s::timestamptz[]) AS r (id, changed_at)
+ WHERE s.contact_moment_id = r.id
+"""
+
+FLOW_HOURLY_USE_SQL = """
+SELECT count(*) FROM api_ledger
+ WHERE budget_key = %s AND flow = %s AND requested_at > clock_timestamp() - interval '1 hour'
+"""
+
+
+class ContactMomentsToSalesforceOperator(SalesforceFlowOperator):
+    """Send new and changed contact moments to ``ClangLead/ContactContactMoment__c`` within the API budget.
+
+    :param hourly_share: part of the hourly API budget this flow may use in a rolling hour (the
+        rest stays free for the other flows); the daily share and the org's allocation also apply.
+    :param bulk_threshold: moments per object from which Bulk API 2.0 ingest is used (when cheaper).
+    :param bulk_job_size: moments per Bulk ingest job.
+    :param max_attempts: failures of the same payload after which a moment is no longer retried
+        (until its data changes or someone requests a retry of its sync_error row).
+    """
+
+    def __init__(
+        self,
+        *,
+        hourly_share: float = 0.5,
+        bulk_threshold: int = DEFAULT_BULK_THRESHOLD,
+        bulk_job_size: int = DEFAULT_BULK_JOB_SIZE,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not 0 < hourly_share <= 1:
+            raise ValueError(f"hourly_share must be a fraction in (0, 1], got {hourly_share!r}")
+        for name, value in (("bulk_threshold", bulk_threshold), ("bulk_job_size", bulk_job_size), ("max_attempts", max_attempts)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        self.hourly_share = hourly_share
+        self.bulk_threshold = bulk_threshold
+        self.bulk_job_size = bulk_job_size
+        self.max_attempts = max_attempts
+
+    @property
+    def flow(self) -> str:
+        return FLOW
+
+    def build_run(self, store: DeployteqHook, salesforce: BudgetedSalesforceHook) -> "ContactMomentSync":
+        return ContactMomentSync(
+            store, salesforce, hourly_share=self.hourly_share, bulk_threshold=self.bulk_threshold,
+            bulk_job_size=self.bulk_job_size, max_attempts=self.max_attempts, log=self.log,
+        )
+
+
+class ContactMomentSync:
+    """The work of one run; ``counts`` stays readable when the run stops early."""
+
+    def __init__(
+        self,
+        store: DeployteqHook,
+        salesforce: BudgetedSalesforceHook,
+        *,
+        hourly_share: float = 0.5,
+        bulk_threshold: int = DEFAULT_BULK_THRESHOLD,
+        bulk_job_size: int = DEFAULT_BULK_JOB_SIZE,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.store = store
+        self.salesforce = salesforce
+        self.hourly_share = hourly_share
+        self.bulk_threshold = bulk_threshold
+        self.bulk_job_size = bulk_job_size
+        self.max_attempts = max_attempts
+        self.log = log or logging.getLogger(__name__)
+        self.counts = ContactMomentCounts()
+        self._waiting: list[Outgoing] = []
+        self._sent_ids: set[int] = set()
+
+    # -- the run ---------------------------------------------------------------------------------------
+
+    def run(self) -> ContactMomentCounts:
+        rows, now = self._candidates()
+        outgoing: list[Outgoing] = []
+        skipped: list[Skipped] = []
+        for row in rows:
+            decision = decide(row, max_attempts=self.max_attempts)
+            (outgoing if isinstance(decision, Outgoing) else skipped).append(decision)
+        del rows
+        self.counts.fetched = len(outgoing) + len(skipped)
+        self._note_skipped(skipped)
+        self._waiting = outgoing
+
+        backlog = backlog_figures(outgoing, now)
+        allowance = self._allowance()
+        plan = plan_sends(outgoing, allowance.requests, bulk_threshold=self.bulk_threshold,
+                          bulk_job_size=self.bulk_job_size, bulk_job_requests=BULK_JOB_REQUESTS)
+        self.counts.details.update(
+            backlog=backlog["size"], backlog_to_leads=backlog["to_leads"], backlog_to_contacts=backlog["to_contacts"],
+            oldest_unsent_at=backlog["oldest_changed_at"], oldest_unsent_age_seconds=backlog["oldest_age_seconds"],
+            requests_allowed=allowance.requests, budget_limited_by=allowance.limited_by,
+            requests_planned=plan.planned_requests, planned=plan.planned_moments,
+        )
+        self.log.info(
+            "Contact moments: backlog %s (%s to leads, %s to contacts), oldest unsent moment waiting %s; "
+            "not sendable: %s without Salesforce id, %s retries used up; %s unchanged since sent",
+            backlog["size"], backlog["to_leads"], backlog["to_contacts"], format_age(backlog["oldest_age_seconds"]),
+            self.counts.details.get(NO_SALESFORCE_ID, 0), self.counts.details.get(GIVEN_UP, 0),
+            self.counts.details.get(UNCHANGED, 0),
+        )
+        self.log.info(
+            "API budget allows %s requests now (limited by the %s): sending %s of %s moments in %s batches "
+            "(%s requests planned), %s left for the next run",
+            allowance.requests, allowance.limited_by, plan.planned_moments, backlog["size"], len(plan.batches),
+            plan.planned_requests, len(plan.left),
+        )
+        if allowance.blocked:
+            self._raise_blocked()
+
+        try:
+            for batch in plan.batches:
+                self._send(batch)
+        except BudgetExhausted:
+            self._finish_figures(now)
+            raise
+        self._finish_figures(now)
+        return self.counts
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    def _candidates(self) -> tuple[list[MomentRow], datetime]:
+        with self.store.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+            now = cur.execute("SELECT clock_timestamp() AS now").fetchone()["now"]
+            cur.execute(CANDIDATES_SQL, {"flow": FLOW})
+            rows = [MomentRow(**row) for row in cur]
+        return rows, now
+
+    def _note_skipped(self, skipped: Sequence[Skipped]) -> None:
+        by_reason: dict[str, int] = {NO_SALESFORCE_ID: 0, UNCHANGED: 0, GIVEN_UP: 0}
+        unchanged = []
+        for item in skipped:
+            by_reason[item.reason] += 1
+            if item.reason == UNCHANGED:
+                unchanged.append(item.row)
+        self.counts.skipped = len(skipped)
+        self.counts.details.update(by_reason)
+        if unchanged:
+            with self.store.connect() as conn:
+                conn.execute(MARK_UNCHANGED_SQL, ([r.contact_moment_id for r in unchanged], [r.changed_at for r in unchanged]))
+
+    # -- the budget -------------------------------------------------------------------------------------
+
+    def _allowance(self) -> Allowance:
+        status = self.salesforce.budget_status()
+        with self.store.connect() as conn:
+            flow_used = conn.execute(FLOW_HOURLY_USE_SQL, (status.budget_key, FLOW)).fetchone()[0]
+        self._status = status
+        return requests_allowed(
+            hourly_limit=status.hourly_limit, hourly_used=status.hourly_used, flow_hourly_used=flow_used,
+            hourly_share=self.hourly_share, daily_limit=status.daily_limit, daily_used=status.daily_used,
+            org_daily_max=status.org_daily_max, org_daily_used=status.org_daily_used, blocked=status.blocked,
+        )
+
+    def _raise_blocked(self) -> None:
+        status = self._status
+        resume = status.blocked_until.strftime("%Y-%m-%d %H:%M UTC")
+        raise SalesforceRequestLimitExceeded(
+            f"Salesforce blocks the API requests of {status.budget_key} (REQUEST_LIMIT_EXCEEDED: "
+            f"{status.block_message or 'TotalRequests Limit exceeded.'}) since "
+            f"{status.blocked_since:%Y-%m-%d %H:%M UTC}; no contact moment was sent, all "
+            f"{len(self._waiting)} wait and are sent from {resume} on",
+            since=status.blocked_since, resume_at=status.blocked_until,
+        )
+
+    # -- sending ----------------------------------------------------------------------------------------
+
+    def _send(self, batch: Batch) -> None:
+        if batch.mode == "bulk":
+            results = self._send_bulk(batch)
+        else:
+            answers = self.salesforce.composite(
+                "PATCH", batch.sobject, [m.payload() for m in batch.moments], external_id_field=EXTERNAL_ID_FIELD
+            )
+            results = composite_results(batch.moments, answers)
+        self._record(results)
+
+    def _send_bulk(self, batch: Batch) -> list[SendResult]:
+        columns = [PARENT_FIELDS[batch.sobject], *PAYLOAD_FIELDS]
+        self.log.info("Bulk API 2.0 upsert of %s moments into %s", len(batch.moments), batch.sobject)
+        result = Bulk2Client(self.salesforce.get_conn()).ingest(
+            batch.sobject, "upsert", (m.payload() for m in batch.moments), columns=columns,
+            external_id_field=EXTERNAL_ID_FIELD, want_successful=True,
+        )
+        return bulk_results(batch.moments, result.successful, result.failed)
+
+    def _record(self, results: Sequence[SendResult]) -> None:
+        """One transaction per batch: sent moments, failures (sync_error with statusCode + message)."""
+        sent = [r for r in results if r.success]
+        failed = [r for r in results if not r.success]
+        with self.store.connect() as conn:
+            if sent:
+                conn.execute(MARK_SENT_SQL, (
+                    [r.moment.moment_id for r in sent], [r.moment.row.changed_at for r in sent],
+                    [r.moment.payload_hash for r in sent], [r.moment.target.sobject for r in sent],
+                    [r.moment.target.parent_id for r in sent], [r.record_id for r in sent],
+                ))
+                self.store.resolve_errors(FLOW, [str(r.moment.moment_id) for r in sent], conn=conn)
+            if failed:
+                conn.execute(MARK_FAILED_SQL, (
+                    [r.moment.moment_id for r in failed], [r.moment.payload_hash for r in failed],
+                    [r.reason for r in failed],
+                ))
+                self.store.record_errors(FLOW, [self._record_error(r) for r in failed], conn=conn)
+        for result in results:
+            self._sent_ids.add(result.moment.moment_id)
+        self.counts.inserted += sum(1 for r in sent if r.created)
+        self.counts.updated += sum(1 for r in sent if not r.created)
+        self.counts.errors += len(failed)
+        for result in failed[:5]:
+            self.log.warning(
+                "Contact moment %s -> %s rejected: %s", result.moment.moment_id, result.moment.target.sobject, result.reason
+            )
+        if len(failed) > 5:
+            self.log.warning("... and %s more rejected contact moments (see sync_error, flow %s)", len(failed) - 5, FLOW)
+
+    @staticmethod
+    def _record_error(result: SendResult) -> RecordError:
+        moment = result.moment
+        return RecordError(
+            record_id=str(moment.moment_id),
+            reason=result.reason,
+            detail={
+                "statusCode": result.status_code, "message": result.message, "fields": list(result.fields),
+                "sobject": moment.target.sobject, "parent_id": moment.target.parent_id,
+                "attempt": (moment.row.attempts + 1) if moment.row.failed_hash == moment.payload_hash else 1,
+            },
+        )
+
+    def _finish_figures(self, start: datetime) -> None:
+        left = [m for m in self._waiting if m.moment_id not in self._sent_ids]
+        figures = backlog_figures(left, start)
+        self.counts.details.update(
+            left_for_next_run=figures["size"], oldest_left_at=figures["oldest_changed_at"],
+            oldest_left_age_seconds=figures["oldest_age_seconds"],
+        )
+        self.log.info(
+            "Contact moments sent: %s created, %s updated, %s rejected; %s left for the next run "
+            "(oldest waiting %s); %s Salesforce requests",
+            self.counts.inserted, self.counts.updated, self.counts.errors, figures["size"],
+            format_age(figures["oldest_age_seconds"]), self.salesforce.requests_sent,
+        )
