@@ -196,15 +196,15 @@ def choose_target(customer: Mapping[str, Any], target: str, contact_configured: 
             return ("Contact", contact_id, None)
         if lead_id:
             return ("Lead", lead_id, None)
-        return _missing_id(customer_id, "a lead id or contact id")
+        return _missing_id(customer_id, "lead id or contact id")
     if target == "Contact":
         if contact_id:
             return ("Contact", contact_id, None)
         hint = f"; it is a lead ({lead_id}) that has not been converted, use a Lead step" if lead_id else ""
-        return _missing_id(customer_id, "a contact id (sf_contact_id)", hint)
+        return _missing_id(customer_id, "contact id (sf_contact_id)", hint)
     if not lead_id:
         hint = f"; it is a contact ({contact_id}), use a Contact step" if contact_id else ""
-        return _missing_id(customer_id, "a lead id (sf_lead_id)", hint)
+        return _missing_id(customer_id, "lead id (sf_lead_id)", hint)
     if contact_id:
         if not contact_configured:
             return Outcome(

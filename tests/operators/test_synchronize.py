@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 from datetime import datetime, timezone
 
 import psycopg
@@ -18,10 +17,7 @@ from deployteq_salesforce.operators.synchronize import (
     synchronize_exit_ids,
     synchronize_exits,
 )
-from deployteq_salesforce.store import MIGRATIONS_DIR, discover_migrations
 from include.local_services import salesforce_emulator_connection
-
-SYNC_MIGRATION = "0004_synchronize.sql"
 
 LEAD = {
     "sobject": "Lead",
@@ -52,28 +48,7 @@ FIELDS = ["Newsletter__c", "Email_Opt_In__c", "LeadSource"]
 
 
 @pytest.fixture
-def sync_migrations(monkeypatch, tmp_path):
-    """The store's migrations including 0004.
-
-    While the migrations numbered before 0004 (other issues) are not in the tree yet, 0004 waits as
-    ``0004_synchronize.sql.pending`` (a gap would break every migrate()); then the tests migrate from
-    a copy with no-op stand-ins for the missing numbers.
-    """
-    if any(m.version == 4 for m in discover_migrations(MIGRATIONS_DIR)):
-        return MIGRATIONS_DIR
-    for path in MIGRATIONS_DIR.glob("*.sql"):
-        shutil.copy(path, tmp_path / path.name)
-    shutil.copy(MIGRATIONS_DIR / (SYNC_MIGRATION + ".pending"), tmp_path / SYNC_MIGRATION)
-    present = {int(p.name[:4]) for p in tmp_path.glob("*.sql")}
-    for version in range(1, 4):
-        if version not in present:
-            (tmp_path / f"{version:04d}_not_yet_merged.sql").write_text("SELECT 1;\n")
-    monkeypatch.setattr(DeployteqHook, "migrations_dir", tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
-def store(deployteq_conn_id, sync_migrations):
+def store(deployteq_conn_id):
     hook = DeployteqHook(deployteq_conn_id)
     hook.migrate()
     return hook
