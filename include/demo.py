@@ -247,6 +247,9 @@ def airflow_environment() -> dict[str, str]:
         # Shared by the API server and the workers, so task tokens verify across processes.
         "AIRFLOW__API_AUTH__JWT_SECRET": _secret_file("jwt.secret", lambda: secrets.token_urlsafe(32)),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        # demo only: dags/deployteq_contact_moments.py then first adds demo e-mail contact moments
+        # for the customers the Lead/Contact sync brought in (include/demo_contact_moments.py)
+        "AIRFLOW_VAR_DEPLOYTEQ_DEMO_CONTACT_MOMENTS": "true",
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     }
 
