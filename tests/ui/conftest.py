@@ -1,0 +1,175 @@
+"""Fixtures of the UI tests: Airflow's SimpleAuthManager with one user per role, a seeded store, a client."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+USERS = {"viewer": "viewer", "user": "user", "op": "op", "admin": "admin"}  # username -> SimpleAuthManager role
+
+OBJECTS_CONFIG = {
+    "objects": [
+        {
+            "sobject": "Lead",
+            "unique_field": "id",
+            "mappings": [
+                {"salesforce_field": "Id", "deployteq_type": "text", "deployteq_field": "sf_lead_id", "unique_key": True},
+                {"salesforce_field": "Email", "deployteq_type": "email", "deployteq_field": "email"},
+                {"salesforce_field": "FirstName", "deployteq_type": "text", "deployteq_field": "first_name"},
+                {
+                    "salesforce_field": "LeadSource",
+                    "deployteq_type": "text",
+                    "deployteq_field": "lead_source",
+                    "translations": {"Web": "Website", "Other": "Overig"},
+                },
+            ],
+        },
+        {
+            "sobject": "Contact",
+            "unique_field": "id",
+            "mappings": [
+                {"salesforce_field": "Id", "deployteq_type": "text", "deployteq_field": "sf_contact_id", "unique_key": True},
+                {"salesforce_field": "Email", "deployteq_type": "email", "deployteq_field": "email"},
+            ],
+        },
+    ]
+}
+OBJECTS_TEXT = json.dumps(OBJECTS_CONFIG, indent=2)
+SYNC_DAG = "salesforce_lead_to_deployteq"
+CAMPAIGN_DAG = "deployteq_campaign_synchronize"
+
+
+@pytest.fixture(scope="session")
+def auth_manager(tmp_path_factory):
+    """Airflow's SimpleAuthManager, initialised like the API server does, with a user per role."""
+    import os
+
+    os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = ",".join(f"{u}:{r}" for u, r in USERS.items())
+    os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(tmp_path_factory.mktemp("auth") / "passwords.json")
+    os.environ["AIRFLOW__CORE__AUTH_MANAGER"] = (
+        "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+    )
+    from airflow.api_fastapi.app import init_auth_manager
+
+    return init_auth_manager()
+
+
+@pytest.fixture(scope="session")
+def tokens(auth_manager) -> dict[str, str]:
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    return {name: auth_manager.generate_jwt(SimpleAuthManagerUser(username=name, role=role)) for name, role in USERS.items()}
+
+
+@pytest.fixture
+def objects_variable(airflow_db):
+    """The configured-objects Variable in the metadata DB for one test (removed afterwards)."""
+    from airflow.models import Variable
+
+    from deployteq_salesforce.config import VARIABLE_NAME
+
+    Variable.set(VARIABLE_NAME, OBJECTS_TEXT, description="configured objects (ui test)")
+    yield VARIABLE_NAME
+    Variable.delete(VARIABLE_NAME)
+
+
+def seed_store(hook) -> dict:
+    """Rows in every table the pages read; returns ids the tests look for."""
+    hook.migrate()
+    now = datetime.now(timezone.utc)
+    with hook.connect() as conn:
+        for hours_ago, outcome, fetched in ((5, "success", 120), (3, "partial", 40), (1, "success", 7)):
+            started = now - timedelta(hours=hours_ago)
+            conn.execute(
+                "INSERT INTO run_log (flow, dag_id, run_id, started_at, finished_at, outcome, fetched, inserted, updated, "
+                "errors, api_requests, message) VALUES ('sync:Lead', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (SYNC_DAG, f"scheduled__{hours_ago}", started, started + timedelta(seconds=42), outcome, fetched,
+                 fetched - 2, 1, 1 if outcome == "partial" else 0, 3, f"run {hours_ago}h ago"),
+            )
+        error_ids = [
+            conn.execute(
+                "INSERT INTO sync_error (flow, record_id, reason, retry_count) VALUES ('sync:Lead', %s, %s, %s) "
+                "RETURNING sync_error_id",
+                (record_id, reason, retries),
+            ).fetchone()[0]
+            for record_id, reason, retries in (
+                ("00Q000000000001AAA", "DUPLICATE_VALUE: e-mail already used by 00Q000000000009AAA", 2),
+                ("00Q000000000002AAA", "email 'not-an-address' is not an e-mail address", 0),
+            )
+        ]
+        for minutes_ago, flow, count in ((10, "sync:Lead", 30), (70, "sync:Lead", 12), (130, "contact_moments", 5)):
+            conn.execute(
+                "INSERT INTO api_ledger (budget_key, requested_at, flow, method, endpoint, status_code) "
+                "SELECT 'https://org.example', %s, %s, 'GET', 'query', 200 FROM generate_series(1, %s)",
+                (now - timedelta(minutes=minutes_ago), flow, count),
+            )
+        conn.execute(
+            "INSERT INTO api_budget_state (budget_key, blocked_since, blocked_until, block_message, daily_used, daily_max, observed_at) "
+            "VALUES ('https://org.example', %s, %s, 'TotalRequests Limit exceeded.', 14000, 15000, %s)",
+            (now - timedelta(minutes=20), now + timedelta(hours=3), now),
+        )
+        customer_id = conn.execute(
+            "INSERT INTO customer (email, sf_lead_id, status) VALUES ('a@example.com', '00Q000000000001AAA', 'Prospect') "
+            "RETURNING customer_id"
+        ).fetchone()[0]
+        moments = [
+            conn.execute(
+                "INSERT INTO contact_moment (customer_id, mailing_name, sent_at) VALUES (%s, %s, %s) RETURNING contact_moment_id",
+                (customer_id, f"Mailing {n}", now - timedelta(days=n)),
+            ).fetchone()[0]
+            for n in (1, 2, 3)
+        ]
+        tables = {row[0] for row in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
+        if "contact_moment_sync" in tables:  # one moment sent and unchanged since: two unsent
+            conn.execute(
+                "INSERT INTO contact_moment_sync (contact_moment_id, synced_changed_at, sent_at) "
+                "SELECT contact_moment_id, changed_at, now() FROM contact_moment WHERE contact_moment_id = %s",
+                (moments[0],),
+            )
+        if "synchronize_outcome" in tables:
+            conn.execute(
+                "INSERT INTO synchronize_run (run_key, dag_id, task_id, run_id, sobject) VALUES ('k1', %s, 'synchronize', 'manual__1', 'Lead')",
+                (CAMPAIGN_DAG,),
+            )
+            for cid, exit_, reason in ((customer_id, "on_success", None), (customer_id + 1000, "on_error", "no Salesforce lead or contact id (R15)")):
+                conn.execute(
+                    "INSERT INTO synchronize_outcome (run_key, customer_id, exit, reason, status_code) VALUES ('k1', %s, %s, %s, %s)",
+                    (cid, exit_, reason, "MISSING_SALESFORCE_ID" if reason else None),
+                )
+    return {"error_ids": error_ids, "tables": tables}
+
+
+@pytest.fixture
+def seeded(deployteq_conn_id):
+    from deployteq_salesforce.hooks.deployteq import DeployteqHook
+
+    return seed_store(DeployteqHook(deployteq_conn_id))
+
+
+@pytest.fixture
+def ui_app(auth_manager, salesforce_conn_id, deployteq_conn_id, objects_variable):
+    from deployteq_salesforce.ui.app import create_app
+
+    return create_app()
+
+
+@pytest.fixture
+def client_for(ui_app, tokens):
+    """``client_for("viewer")``: a TestClient that is logged in like the browser (the ``_token`` cookie)."""
+    from fastapi.testclient import TestClient
+
+    clients = []
+
+    def make(user: str | None) -> TestClient:
+        client = TestClient(ui_app, base_url="http://testserver")
+        if user is not None:
+            client.cookies.set("_token", tokens[user])
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
