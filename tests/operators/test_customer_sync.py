@@ -351,3 +351,16 @@ def test_initial_load_stopped_by_budget_resumes_where_it_stopped(env, monkeypatc
     assert len(env.customers()) == 900
     assert summary["fetched"] < 900, "the second run read only what the first did not commit"
     assert env.sf.counters()["total"] - before < 7
+
+
+def test_records_queued_for_retry_are_read_again_after_they_were_fixed(env):
+    broken, _ = env.sf.seed("Lead", [lead(1, Email=None), lead(2)])
+    run("Lead", config(LEAD))
+    assert [r for r, _ in env.errors()] == [broken]
+    env.sf.update("Lead", [{"Id": broken, "Email": "fixed@example.nl"}])  # fixed, but the flag stays false
+    with psycopg.connect(env.url) as conn:
+        conn.execute(f'UPDATE "{env.schema}".sync_error SET retry_requested = true')
+    summary = run("Lead", config(LEAD))
+    assert summary["inserted"] == 1
+    assert env.errors() == []
+    assert "fixed@example.nl" in {c["email"] for c in env.customers()}

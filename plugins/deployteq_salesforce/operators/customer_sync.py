@@ -23,7 +23,8 @@ from deployteq_salesforce.incremental import IncrementalReader, ProgressLog, Syn
 from deployteq_salesforce.mapping import RecordProblem, build_customer_row
 from deployteq_salesforce.operators.base import SalesforceFlowOperator
 from deployteq_salesforce.store import RecordError, Watermark
-from deployteq_salesforce.sync_support import FlagResetQueue, parse_sf_datetime
+from deployteq_salesforce.soql_builder import ids_query
+from deployteq_salesforce.sync_support import FlagResetQueue, parse_sf_datetime, rest_pages
 
 OBJECTS_VARIABLE = "deployteq_salesforce_objects"
 
@@ -122,6 +123,7 @@ class CustomerSync:
         if self.use_flag and self.obj.deleted_detection:
             for batch in batched(self.reader.read_deleted(window), self.batch_size):
                 self._write_batch(batch)
+        self._retry_requested()
         with self.store.connect() as conn:
             self.store.set_watermark(self.watermark_flow, Watermark(window.end, None), conn=conn)
             if self.full_load:
@@ -129,6 +131,28 @@ class CustomerSync:
         if self.use_flag:
             self.counts.flags_reset += self.flags.flush(self.salesforce, self.obj)
         return self.counts
+
+    def _retry_requested(self) -> None:
+        """Read again the failed records someone queued for retry (UI action), whatever their timestamp."""
+        with self.store.connect() as conn:
+            ids = [row[0] for row in conn.execute(
+                "SELECT record_id FROM sync_error WHERE flow = %s AND retry_requested AND resolved_at IS NULL "
+                "AND record_id <> '' ORDER BY record_id",
+                (self.watermark_flow,),
+            )]
+        if not ids:
+            return
+        self.log.info("%s: reading %s records queued for retry", self.flow, len(ids))
+        for soql in ids_query(self.obj.sobject, ids, self.reader.fields):
+            for _, page in rest_pages(self.salesforce.get_conn(), soql, include_deleted=True, batch_size=2000):
+                for batch in batched(page, self.batch_size):
+                    self._write_batch(batch)
+        with self.store.connect() as conn:
+            # records Salesforce no longer has are not asked for again
+            conn.execute(
+                "UPDATE sync_error SET retry_requested = false WHERE flow = %s AND retry_requested AND record_id = ANY(%s)",
+                (self.watermark_flow, ids),
+            )
 
     def _check_mapping(self, describe: dict) -> None:
         problems = validate_against_salesforce(self.obj, describe, self.store.table_columns("customer"))
@@ -164,9 +188,10 @@ class CustomerSync:
                     RecordError(record_id=loser.sf_id, reason=f"merged: {loser.reason}", detail={"winner_id": loser.winner_id})
                 )
             # earlier errors of records that went through now are settled; new ones recorded after
-            self.store.resolve_errors(self.flow, [o.sf_id for o in plan.outcomes if o.action != "error"], conn=conn)
+            self.store.resolve_errors(self.watermark_flow, [o.sf_id for o in plan.outcomes if o.action != "error"], conn=conn)
             if errors:
-                self.store.record_errors(self.flow, errors, conn=conn)
+                # one error list per object, whichever DAG met the record
+                self.store.record_errors(self.watermark_flow, errors, conn=conn)
             if self.use_flag:
                 self.flags.enqueue(conn, [r for r in incoming if not r.is_deleted])
             if self.reader.ordered and not self.use_flag:
