@@ -371,3 +371,26 @@ def test_a_blocked_token_stops_the_run_at_once_and_the_rest_is_sent_after_the_bl
     summary = run(bulk_threshold=10_000)
     assert summary["inserted"] == 400
     assert len(env.sf.records(LEAD_OBJECT)) == 600
+
+
+# -- the demo -----------------------------------------------------------------------------------------
+
+
+def test_demo_moments_are_seeded_once_per_customer_then_get_new_events(env):
+    from include.demo_contact_moments import seed_demo_contact_moments
+
+    (lead_id,) = env.sf.seed("Lead", [{"LastName": "Demo", "Company": "D"}])
+    (contact_id,) = env.sf.seed("Contact", [{"LastName": "Demo"}])
+    env.store.customer(lead=lead_id)
+    env.store.customer(contact=contact_id)
+    env.store.customer(email="zonder-id@example.nl")
+    store = DeployteqHook("deployteq_default")
+
+    first = seed_demo_contact_moments(store)
+    assert first["customers"] == 2 and first["new_moments"] >= 4 and first["moments_with_new_events"] == 0
+    sent = run()
+    assert sent["inserted"] == first["new_moments"]
+
+    second = seed_demo_contact_moments(store)
+    assert second["new_moments"] == 0
+    assert run()["updated"] == second["moments_with_new_events"]
