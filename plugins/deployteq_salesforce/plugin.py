@@ -1,19 +1,22 @@
-"""The Airflow plugin of the Deployteq Salesforce integration (served by the API server).
+"""The Airflow plugin of the Deployteq <-> Salesforce integration.
 
-- ``Integrations -> Salesforce`` in the nav, a "Salesforce sync" tab on DAGs and a "Synchronize exits"
-  view on task instances: the pages of ``deployteq_salesforce.ui`` (R16).
+Loaded by every Airflow component from the plugins folder, so importing it must stay cheap and
+open no connection: the apps below load Airflow config, hooks and Variables per request.
+
+- ``/deployteq-webhooks/<webhook>``: the webhook receivers (R10), served by the API server; they
+  authenticate with their own bearer token (Connection ``deployteq_webhook``), not Airflow's login.
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from deployteq_salesforce.ui.app import plugin_entries
-
-_ui_app, _ui_views = plugin_entries()
+from deployteq_salesforce.webhook_app import URL_PREFIX
+from deployteq_salesforce.webhook_app import app as webhook_app
 
 
 class DeployteqSalesforcePlugin(AirflowPlugin):
     name = "deployteq_salesforce"
-    fastapi_apps = [_ui_app]
-    external_views = [*_ui_views]
+    fastapi_apps = [
+        {"app": webhook_app, "url_prefix": URL_PREFIX, "name": "Deployteq webhook receivers"},
+    ]
