@@ -446,3 +446,35 @@ def test_dag_several_exits_in_one_run(services, airflow_db, monkeypatch, emulato
     assert seen["requeue"] == enriched[200:]
     assert seen["follow_up"] == [bare]
     assert seen["next_step"] == sorted([*enriched, bare])
+
+
+# ------------------------------------------------------------------------------------- the example DAG
+
+
+def test_example_campaign_dag_runs_the_exits_and_marks_the_queue(services, airflow_db, monkeypatch):
+    from pathlib import Path
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    store, emulator = services
+    monkeypatch.setenv("AIRFLOW_VAR_DEPLOYTEQ_SALESFORCE_OBJECTS", json.dumps(CONFIG))
+    monkeypatch.setenv("AIRFLOW_VAR_DEPLOYTEQ_CAMPAIGN_DEMO", "true")
+    leads = seed_leads(emulator, 4)
+    enriched = lead_customers(store, leads, newsletter=False, email_optin=False)  # the demo flips them to true
+    dag_file = Path(__file__).resolve().parents[2] / "dags" / "deployteq_campaign_synchronize.py"
+    bag = DagBag(dag_folder=dag_file, safe_mode=False)
+    assert bag.import_errors == {}
+
+    dag_run = bag.dags["deployteq_campaign_synchronize"].test()
+
+    states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()}
+    assert states == {"preference_centre": "success", "synchronize": "success", "synchronize_exits": "success",
+                      "mark_synced": "success", "record_for_follow_up": "success", "next_campaign_step": "success",
+                      "requeue_for_next_run": "skipped"}
+    assert all(r["Newsletter__c"] and r["Email_Opt_In__c"] == "Y" for r in emulator.records("Lead"))
+    with store.connect() as conn:
+        queue = dict(conn.execute("SELECT customer_id, last_exit FROM campaign_preference_change").fetchall())
+        (only_deployteq,) = conn.execute("SELECT customer_id FROM customer WHERE sf_lead_id IS NULL").fetchone()
+    assert queue == {**{c: "on_success" for c in enriched}, only_deployteq: "on_error"}
+    (follow_up,) = store.open_errors("campaign:preferences")
+    assert follow_up["record_id"] == str(only_deployteq) and "R15" in follow_up["reason"]

@@ -654,6 +654,27 @@ def synchronize_exit_ids(
     knows which exit this task is on.  Works in classic operators (pass ``context``) and TaskFlow
     tasks (the current context is used).
     """
+    run_key, exit = _exit_of_current_task(context, exit, synchronize_task_id)
+    return SynchronizeStore(DeployteqHook(deployteq_conn_id=deployteq_conn_id)).customer_ids(run_key, exit)
+
+
+def synchronize_exit_outcomes(
+    context: Any = None,
+    *,
+    exit: str | None = None,
+    synchronize_task_id: str | None = None,
+    deployteq_conn_id: str = "deployteq_default",
+) -> list[dict[str, Any]]:
+    """Like :func:`synchronize_exit_ids`, with the stored outcome per customer (exit, sobject, sf_id,
+    reason, status_code, message, ...); ``continue`` gives every record of the run."""
+    run_key, exit = _exit_of_current_task(context, exit, synchronize_task_id)
+    return SynchronizeStore(DeployteqHook(deployteq_conn_id=deployteq_conn_id)).outcomes(
+        run_key, None if exit == CONTINUE else exit
+    )
+
+
+def _exit_of_current_task(context: Any, exit: str | None, synchronize_task_id: str | None) -> tuple[str, str]:
+    """(run_key, exit) for the task running now."""
     if context is None:
         from airflow.sdk import get_current_context
 
@@ -670,7 +691,9 @@ def synchronize_exit_ids(
         synchronize_task_id = synchronize_task_id or branch.synchronize_task_id
         if exit is None:
             raise ValueError(f"task {task.task_id!r} is on no exit of branch {branch.task_id!r}; pass exit=")
+    if exit not in EXITS:
+        raise ValueError(f"exit must be one of {', '.join(EXITS)}, got {exit!r}")
     summary = context["ti"].xcom_pull(task_ids=synchronize_task_id)
     if not isinstance(summary, Mapping) or "run_key" not in summary:
         raise ValueError(f"task {synchronize_task_id!r} left no synchronize summary in XCom (got {summary!r})")
-    return SynchronizeStore(DeployteqHook(deployteq_conn_id=deployteq_conn_id)).customer_ids(summary["run_key"], exit)
+    return summary["run_key"], exit
