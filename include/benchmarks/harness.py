@@ -9,7 +9,7 @@ and ``main(argv) -> dict``; ``benchmark_main`` gives ``main`` the common command
   that are dropped at the end.
 - ``BenchServices.run_flow()`` runs one flow in a fresh *spawned* child process with its own Airflow
   environment (connections and Variables as ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*``), and measures
-  it there: wall time of the flow, the child's peak RSS, and the Salesforce requests the emulator
+  it there: wall time of the flow, the child's own peak RSS (``peak_rss_kib``), and the Salesforce requests the emulator
   counted meanwhile (its own counters, independent of the provider's ledger).
 
 Nothing here imports Airflow: the parent never does; the children do, after their environment is set.
@@ -74,29 +74,42 @@ class FlowResult:
         return self.sf_requests * 10_000 / self.records if self.records else 0.0
 
 
+def peak_rss_kib() -> int:
+    """This process's peak resident set size in KiB.
+
+    ``VmHWM`` of ``/proc/self/status`` where there is one: Linux carries the parent's high-water mark
+    across ``fork`` + ``execve`` into ``getrusage(RUSAGE_SELF).ru_maxrss``, so in a spawned child
+    ``ru_maxrss`` is at least the parent's RSS at spawn time (measured: a 650 MB parent gave a 15 MB
+    child a ru_maxrss of 650 MB), while ``VmHWM`` belongs to the child's own address space only.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])  # "VmHWM:   123456 kB"
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+
+
 def _child_entry(target: str, kwargs: dict, env: dict[str, str]) -> dict:
     """Runs in the spawned child: set the environment, prepare the flow (untimed), time it."""
     os.environ.update(env)
     module_name, _, function_name = target.partition(":")
     prepare = getattr(importlib.import_module(module_name), function_name)
     flow = prepare(**kwargs)  # imports Airflow, builds hooks/operators: not part of the flow's time
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = peak_rss_kib()
     started = time.perf_counter()
     value = flow()
     seconds = time.perf_counter() - started
-    return {
-        "value": value,
-        "seconds": seconds,
-        "rss_before_kib": rss_before,
-        "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,  # KiB on Linux
-    }
+    return {"value": value, "seconds": seconds, "rss_before_kib": rss_before, "peak_rss_kib": peak_rss_kib()}
 
 
 def run_in_child(target: str, kwargs: Mapping[str, Any], env: Mapping[str, str]) -> dict:
     """Call ``target`` (``"module:function"``) in a fresh spawned process and return its measurements.
 
     ``target(**kwargs)`` must return a zero-argument callable: the flow.  Only that call is timed;
-    ``ru_maxrss`` is read in the child when the flow has ended, so each flow's memory is its own.
+    the peak RSS is read in the child when the flow has ended, so each flow's memory is its own.
     An exception in the child is raised here with the child's traceback attached.
     """
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:

@@ -308,9 +308,12 @@ def _print_report(services, summary: dict, ours: FlowResult, baseline: FlowResul
         print(f"  ours vs baseline: {summary['baseline_seconds'] / ours.seconds:,.1f}x faster, "
               f"{summary['baseline_sf_requests'] / max(ours.sf_requests, 1):,.0f}x fewer Salesforce requests"
               + (" (baseline extrapolated)" if baseline.records != records else ""))
-    print(f"  targets (issue 3, at 100,000): <= 20 requests: {ours.sf_requests} "
-          f"({'met' if ours.sf_requests <= 20 else 'MISSED'}); >= 5,000 records/s: {ours.records_per_s:,.0f} "
-          f"({'met' if ours.records_per_s >= 5000 else 'MISSED'}); flat memory: compare peak RSS across --records")
+    if records >= 100_000:
+        print(f"  targets (issue 3, at 100,000): <= 20 requests: {ours.sf_requests} "
+              f"({'met' if ours.sf_requests <= 20 else 'MISSED'}); >= 5,000 records/s: {ours.records_per_s:,.0f} "
+              f"({'met' if ours.records_per_s >= 5000 else 'MISSED'}); flat memory: compare peak RSS with a smaller --records")
+    else:
+        print("  targets (issue 3) are stated for 100,000 records: <= 20 requests, >= 5,000 records/s, flat memory")
     print(flush=True)
 
 

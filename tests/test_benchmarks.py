@@ -1,0 +1,101 @@
+"""Smoke tests of the benchmark scripts, so they cannot rot: a tiny lead_sync run through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from include.benchmarks import benchmark_names
+from include.benchmarks.harness import format_table, run_in_child
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDS = 200
+BASELINE_RECORDS = 100
+
+
+@pytest.fixture(scope="module")
+def lead_sync_run(pg_url) -> tuple[str, dict]:
+    """``python -m include.benchmarks lead_sync`` on 200 leads (baseline on 100): its stdout and last line."""
+    env = {**os.environ, "DEPLOYTEQ_DATABASE_URL": pg_url}
+    completed = subprocess.run(
+        [sys.executable, "-m", "include.benchmarks", "lead_sync", "--records", str(RECORDS),
+         "--baseline-records", str(BASELINE_RECORDS)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    lines = completed.stdout.strip().splitlines()
+    return completed.stdout, json.loads(lines[-1])
+
+
+def test_last_line_carries_the_contract_figures(lead_sync_run):
+    _, summary = lead_sync_run
+    assert summary["records"] == RECORDS
+    assert summary["seconds"] > 0
+    assert summary["records_per_s"] == pytest.approx(RECORDS / summary["seconds"], rel=0.01)
+    assert summary["requests_per_10k"] == pytest.approx(summary["sf_requests"] * 10_000 / RECORDS, rel=0.01)
+    assert 50 < summary["peak_rss_mb"] < 1000
+
+
+def test_our_requests_come_from_the_emulator_and_match_the_ledger(lead_sync_run):
+    _, summary = lead_sync_run
+    # describe, one query page, one composite flag reset
+    assert summary["sf_requests_by_endpoint"] == {
+        "GET query": 1, "GET sobjects/Lead/describe": 1, "PATCH composite/sobjects": 1,
+    }
+    assert summary["sf_requests"] == 3 == summary["ledger_requests"]
+
+
+def test_baseline_is_measured_on_m_records_and_extrapolated(lead_sync_run):
+    stdout, summary = lead_sync_run
+    assert summary["baseline_extrapolated_from"] == BASELINE_RECORDS
+    # one query page + one update request per record, counted by the emulator
+    assert summary["baseline_sf_requests_by_endpoint"] == {"GET query": 1, "PATCH sobjects/Lead/{id}": BASELINE_RECORDS}
+    assert summary["baseline_measured_sf_requests"] == BASELINE_RECORDS + 1
+    assert summary["baseline_sf_requests"] == 2 * (BASELINE_RECORDS + 1)
+    assert summary["baseline_seconds"] == pytest.approx(2 * summary["baseline_measured_seconds"], rel=0.01)
+    assert f"baseline: extrapolated from {BASELINE_RECORDS}" in stdout
+
+
+def test_the_table_names_the_raised_hourly_budget(lead_sync_run):
+    stdout, _ = lead_sync_run
+    assert "hourly_budget = 10,000,000" in stdout
+    assert "ours: SalesforceToDeployteqOperator" in stdout
+
+
+def test_dispatcher_knows_the_benchmarks():
+    assert {"lead_sync", "store_upsert"} <= set(benchmark_names())
+    assert "harness" not in benchmark_names()
+
+
+def prepare_allocating_flow(megabytes: int):
+    """A flow for ``run_in_child``: holds ``megabytes`` of touched memory."""
+
+    def flow() -> int:
+        block = b"x" * (megabytes * 1024 * 1024)
+        return len(block)
+
+    return flow
+
+
+def test_child_peak_memory_is_the_childs_own():
+    parent_block = b"p" * (300 * 1024 * 1024)  # a big parent must not inflate the child's figure
+    measured = run_in_child("tests.test_benchmarks:prepare_allocating_flow", {"megabytes": 40}, {})
+    assert measured["value"] == 40 * 1024 * 1024
+    assert 40 * 1024 <= measured["peak_rss_kib"] < 200 * 1024
+    assert measured["rss_before_kib"] < 40 * 1024
+    del parent_block
+
+
+def test_table_aligns_numbers_right_and_text_left():
+    table = format_table(["flow", "records"], [["ours", 100_000], ["baseline", 5]])
+    assert table.splitlines() == [
+        "flow      records",
+        "--------  -------",
+        "ours      100,000",
+        "baseline        5",
+    ]
