@@ -250,6 +250,8 @@ def airflow_environment() -> dict[str, str]:
         # demo only: dags/deployteq_contact_moments.py then first adds demo e-mail contact moments
         # for the customers the Lead/Contact sync brought in (include/demo_contact_moments.py)
         "AIRFLOW_VAR_DEPLOYTEQ_DEMO_CONTACT_MOMENTS": "true",
+        # demo only: dags/deployteq_campaign_synchronize.py then plays a few customers changing their preferences
+        "AIRFLOW_VAR_DEPLOYTEQ_CAMPAIGN_DEMO": "true",
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     }
 
