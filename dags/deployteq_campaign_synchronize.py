@@ -14,7 +14,8 @@ the table ``campaign_preference_change``.  Each run:
    off the queue until their preferences change again, ``on_limit`` leaves them queued for the next
    run, and ``continue`` goes on to the next campaign step (here: a summary).
 
-The demo customers come from the Lead/Contact sync DAGs; ``make demo`` runs those first.  When they
+The demo customers come from the Lead/Contact sync DAGs; ``make demo`` runs those first (tag
+``demo-stage:40``) and sets ``AIRFLOW_VAR_DEPLOYTEQ_CAMPAIGN_DEMO=true``.  When they
 did not run (a fresh database), only the Deployteq-only customer is queued and the run shows the
 ``on_error`` exit alone.  Re-running the demo picks other customers (the pick rotates per run).
 """
@@ -67,7 +68,8 @@ with DAG(
     start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
     catchup=False,
     max_active_runs=1,
-    tags=["deployteq", "deployteq-demo", "campaign"],
+    # demo-stage 40: after the Lead/Contact syncs (10) that bring the customers, and the contact moments (30)
+    tags=["deployteq", "deployteq-demo", "demo-stage:40", "campaign"],
     doc_md=__doc__,
     default_args={"owner": "deployteq", "retries": 1},
 ):
