@@ -5,6 +5,8 @@ open no connection: the apps below load Airflow config, hooks and Variables per 
 
 - ``/deployteq-webhooks/<webhook>``: the webhook receivers (R10), served by the API server; they
   authenticate with their own bearer token (Connection ``deployteq_webhook``), not Airflow's login.
+- ``Integrations -> Salesforce`` in the nav, a "Salesforce sync" tab on DAGs and a "Synchronize exits"
+  view on task instances: the pages of ``deployteq_salesforce.ui`` (R16), behind Airflow's own login.
 """
 
 from __future__ import annotations
@@ -13,10 +15,15 @@ from airflow.plugins_manager import AirflowPlugin
 
 from deployteq_salesforce.webhook_app import URL_PREFIX
 from deployteq_salesforce.webhook_app import app as webhook_app
+from deployteq_salesforce.ui.app import plugin_entries as ui_plugin_entries
+
+_ui_app, _ui_views = ui_plugin_entries()
 
 
 class DeployteqSalesforcePlugin(AirflowPlugin):
     name = "deployteq_salesforce"
     fastapi_apps = [
         {"app": webhook_app, "url_prefix": URL_PREFIX, "name": "Deployteq webhook receivers"},
+        _ui_app,
     ]
+    external_views = [*_ui_views]
