@@ -92,3 +92,53 @@ def object_sync_dags(raw_config: str | dict | None) -> list[DAG]:
             SalesforceToDeployteqOperator(task_id=f"load_{name}", sobject=obj.sobject, full_load=True, pool=SALESFORCE_POOL)
         dags.append(dag)
     return dags
+
+
+def object_link_dags(raw_config: str | dict | None) -> list[DAG]:
+    """Per enabled object link (R10): one incremental DAG, plus an Id-reconciliation DAG where deletes need one."""
+    from deployteq_salesforce.links import VARIABLE_NAME as LINKS_VARIABLE, load_object_links
+    from deployteq_salesforce.operators.object_sync import ObjectLinkSyncOperator
+
+    if not raw_config:
+        return []
+    config = load_object_links(raw_config)
+    dags: list[DAG] = []
+    for link in config.links:
+        if not link.enabled:
+            continue
+        webhook = config.webhook_of(link)
+        tags = ["deployteq", "salesforce", "object-link", f"sobject:{link.sobject}", "deployteq-demo"]
+        settings = (f"allow inserts {'yes' if link.allow_inserts else 'no'}, delete {'yes' if link.delete else 'no'}, "
+                    f"use sync column {'yes' if link.use_sync_column else 'no'}")
+        with DAG(
+            dag_id=f"salesforce_link_{link.name}",
+            description=f"Salesforce {link.sobject} -> Deployteq datamodel {link.datamodel} (R10)",
+            schedule=link.schedule,
+            start_date=START_DATE,
+            catchup=False,
+            max_active_runs=1,
+            default_args=DEFAULT_ARGS,
+            # after the customer syncs (stage 10), so customer relations resolve in the demo
+            tags=[*tags, "demo-stage:20"],
+            doc_md=(f"Object link **{link.name}**: {link.sobject} through webhook `{webhook.name}` into `{link.datamodel}` "
+                    f"({settings}). Configuration: Variable `{LINKS_VARIABLE}`."),
+        ) as dag:
+            ObjectLinkSyncOperator(task_id=f"sync_{link.name}", link_name=link.name, pool=SALESFORCE_POOL)
+        dags.append(dag)
+        if not link.needs_reconciliation:
+            continue
+        with DAG(
+            dag_id=f"salesforce_link_{link.name}_reconcile",
+            description=f"Remove {link.datamodel} rows of {link.sobject} records deleted in Salesforce (hard deletes)",
+            schedule=link.reconcile_schedule,
+            start_date=START_DATE,
+            catchup=False,
+            max_active_runs=1,
+            default_args=DEFAULT_ARGS,
+            tags=[*tags, "reconcile", "demo-stage:21"],
+            doc_md=(f"Salesforce hard-deletes {link.sobject} records (no trace in queryAll), so this compares every stored "
+                    f"Id with one `SELECT Id FROM {link.sobject}` (REST pages or one Bulk API 2.0 job) and removes the rest."),
+        ) as dag:
+            ObjectLinkSyncOperator(task_id=f"reconcile_{link.name}", link_name=link.name, reconcile=True, pool=SALESFORCE_POOL)
+        dags.append(dag)
+    return dags
