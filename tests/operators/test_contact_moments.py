@@ -318,7 +318,7 @@ def test_backlog_over_the_hourly_budget_is_sent_oldest_first_over_several_runs(e
     assert first["backlog"] == 1000 and first["oldest_unsent_age_seconds"] >= 86_000
     assert set(env.store.sync_rows()) == set(oldest_first[:600])
     assert "backlog 1000" in task_log and "oldest unsent moment waiting 1 d" in task_log
-    assert "400 left for the next run (oldest waiting 23 h 59 min)" in task_log
+    assert "400 left for the next run (oldest waiting " in task_log
     run_log = env.store.last_run()
     assert run_log["details"]["backlog"] == 1000 and run_log["details"]["left_for_next_run"] == 400
 
