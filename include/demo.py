@@ -271,6 +271,8 @@ def connection_environment(database_url: str, salesforce: dict) -> dict[str, str
         "DEPLOYTEQ_DB_USER": pg.get("login", "postgres"),
         "DEPLOYTEQ_DB_PASSWORD": pg.get("password", ""),
         "DEPLOYTEQ_SCHEMA": os.environ.get("DEPLOYTEQ_SCHEMA", DEPLOYTEQ_SCHEMA),
+        # bearer token of the webhook receivers (Connection deployteq_webhook), generated once
+        "DEPLOYTEQ_WEBHOOK_TOKEN": _secret_file("webhook.token", lambda: secrets.token_urlsafe(32)),
     }
 
 
@@ -451,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
                         if any(c.action != "unchanged" for c in changes) else "    all settings unchanged")
             if not args.ui:
                 results, import_errors = run_demo_dags(console, services)
+                with console.step("Push one object through the webhook endpoint (R10)"):
+                    push_line = demo_webhook_push(services)
+                console.say(f"    {push_line}")
                 from include.demo_report import build_report
 
                 report = lambda: build_report(  # noqa: E731 - evaluated after the services stopped
@@ -512,6 +517,16 @@ def start_services(console: Console, log_file: Path, *, keep_running: bool) -> S
         raise
     return Services(database_url=url, salesforce=info, embedded_postgres=embedded, emulator=emulator,
                     admin_client=emulator_admin_client(info))
+
+
+def demo_webhook_push(services: Services) -> str:
+    from include.demo_webhook import push_demo_object
+
+    try:
+        return push_demo_object(services.database_url, os.environ["DEPLOYTEQ_SCHEMA"], os.environ["DEPLOYTEQ_WEBHOOK_TOKEN"])
+    except Exception as error:  # the push is a show-case; its failure must not hide the report
+        traceback.print_exc()
+        return f"failed: {type(error).__name__}: {error}"
 
 
 def run_demo_dags(console: Console, services: Services) -> tuple[list[DagResult], dict[str, str]]:
