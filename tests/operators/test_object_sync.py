@@ -319,3 +319,26 @@ def test_record_that_does_not_fit_is_an_error_and_the_others_are_stored(env):
 def test_unknown_link_name_is_a_clear_error(env):
     with pytest.raises(ConfigurationError, match="'nope' is not an object link"):
         run("nope", links(CAMPAIGN_LINK))
+
+
+def test_link_dag_file_runs_with_dag_test(airflow_db, monkeypatch, env):
+    import json
+    from pathlib import Path
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag_file = Path(__file__).resolve().parents[2] / "dags" / "salesforce_object_links.py"
+    cfg = links(MEMBER_LINK, use_sync_column=True)
+    monkeypatch.setenv("AIRFLOW_VAR_DEPLOYTEQ_SALESFORCE_OBJECT_LINKS", json.dumps(cfg))
+    campaign_id = env.sf.seed("Campaign", [campaign(1)])[0]
+    lead_ids = env.sf.seed("Lead", [{"LastName": f"L{i}", "Company": "Acme"} for i in range(4)])
+    env.sf.seed("CampaignMember", [{"CampaignId": campaign_id, "LeadId": lead, FLAG: True} for lead in lead_ids])
+    bag = DagBag(dag_folder=dag_file, safe_mode=False)
+    assert bag.import_errors == {}
+    assert sorted(bag.dags) == ["salesforce_link_campaign_members", "salesforce_link_campaign_members_reconcile"]
+
+    dag_run = bag.dags["salesforce_link_campaign_members"].test()
+
+    assert "success" in str(dag_run.state).lower()
+    assert env.rows("SELECT flow, outcome, fetched, inserted FROM run_log") == [("link:campaign_members", "success", 4, 4)]
+    assert not any(r[FLAG] for r in env.sf.records("CampaignMember"))
