@@ -293,6 +293,18 @@ def test_budget_running_out_half_way_splits_exactly_and_a_rerun_sends_only_the_r
     assert all(o["attempts"] == 1 for o in outcomes(store).values())
 
 
+def test_a_bulk_job_is_only_started_when_the_budget_holds_all_its_requests(services, monkeypatch, emulator_process):
+    store, emulator = services
+    customers = lead_customers(store, seed_leads(emulator, 8))
+    set_budget(monkeypatch, emulator_process, 3)  # describe + 2 left: too few for a Bulk job (6), enough for composite
+
+    summary = synchronize(customers, bulk_threshold=5)
+
+    assert summary["on_success"] == 8
+    counters = emulator.counters()["by_endpoint"]
+    assert "POST jobs/ingest" not in counters and counters["PATCH composite/sobjects"] == 1
+
+
 def test_blocked_token_sends_the_rest_to_on_limit(services):
     store, emulator = services
     leads = seed_leads(emulator, 3)
