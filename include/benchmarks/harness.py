@@ -5,7 +5,7 @@ and ``main(argv) -> dict``; ``benchmark_main`` gives ``main`` the common command
 
 - ``fresh_services()`` starts a fresh Salesforce emulator (limits high enough for any baseline) and
   picks a PostgreSQL server (``DEPLOYTEQ_DATABASE_URL``, else an embedded pgserver under
-  ``.state/bench-postgres`` that is stopped afterwards); ``new_schema()`` hands out fresh schemas
+  ``.state/bench-flows-postgres`` that is stopped afterwards); ``new_schema()`` hands out fresh schemas
   that are dropped at the end.
 - ``BenchServices.run_flow()`` runs one flow in a fresh *spawned* child process with its own Airflow
   environment (connections and Variables as ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*``), and measures
@@ -13,6 +13,8 @@ and ``main(argv) -> dict``; ``benchmark_main`` gives ``main`` the common command
   counted meanwhile (its own counters, independent of the provider's ledger).
 
 Nothing here imports Airflow: the parent never does; the children do, after their environment is set.
+Children are spawned: a script (not ``python -m include.benchmarks``) that calls ``run_flow`` needs the
+usual ``if __name__ == "__main__":`` guard, and a flow's ``"module:function"`` must be importable by name.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ for _path in (ROOT, ROOT / "plugins"):
 # High enough that neither our flow nor a one-request-per-record baseline is ever limited.
 BENCH_API_LIMIT = 10_000_000
 DATABASE_URL_ENV = "DEPLOYTEQ_DATABASE_URL"
-EMBEDDED_PG_DIR = ROOT / ".state" / "bench-postgres"
+EMBEDDED_PG_DIR = ROOT / ".state" / "bench-flows-postgres"  # not store_upsert's: that one is deleted after use
 
 
 class BenchmarkCheckFailed(AssertionError):
