@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import datetime, timezone
 
-import psycopg
 import pytest
 
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
