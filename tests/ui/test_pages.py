@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -234,3 +235,29 @@ def test_get_changes_nothing(client_for, seeded):
         client.get(page)
     assert variable_value() == OBJECTS_TEXT
     assert not any(_retry_flags(seeded).values())
+
+
+def test_links_page_shows_links_and_refuses_an_invalid_edit(client_for, seeded):
+    from airflow.models import Variable
+
+    from deployteq_salesforce.links import VARIABLE_NAME, load_object_links
+
+    import yaml
+
+    settings = yaml.safe_load((Path(__file__).resolve().parents[2] / "airflow_settings.yaml").read_text())
+    shipped = next(v for v in settings["airflow"]["variables"] if v["variable_name"] == VARIABLE_NAME)
+    links = json.loads(shipped["variable_value"])
+    load_object_links(links)  # the demo's links are valid
+    first = links["links"][0]
+    Variable.set(VARIABLE_NAME, json.dumps(links))
+    try:
+        client = client_for("op")
+        html = client.get("/links").text
+        assert first["datamodel"] in html and first["sobject"] in html
+        token = csrf_token(html)
+        bad = dict(links, links=[dict(first, webhook="nope"), *links["links"][1:]])
+        response = client.post("/links", data={"csrf_token": token, "links": json.dumps(bad)})
+        assert response.status_code == 422 and "webhook &#39;nope&#39; is not defined" in response.text
+        assert json.loads(Variable.get(VARIABLE_NAME)) == links
+    finally:
+        Variable.delete(VARIABLE_NAME)
