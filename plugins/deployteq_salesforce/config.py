@@ -25,6 +25,7 @@ No Airflow import here: DAG files, operators and the UI share this module.
 from __future__ import annotations
 
 import json
+from functools import cached_property
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -232,9 +233,12 @@ class ConfiguredObject(BaseModel):
     def key_mapping(self) -> FieldMapping:
         return next(m for m in self.mappings if m.unique_key)
 
-    @property
+    @cached_property
     def value_mappings(self) -> list[FieldMapping]:
-        """Rows that fill customer columns (the Id key row only repeats ``id_column``)."""
+        """Rows that fill customer columns (the Id key row only repeats ``id_column``).
+
+        Cached: the mapping of every record asks for it; a configuration is never edited in place
+        (editors build a new model)."""
         return [m for m in self.mappings if m.deployteq_field != self.id_column]
 
     @property

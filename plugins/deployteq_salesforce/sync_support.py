@@ -20,6 +20,8 @@ PERMANENT_RESET_ERRORS = {
     "INVALID_ID_FIELD",
 }
 COMPOSITE_LIMIT = 200
+FLAG_RESET_CHUNK = 50_000  # ids per read of the reset queue (and per Bulk job): bounds memory
+BULK_RESET_MIN = 2_000  # from here one Bulk ingest job (~5 requests) beats composite (10+ requests)
 
 
 def parse_sf_datetime(value: str | datetime | None) -> datetime | None:
@@ -99,38 +101,54 @@ class FlagResetQueue:
         ).fetchall()
         return {sf_id for sf_id, stamp in rows if stamps.get(sf_id) == stamp}
 
-    def pending(self) -> list[str]:
+    def pending(self, *, after: str = "", limit: int | None = None) -> list[str]:
+        """Queued ids (failed-for-good ones excluded) in Id order, from ``after`` on."""
         with self.store.connect() as conn:
             rows = conn.execute(
-                "SELECT sf_id FROM flag_reset_queue WHERE flow = %s AND failed_reason IS NULL ORDER BY queued_at, sf_id",
-                (self.flow,),
+                "SELECT sf_id FROM flag_reset_queue WHERE flow = %s AND failed_reason IS NULL AND sf_id > %s "
+                "ORDER BY sf_id LIMIT %s",
+                (self.flow, after, limit),
             ).fetchall()
         return [row[0] for row in rows]
 
     def flush(self, salesforce, obj) -> int:
-        """Reset every queued flag (composite 200 per request, Bulk API 2.0 above the threshold)."""
-        ids = self.pending()
-        if not ids:
-            return 0
+        """Reset every queued flag, a bounded chunk at a time so memory stays flat.
+
+        Per chunk: composite (200 per request) for a few ids, one Bulk API 2.0 ingest job (about five
+        requests whatever the size) once that is cheaper.  Returns how many flags were reset.
+        """
+        done, after = 0, ""
+        while ids := self.pending(after=after, limit=FLAG_RESET_CHUNK):
+            after = ids[-1]
+            if len(ids) > min(obj.bulk_threshold, BULK_RESET_MIN):
+                done += self._reset_with_bulk(salesforce, obj, ids)
+            else:
+                done += self._reset_with_composite(salesforce, obj, ids)
+            if len(ids) < FLAG_RESET_CHUNK:
+                break
+        return done
+
+    def _reset_with_bulk(self, salesforce, obj, ids: list[str]) -> int:
         flag = obj.sync_flag_field
-        if len(ids) > obj.bulk_threshold:
-            result = Bulk2Client(salesforce.get_conn()).ingest(
-                obj.sobject, "update", ({"Id": i, flag: False} for i in ids), columns=["Id", flag], want_successful=False
-            )
-            failures = {row["sf__Id"] or "": row.get("sf__Error", "") for row in result.failed}
-            self._settle(ids, failures)
-            return len(ids) - len(failures)
+        result = Bulk2Client(salesforce.get_conn()).ingest(
+            obj.sobject, "update", ({"Id": i, flag: False} for i in ids), columns=["Id", flag], want_successful=False
+        )
+        failures = {row["sf__Id"] or "": row.get("sf__Error", "") for row in result.failed}
+        self._settle(ids, failures)
+        return len(ids) - len(failures)
+
+    def _reset_with_composite(self, salesforce, obj, ids: list[str]) -> int:
         done = 0
         for start in range(0, len(ids), COMPOSITE_LIMIT):
             chunk = ids[start : start + COMPOSITE_LIMIT]
-            records = [{"attributes": {"type": obj.sobject}, "Id": i, flag: False} for i in chunk]
+            records = [{"attributes": {"type": obj.sobject}, "Id": i, obj.sync_flag_field: False} for i in chunk]
             results = salesforce.composite("PATCH", obj.sobject, records)
             failures = {}
             for sf_id, result in zip(chunk, results):
                 if not result.get("success"):
                     error = (result.get("errors") or [{}])[0]
                     failures[sf_id] = f"{error.get('statusCode', 'UNKNOWN')}:{error.get('message', '')}"
-            self._settle(chunk, failures)
+            self._settle(chunk, failures)  # settled per request: a budget stop keeps what was reset
             done += len(chunk) - len(failures)
         return done
 
