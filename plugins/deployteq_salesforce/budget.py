@@ -340,7 +340,8 @@ class ApiBudget:
             row = conn.execute(
                 """
                 INSERT INTO api_budget_state (budget_key, blocked_since, blocked_until, block_message)
-                VALUES (%(key)s, clock_timestamp(), clock_timestamp() + %(duration)s, %(message)s)
+                SELECT %(key)s, now_.t, now_.t + %(duration)s, %(message)s
+                  FROM (SELECT clock_timestamp() AS t) AS now_  -- one instant: until - since = block_hours exactly
                 ON CONFLICT (budget_key) DO UPDATE
                    SET blocked_since = CASE
                            WHEN api_budget_state.blocked_until > clock_timestamp()
