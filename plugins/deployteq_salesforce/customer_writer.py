@@ -50,8 +50,12 @@ def load_candidates(conn: Connection, records: Sequence[IncomingRecord], columns
     value_columns = [c for c in columns if c not in SYSTEM_COLUMNS or c == "email"]
     query = sql.SQL(
         "SELECT customer_id, sf_lead_id, sf_contact_id, sf_system_modstamp, status, sf_deleted, sf_merged_into, {cols} "
-        "FROM customer WHERE sf_lead_id = ANY(%(leads)s) OR sf_contact_id = ANY(%(contacts)s) "
-        "OR email_key = ANY(%(emails)s) ORDER BY customer_id"
+        "FROM customer WHERE customer_id IN ("
+        # three index lookups; one WHERE with ORs would scan the whole table for every batch
+        " SELECT customer_id FROM customer WHERE sf_lead_id = ANY(%(leads)s)"
+        " UNION SELECT customer_id FROM customer WHERE sf_contact_id = ANY(%(contacts)s)"
+        " UNION SELECT customer_id FROM customer WHERE email_key = ANY(%(emails)s) AND email_key <> ''"
+        ") ORDER BY customer_id"
     ).format(cols=sql.SQL(", ").join(map(sql.Identifier, value_columns)))
     customers = []
     with conn.cursor() as cur:
