@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
@@ -119,6 +119,14 @@ class Outgoing:
 
     def payload(self) -> dict[str, Any]:
         return build_payload(self.row, self.target)
+
+    def slim(self) -> "Outgoing":
+        """The same moment without its payload fields: what recording its result needs (Bulk jobs hold many)."""
+        row = self.row
+        return Outgoing(
+            MomentRow(row.contact_moment_id, row.changed_at, row.sent_at, failed_hash=row.failed_hash, attempts=row.attempts),
+            self.target, self.payload_hash,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +309,52 @@ def target_cost(count: int, *, bulk_threshold: int, bulk_job_size: int, bulk_job
     return composite, "composite"
 
 
+class SendPlanner:
+    """``plan_sends`` one moment at a time (oldest first), keeping counters only: flat memory.
+
+    After the backlog went by, ``planned`` says how many moments per object the best prefix holds
+    (its cost never exceeds ``requests_available``), ``modes`` how each object is sent, and
+    ``last_key`` / ``first_left_changed_at`` where the prefix ends.
+    """
+
+    def __init__(
+        self,
+        requests_available: int,
+        *,
+        bulk_threshold: int = DEFAULT_BULK_THRESHOLD,
+        bulk_job_size: int = DEFAULT_BULK_JOB_SIZE,
+        bulk_job_requests: int = BULK_JOB_REQUESTS,
+    ) -> None:
+        if bulk_threshold < 1 or bulk_job_size < 1:
+            raise ValueError("bulk_threshold and bulk_job_size must be at least 1")
+        self.requests_available = requests_available
+        self.cost_options = dict(bulk_threshold=bulk_threshold, bulk_job_size=bulk_job_size,
+                                 bulk_job_requests=bulk_job_requests)
+        self.counts = {LEAD_OBJECT: 0, CONTACT_OBJECT: 0}
+        self.seen = 0
+        self.best_n = 0
+        self.best_cost = 0
+        self.planned = {LEAD_OBJECT: 0, CONTACT_OBJECT: 0}
+        self.last_key: tuple[datetime, int] | None = None  # (changed_at, id) of the prefix's newest moment
+        self.first_left_changed_at: datetime | None = None  # the oldest moment after the prefix
+
+    def add(self, moment: Outgoing) -> None:
+        """Every prefix length is looked at: crossing the Bulk threshold can make more moments cheaper."""
+        self.seen += 1
+        self.counts[moment.target.sobject] += 1
+        cost = sum(target_cost(c, **self.cost_options)[0] for c in self.counts.values())
+        if cost <= self.requests_available:
+            self.best_n, self.best_cost = self.seen, cost
+            self.planned = dict(self.counts)
+            self.last_key = (moment.row.changed_at, moment.moment_id)
+            self.first_left_changed_at = None
+        elif self.seen == self.best_n + 1:
+            self.first_left_changed_at = moment.row.changed_at
+
+    def mode(self, sobject: str) -> str:
+        return target_cost(self.planned[sobject], **self.cost_options)[1]
+
+
 def plan_sends(
     outgoing: Sequence[Outgoing],
     requests_available: int,
@@ -312,20 +366,13 @@ def plan_sends(
     """Send the longest oldest-first prefix of ``outgoing`` whose requests fit ``requests_available``.
 
     ``outgoing`` must be oldest first.  The cost of a prefix is the sum over both objects of
-    ``target_cost`` (it is not monotone: crossing the Bulk threshold can make more moments cheaper,
-    so every prefix length is looked at).  The rest is left for the next run.
+    ``target_cost`` (see ``SendPlanner``).  The rest is left for the next run.
     """
-    if bulk_threshold < 1 or bulk_job_size < 1:
-        raise ValueError("bulk_threshold and bulk_job_size must be at least 1")
     kw = dict(bulk_threshold=bulk_threshold, bulk_job_size=bulk_job_size, bulk_job_requests=bulk_job_requests)
-    counts = {LEAD_OBJECT: 0, CONTACT_OBJECT: 0}
-    best_n, best_cost = 0, 0
-    for n, moment in enumerate(outgoing, start=1):
-        counts[moment.target.sobject] += 1
-        # only the object that grew changes its cost; recompute both (cheap) for clarity
-        cost = sum(target_cost(c, **kw)[0] for c in counts.values())
-        if cost <= requests_available:
-            best_n, best_cost = n, cost
+    planner = SendPlanner(requests_available, **kw)
+    for moment in outgoing:
+        planner.add(moment)
+    best_n, best_cost = planner.best_n, planner.best_cost
     chosen, left = list(outgoing[:best_n]), list(outgoing[best_n:])
     plan = SendPlan(planned_requests=best_cost, left=left)
     for sobject in (LEAD_OBJECT, CONTACT_OBJECT):
@@ -458,16 +505,39 @@ def format_age(seconds: float | None) -> str:
     return f"{secs} s"
 
 
-def backlog_figures(waiting: Sequence[Outgoing], now: datetime) -> dict[str, Any]:
-    """Size of a backlog (oldest first) and how long its oldest moment has waited."""
-    by_object = {LEAD_OBJECT: 0, CONTACT_OBJECT: 0}
-    for moment in waiting:
-        by_object[moment.target.sobject] += 1
-    oldest = waiting[0].row.changed_at if waiting else None
+class BacklogTally:
+    """Backlog figures counted one moment at a time (oldest first)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.by_object = {LEAD_OBJECT: 0, CONTACT_OBJECT: 0}
+        self.oldest: datetime | None = None
+        self.first_key: dict[str, tuple[datetime, int]] = {}  # per object: its oldest moment's (changed_at, id)
+
+    def add(self, moment: Outgoing) -> None:
+        self.size += 1
+        self.by_object[moment.target.sobject] += 1
+        if self.oldest is None:
+            self.oldest = moment.row.changed_at
+        self.first_key.setdefault(moment.target.sobject, (moment.row.changed_at, moment.moment_id))
+
+    def figures(self, now: datetime) -> dict[str, Any]:
+        return figures_of(self.size, self.by_object[LEAD_OBJECT], self.by_object[CONTACT_OBJECT], self.oldest, now)
+
+
+def figures_of(size: int, to_leads: int, to_contacts: int, oldest: datetime | None, now: datetime) -> dict[str, Any]:
     return {
-        "size": len(waiting),
-        "to_leads": by_object[LEAD_OBJECT],
-        "to_contacts": by_object[CONTACT_OBJECT],
+        "size": size,
+        "to_leads": to_leads,
+        "to_contacts": to_contacts,
         "oldest_changed_at": oldest.isoformat() if oldest else None,
         "oldest_age_seconds": round((now - oldest).total_seconds()) if oldest else None,
     }
+
+
+def backlog_figures(waiting: Iterable[Outgoing], now: datetime) -> dict[str, Any]:
+    """Size of a backlog (oldest first) and how long its oldest moment has waited."""
+    tally = BacklogTally()
+    for moment in waiting:
+        tally.add(moment)
+    return tally.figures(now)

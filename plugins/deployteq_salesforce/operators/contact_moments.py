@@ -10,9 +10,13 @@ exhausted budget stops the run at once: committed batches stay sent, the rest is
 
 from __future__ import annotations
 
+import csv
+import itertools
 import logging
-from collections.abc import Sequence
-from datetime import datetime
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from psycopg.rows import dict_row
@@ -20,29 +24,31 @@ from psycopg.rows import dict_row
 from deployteq_salesforce.bulk import Bulk2Client
 from deployteq_salesforce.contact_moments import (
     BULK_JOB_REQUESTS,
+    COMPOSITE_SIZE,
+    CONTACT_OBJECT,
     DEFAULT_BULK_JOB_SIZE,
     DEFAULT_BULK_THRESHOLD,
     DEFAULT_MAX_ATTEMPTS,
     EXTERNAL_ID_FIELD,
     FLOW,
     GIVEN_UP,
+    LEAD_OBJECT,
     NO_SALESFORCE_ID,
     PARENT_FIELDS,
     PAYLOAD_FIELDS,
     UNCHANGED,
     Allowance,
-    Batch,
+    BacklogTally,
     ContactMomentCounts,
     MomentRow,
     Outgoing,
+    SendPlanner,
     SendResult,
-    Skipped,
-    backlog_figures,
     bulk_results,
     composite_results,
     decide,
+    figures_of,
     format_age,
-    plan_sends,
     requests_allowed,
 )
 from deployteq_salesforce.exceptions import BudgetExhausted, SalesforceRequestLimitExceeded
@@ -51,7 +57,8 @@ from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
 from deployteq_salesforce.operators.base import SalesforceFlowOperator
 from deployteq_salesforce.store import RecordError
 
-# New and changed moments: never dealt with, or their row changed since (changed_at differs).
+# New and changed moments: never dealt with, or their row changed since (changed_at differs); oldest first,
+# one keyset chunk at a time (contact_moment_changed_at_idx).
 CANDIDATES_SQL = """
 SELECT cm.contact_moment_id, cm.changed_at, cm.sent_at, cm.mailing_id, cm.mailing_name, cm.subject,
        cm.opened_first_at, cm.open_count, cm.clicked_first_at, cm.click_count, cm.bounced_at, cm.bounce_type,
@@ -62,9 +69,16 @@ SELECT cm.contact_moment_id, cm.changed_at, cm.sent_at, cm.mailing_id, cm.mailin
   LEFT JOIN customer c ON c.customer_id = cm.customer_id AND NOT c.sf_deleted
   LEFT JOIN contact_moment_sync s ON s.contact_moment_id = cm.contact_moment_id
   LEFT JOIN sync_error e ON e.flow = %(flow)s AND e.record_id = cm.contact_moment_id::text AND e.resolved_at IS NULL
- WHERE s.contact_moment_id IS NULL OR s.synced_changed_at IS DISTINCT FROM cm.changed_at
+ WHERE (s.contact_moment_id IS NULL OR s.synced_changed_at IS DISTINCT FROM cm.changed_at)
+   AND (cm.changed_at, cm.contact_moment_id) > (%(after_at)s, %(after_id)s)
+   AND (cm.changed_at, cm.contact_moment_id) <= (%(upto_at)s, %(upto_id)s)
  ORDER BY cm.changed_at, cm.contact_moment_id
+ LIMIT %(chunk)s
 """
+# Keyset bounds that include every row.
+FIRST_KEY = (datetime(1, 1, 1, tzinfo=timezone.utc), -(2**63))
+LAST_KEY = (datetime(9999, 12, 31, tzinfo=timezone.utc), 2**63 - 1)
+READ_CHUNK = 5_000  # candidates per query: memory stays flat however large the backlog
 
 MARK_SENT_SQL = """
 INSERT INTO contact_moment_sync AS s (contact_moment_id, synced_changed_at, sent_hash, sf_object, sf_parent_id,
@@ -167,79 +181,116 @@ class ContactMomentSync:
         self.max_attempts = max_attempts
         self.log = log or logging.getLogger(__name__)
         self.counts = ContactMomentCounts()
-        self._waiting: list[Outgoing] = []
-        self._sent_ids: set[int] = set()
+        self._handled = 0  # moments Salesforce answered for in this run (sent or rejected)
+        self._failed_ids: set[int] = set()  # rejected in this run: not "left", they wait for their retry
 
     # -- the run ---------------------------------------------------------------------------------------
 
     def run(self) -> ContactMomentCounts:
-        rows, now = self._candidates()
-        outgoing: list[Outgoing] = []
-        skipped: list[Skipped] = []
-        for row in rows:
-            decision = decide(row, max_attempts=self.max_attempts)
-            (outgoing if isinstance(decision, Outgoing) else skipped).append(decision)
-        del rows
-        self.counts.fetched = len(outgoing) + len(skipped)
-        self._note_skipped(skipped)
-        self._waiting = outgoing
-
-        backlog = backlog_figures(outgoing, now)
+        """Two oldest-first passes over the candidates, one keyset chunk at a time: plan, then send the plan."""
+        now = self._now()
         allowance = self._allowance()
-        plan = plan_sends(outgoing, allowance.requests, bulk_threshold=self.bulk_threshold,
-                          bulk_job_size=self.bulk_job_size, bulk_job_requests=BULK_JOB_REQUESTS)
+        planner = SendPlanner(allowance.requests, bulk_threshold=self.bulk_threshold,
+                              bulk_job_size=self.bulk_job_size, bulk_job_requests=BULK_JOB_REQUESTS)
+        backlog = self._look_at_candidates(planner)
+        figures = backlog.figures(now)
+        self._backlog, self._planner = backlog, planner
         self.counts.details.update(
-            backlog=backlog["size"], backlog_to_leads=backlog["to_leads"], backlog_to_contacts=backlog["to_contacts"],
-            oldest_unsent_at=backlog["oldest_changed_at"], oldest_unsent_age_seconds=backlog["oldest_age_seconds"],
+            backlog=figures["size"], backlog_to_leads=figures["to_leads"], backlog_to_contacts=figures["to_contacts"],
+            oldest_unsent_at=figures["oldest_changed_at"], oldest_unsent_age_seconds=figures["oldest_age_seconds"],
             requests_allowed=allowance.requests, budget_limited_by=allowance.limited_by,
-            requests_planned=plan.planned_requests, planned=plan.planned_moments,
+            requests_planned=planner.best_cost, planned=planner.best_n,
         )
         self.log.info(
             "Contact moments: backlog %s (%s to leads, %s to contacts), oldest unsent moment waiting %s; "
             "not sendable: %s without Salesforce id, %s retries used up; %s unchanged since sent",
-            backlog["size"], backlog["to_leads"], backlog["to_contacts"], format_age(backlog["oldest_age_seconds"]),
+            figures["size"], figures["to_leads"], figures["to_contacts"], format_age(figures["oldest_age_seconds"]),
             self.counts.details.get(NO_SALESFORCE_ID, 0), self.counts.details.get(GIVEN_UP, 0),
             self.counts.details.get(UNCHANGED, 0),
         )
         self.log.info(
-            "API budget allows %s requests now (limited by the %s): sending %s of %s moments in %s batches "
+            "API budget allows %s requests now (limited by the %s): sending %s of %s moments "
             "(%s requests planned), %s left for the next run",
-            allowance.requests, allowance.limited_by, plan.planned_moments, backlog["size"], len(plan.batches),
-            plan.planned_requests, len(plan.left),
+            allowance.requests, allowance.limited_by, planner.best_n, figures["size"],
+            planner.best_cost, figures["size"] - planner.best_n,
         )
         if allowance.blocked:
             self._raise_blocked()
 
         try:
-            for batch in plan.batches:
-                self._send(batch)
+            self._send_plan(planner, backlog)
         except BudgetExhausted:
-            self._finish_figures(now)
+            self._finish_figures(now, stopped_early=True)
             raise
-        self._finish_figures(now)
+        self._finish_figures(now, stopped_early=False)
         return self.counts
 
     # -- reading ----------------------------------------------------------------------------------------
 
-    def _candidates(self) -> tuple[list[MomentRow], datetime]:
-        with self.store.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
-            now = cur.execute("SELECT clock_timestamp() AS now").fetchone()["now"]
-            cur.execute(CANDIDATES_SQL, {"flow": FLOW})
-            rows = [MomentRow(**row) for row in cur]
-        return rows, now
+    def _now(self) -> datetime:
+        with self.store.connect() as conn:
+            return conn.execute("SELECT clock_timestamp()").fetchone()[0]
 
-    def _note_skipped(self, skipped: Sequence[Skipped]) -> None:
+    def _candidates(self, upto: tuple[datetime, int] = LAST_KEY) -> Iterator[MomentRow]:
+        """New and changed moments oldest first, up to ``upto`` (changed_at, id), READ_CHUNK rows per query.
+
+        Each chunk is its own short transaction: what the run commits in between (sent, unchanged) is
+        behind the keyset and never read twice.
+        """
+        after = FIRST_KEY
+        while True:
+            with self.store.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(CANDIDATES_SQL, {"flow": FLOW, "after_at": after[0], "after_id": after[1],
+                                             "upto_at": upto[0], "upto_id": upto[1], "chunk": READ_CHUNK})
+                rows = [MomentRow(**row) for row in cur]
+            yield from rows
+            if len(rows) < READ_CHUNK:
+                return
+            after = (rows[-1].changed_at, rows[-1].contact_moment_id)
+
+    def _look_at_candidates(self, planner: SendPlanner) -> BacklogTally:
+        """Pass 1: decide every candidate, remember unchanged ones, count the backlog and plan (no moment is kept)."""
+        backlog = BacklogTally()
         by_reason: dict[str, int] = {NO_SALESFORCE_ID: 0, UNCHANGED: 0, GIVEN_UP: 0}
-        unchanged = []
-        for item in skipped:
-            by_reason[item.reason] += 1
-            if item.reason == UNCHANGED:
-                unchanged.append(item.row)
-        self.counts.skipped = len(skipped)
+        unchanged: list[MomentRow] = []
+        for row in self._candidates():
+            decision = decide(row, max_attempts=self.max_attempts)
+            if isinstance(decision, Outgoing):
+                backlog.add(decision)
+                planner.add(decision)
+                continue
+            by_reason[decision.reason] += 1
+            if decision.reason == UNCHANGED:
+                unchanged.append(row)
+                if len(unchanged) >= READ_CHUNK:
+                    self._mark_unchanged(unchanged)
+                    unchanged = []
+        self._mark_unchanged(unchanged)
+        self.counts.skipped = sum(by_reason.values())
+        self.counts.fetched = backlog.size + self.counts.skipped
         self.counts.details.update(by_reason)
-        if unchanged:
+        return backlog
+
+    def _mark_unchanged(self, rows: Sequence[MomentRow]) -> None:
+        if rows:
             with self.store.connect() as conn:
-                conn.execute(MARK_UNCHANGED_SQL, ([r.contact_moment_id for r in unchanged], [r.changed_at for r in unchanged]))
+                conn.execute(MARK_UNCHANGED_SQL, ([r.contact_moment_id for r in rows], [r.changed_at for r in rows]))
+
+    def _planned_moments(self, sobjects: set[str], planner: SendPlanner) -> Iterator[Outgoing]:
+        """Pass 2: the planned prefix again, for ``sobjects``; never more per object than planned (budget)."""
+        taken = {sobject: 0 for sobject in sobjects}
+        quota = {sobject: planner.planned[sobject] for sobject in sobjects}
+        for row in self._candidates(upto=planner.last_key):
+            decision = decide(row, max_attempts=self.max_attempts)
+            if not isinstance(decision, Outgoing) or decision.target.sobject not in taken:
+                continue
+            sobject = decision.target.sobject
+            if taken[sobject] >= quota[sobject]:
+                continue
+            taken[sobject] += 1
+            yield decision
+            if taken == quota:
+                return
 
     # -- the budget -------------------------------------------------------------------------------------
 
@@ -261,30 +312,77 @@ class ContactMomentSync:
             f"Salesforce blocks the API requests of {status.budget_key} (REQUEST_LIMIT_EXCEEDED: "
             f"{status.block_message or 'TotalRequests Limit exceeded.'}) since "
             f"{status.blocked_since:%Y-%m-%d %H:%M UTC}; no contact moment was sent, all "
-            f"{len(self._waiting)} wait and are sent from {resume} on",
+            f"{self._backlog.size} wait and are sent from {resume} on",
             since=status.blocked_since, resume_at=status.blocked_until,
         )
 
     # -- sending ----------------------------------------------------------------------------------------
 
-    def _send(self, batch: Batch) -> None:
-        if batch.mode == "bulk":
-            results = self._send_bulk(batch)
-        else:
-            answers = self.salesforce.composite(
-                "PATCH", batch.sobject, [m.payload() for m in batch.moments], external_id_field=EXTERNAL_ID_FIELD
-            )
-            results = composite_results(batch.moments, answers)
-        self._record(results)
+    def _send_plan(self, planner: SendPlanner, backlog: BacklogTally) -> None:
+        """Composite objects in one pass (batches of 200 as they fill), each Bulk object in its own pass;
+        the part holding the oldest moment goes first."""
+        sobjects = [s for s in (LEAD_OBJECT, CONTACT_OBJECT) if planner.planned[s]]
+        composite = {s for s in sobjects if planner.mode(s) == "composite"}
+        parts: list[tuple[tuple[datetime, int], str, set[str]]] = []
+        if composite:
+            parts.append((min(backlog.first_key[s] for s in composite), "composite", composite))
+        for sobject in sobjects:
+            if sobject not in composite:
+                parts.append((backlog.first_key[sobject], "bulk", {sobject}))
+        for _, mode, objects in sorted(parts, key=lambda part: part[0]):
+            if mode == "composite":
+                self._send_composite(self._planned_moments(objects, planner))
+            else:
+                (sobject,) = objects
+                self._send_bulk(sobject, self._planned_moments(objects, planner))
 
-    def _send_bulk(self, batch: Batch) -> list[SendResult]:
-        columns = [PARENT_FIELDS[batch.sobject], *PAYLOAD_FIELDS]
-        self.log.info("Bulk API 2.0 upsert of %s moments into %s", len(batch.moments), batch.sobject)
-        result = Bulk2Client(self.salesforce.get_conn()).ingest(
-            batch.sobject, "upsert", (m.payload() for m in batch.moments), columns=columns,
-            external_id_field=EXTERNAL_ID_FIELD, want_successful=True,
+    def _send_composite(self, moments: Iterator[Outgoing]) -> None:
+        pending: dict[str, list[Outgoing]] = {LEAD_OBJECT: [], CONTACT_OBJECT: []}
+        for moment in moments:
+            batch = pending[moment.target.sobject]
+            batch.append(moment)
+            if len(batch) == COMPOSITE_SIZE:
+                self._send_batch(moment.target.sobject, batch)
+                pending[moment.target.sobject] = []
+        rest = [(sobject, batch) for sobject, batch in pending.items() if batch]
+        for sobject, batch in sorted(rest, key=lambda item: (item[1][0].row.changed_at, item[1][0].moment_id)):
+            self._send_batch(sobject, batch)
+
+    def _send_batch(self, sobject: str, moments: list[Outgoing]) -> None:
+        answers = self.salesforce.composite(
+            "PATCH", sobject, [m.payload() for m in moments], external_id_field=EXTERNAL_ID_FIELD
         )
-        return bulk_results(batch.moments, result.successful, result.failed)
+        self._record(composite_results(moments, answers))
+
+    def _send_bulk(self, sobject: str, moments: Iterator[Outgoing]) -> None:
+        """One ingest job per ``bulk_job_size`` moments; the CSV is built from the stream while uploading and only
+        a slim copy of each moment (id, hash, target) is kept to pair the results with."""
+        while (first := next(moments, None)) is not None:
+            job = itertools.chain([first], itertools.islice(moments, self.bulk_job_size - 1))
+            self._record(self._ingest(sobject, job))
+
+    def _ingest(self, sobject: str, moments: Iterator[Outgoing]) -> list[SendResult]:
+        sent: list[Outgoing] = []
+
+        def payloads() -> Iterator[dict[str, Any]]:
+            for moment in moments:
+                sent.append(moment.slim())
+                yield moment.payload()
+
+        columns = [PARENT_FIELDS[sobject], *PAYLOAD_FIELDS]
+        bulk = Bulk2Client(self.salesforce.get_conn())
+        # the successful results are downloaded below, streamed to a file instead of held as dicts
+        result = bulk.ingest(sobject, "upsert", payloads(), columns=columns, external_id_field=EXTERNAL_ID_FIELD,
+                             want_successful=False)
+        self.log.info("Bulk API 2.0 upsert of %s moments into %s (job %s)", len(sent), sobject, result.job_id)
+        handle, path = tempfile.mkstemp(prefix="contact-moments-", suffix=".csv")
+        os.close(handle)
+        try:
+            bulk._client(sobject).download_ingest_results(path, result.job_id, "successfulResults", chunk_size=1 << 16)
+            with open(path, newline="", encoding="utf-8") as successful:
+                return bulk_results(sent, csv.DictReader(successful), result.failed)
+        finally:
+            os.unlink(path)
 
     def _record(self, results: Sequence[SendResult]) -> None:
         """One transaction per batch: sent moments, failures (sync_error with statusCode + message)."""
@@ -304,8 +402,8 @@ class ContactMomentSync:
                     [r.reason for r in failed],
                 ))
                 self.store.record_errors(FLOW, [self._record_error(r) for r in failed], conn=conn)
-        for result in results:
-            self._sent_ids.add(result.moment.moment_id)
+        self._handled += len(results)
+        self._failed_ids.update(r.moment.moment_id for r in failed)
         self.counts.inserted += sum(1 for r in sent if r.created)
         self.counts.updated += sum(1 for r in sent if not r.created)
         self.counts.errors += len(failed)
@@ -329,9 +427,25 @@ class ContactMomentSync:
             },
         )
 
-    def _finish_figures(self, start: datetime) -> None:
-        left = [m for m in self._waiting if m.moment_id not in self._sent_ids]
-        figures = backlog_figures(left, start)
+    def _finish_figures(self, start: datetime, *, stopped_early: bool) -> None:
+        """What is left for the next run; after an early stop the candidates are counted again (not sent yet,
+        not rejected in this run)."""
+        planner, backlog = getattr(self, "_planner", None), getattr(self, "_backlog", None)
+        if planner is None or backlog is None:
+            return
+        if stopped_early:
+            left = BacklogTally()
+            for row in self._candidates():
+                if row.contact_moment_id in self._failed_ids:
+                    continue
+                decision = decide(row, max_attempts=self.max_attempts)
+                if isinstance(decision, Outgoing):
+                    left.add(decision)
+            figures = left.figures(start)
+        else:
+            oldest = backlog.oldest if self._handled == 0 else planner.first_left_changed_at
+            size = max(0, backlog.size - self._handled)
+            figures = figures_of(size, 0, 0, oldest if size else None, start)
         self.counts.details.update(
             left_for_next_run=figures["size"], oldest_left_at=figures["oldest_changed_at"],
             oldest_left_age_seconds=figures["oldest_age_seconds"],
