@@ -16,6 +16,7 @@ from deployteq_salesforce.contact_moments import (
     UNCHANGED,
     MomentRow,
     Outgoing,
+    SendPlanner,
     Target,
     backlog_figures,
     build_payload,
@@ -190,6 +191,19 @@ def test_plan_finds_the_bulk_job_beyond_what_composite_could_fit():
     plan = plan_sends(outgoing(100_000), 10, bulk_threshold=2000)
     assert plan.planned_moments == 100_000 and not plan.left
     assert [b.mode for b in plan.batches] == ["bulk"] and plan.planned_requests == BULK_JOB_REQUESTS
+
+
+def test_planner_counts_alone_keep_the_plan_and_never_exceed_the_allowance():
+    moments = outgoing(700, LEAD_OBJECT) + outgoing(500, CONTACT_OBJECT, start=701)
+    for available in (0, 1, 3, 5, 7):
+        planner = SendPlanner(available, bulk_threshold=10_000)
+        for moment in moments:
+            planner.add(moment)
+        plan = plan_sends(moments, available, bulk_threshold=10_000)
+        assert planner.best_n == plan.planned_moments and planner.best_cost == plan.planned_requests <= available
+        if plan.left:
+            assert planner.best_n == 0 or planner.last_key[1] == moments[planner.best_n - 1].moment_id
+            assert planner.first_left_changed_at == plan.left[0].row.changed_at
 
 
 def test_plan_with_no_budget_sends_nothing():

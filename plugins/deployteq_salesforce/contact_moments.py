@@ -112,13 +112,14 @@ class Outgoing:
     row: MomentRow
     target: Target
     payload_hash: str
+    built: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # the payload decide() hashed
 
     @property
     def moment_id(self) -> int:
         return self.row.contact_moment_id
 
     def payload(self) -> dict[str, Any]:
-        return build_payload(self.row, self.target)
+        return self.built if self.built is not None else build_payload(self.row, self.target)
 
     def slim(self) -> "Outgoing":
         """The same moment without its payload fields: what recording its result needs (Bulk jobs hold many)."""
@@ -156,9 +157,13 @@ def sf_datetime(value: datetime | None) -> str | None:
     """Salesforce's datetime form, UTC (``2024-01-01T09:30:00.000+0000``)."""
     if value is None:
         return None
-    if value.tzinfo is None:
+    offset = value.utcoffset()
+    if offset is None:
         raise ValueError(f"datetime {value!r} has no time zone; contact moment times must be aware")
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    if offset:
+        value = value.astimezone(timezone.utc)
+    # isoformat is several times faster than strftime (hot: four datetimes per moment, twice per run)
+    return value.isoformat(timespec="seconds")[:19] + ".000+0000"
 
 
 def _text(value: str | None, length: int) -> str | None:
@@ -220,12 +225,13 @@ def decide(row: MomentRow, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Outgo
     target = route(row)
     if target is None:
         return Skipped(row, NO_SALESFORCE_ID)
-    digest = payload_hash(target, build_payload(row, target))
+    payload = build_payload(row, target)
+    digest = payload_hash(target, payload)
     if digest == row.sent_hash:
         return Skipped(row, UNCHANGED, digest)
     if not retry_allowed(row, digest, max_attempts=max_attempts):
         return Skipped(row, GIVEN_UP, digest)
-    return Outgoing(row, target, digest)
+    return Outgoing(row, target, digest, payload)
 
 
 # -- budget planning ----------------------------------------------------------------------------

@@ -337,6 +337,25 @@ def test_backlog_over_the_hourly_budget_is_sent_oldest_first_over_several_runs(e
     assert statuses == {200}, "never a 403 from Salesforce"
 
 
+def test_a_backlog_read_in_small_chunks_is_planned_and_sent_oldest_first(env, emulator_process, monkeypatch):
+    from deployteq_salesforce.operators import contact_moments as operator_module
+
+    monkeypatch.setattr(operator_module, "READ_CHUNK", 7)  # many keyset chunks, boundaries inside batches
+    budget(monkeypatch, emulator_process, hourly=2)
+    (lead_id,) = env.sf.seed("Lead", [{"LastName": "Jansen", "Company": "J"}])
+    (contact_id,) = env.sf.seed("Contact", [{"LastName": "Smit"}])
+    env.store.bulk_moments([env.store.customer(lead=lead_id), env.store.customer(contact=contact_id)], 500)
+    oldest_first = [r[0] for r in env.store.sql("SELECT contact_moment_id FROM contact_moment ORDER BY changed_at, contact_moment_id")]
+
+    summary = run(bulk_threshold=10_000)
+
+    # alternating lead/contact: 200 + 200 fit two composite requests, the 401st would need a third
+    assert env.sf.counters()["total"] == 2 and summary["requests_planned"] == 2
+    assert summary["backlog"] == 500 and summary["planned"] == 400 and summary["inserted"] == 400
+    assert set(env.store.sync_rows()) == set(oldest_first[:400])
+    assert summary["left_for_next_run"] == 100
+
+
 def test_the_flow_keeps_to_its_share_of_the_hourly_budget(env, emulator_process, monkeypatch):
     budget(monkeypatch, emulator_process, hourly=10)
     (lead_id,) = env.sf.seed("Lead", [{"LastName": "Peters", "Company": "P"}])

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from psycopg.rows import dict_row
+from psycopg.rows import args_row
 
 from deployteq_salesforce.bulk import Bulk2Client
 from deployteq_salesforce.contact_moments import (
@@ -57,12 +57,12 @@ from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
 from deployteq_salesforce.operators.base import SalesforceFlowOperator
 from deployteq_salesforce.store import RecordError
 
-# New and changed moments: never dealt with, or their row changed since (changed_at differs); oldest first,
+# New and changed moments (columns in MomentRow's order): never dealt with, or their row changed since (changed_at differs); oldest first,
 # one keyset chunk at a time (contact_moment_changed_at_idx).
 CANDIDATES_SQL = """
-SELECT cm.contact_moment_id, cm.changed_at, cm.sent_at, cm.mailing_id, cm.mailing_name, cm.subject,
+SELECT cm.contact_moment_id, cm.changed_at, cm.sent_at, cm.mailing_name, cm.subject,
        cm.opened_first_at, cm.open_count, cm.clicked_first_at, cm.click_count, cm.bounced_at, cm.bounce_type,
-       cm.online_version_url, c.sf_lead_id, c.sf_contact_id,
+       cm.online_version_url, cm.mailing_id, c.sf_lead_id, c.sf_contact_id,
        s.sf_object AS sent_object, s.sf_parent_id AS sent_parent_id, s.sent_hash, s.failed_hash,
        coalesce(s.attempts, 0) AS attempts, coalesce(e.retry_requested, false) AS retry_requested
   FROM contact_moment cm
@@ -239,10 +239,10 @@ class ContactMomentSync:
         """
         after = FIRST_KEY
         while True:
-            with self.store.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+            with self.store.connect() as conn, conn.cursor(row_factory=args_row(MomentRow)) as cur:
                 cur.execute(CANDIDATES_SQL, {"flow": FLOW, "after_at": after[0], "after_id": after[1],
                                              "upto_at": upto[0], "upto_id": upto[1], "chunk": READ_CHUNK})
-                rows = [MomentRow(**row) for row in cur]
+                rows = cur.fetchall()
             yield from rows
             if len(rows) < READ_CHUNK:
                 return
