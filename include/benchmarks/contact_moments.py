@@ -29,7 +29,7 @@ from include.benchmarks.harness import (
     BenchmarkCheckFailed,
     FlowResult,
     benchmark_main,
-    flow_figures,
+    comparison_summary,
     format_table,
     fresh_services,
 )
@@ -194,30 +194,12 @@ def _remove_oldest_from_salesforce(services, schema: str, count: int) -> None:
 
 
 def _summary(ours: FlowResult, baseline: FlowResult | None, records: int) -> dict:
-    value = ours.value or {}
-    summary: dict = {"benchmark": "contact_moments", **flow_figures(ours)}
+    summary = comparison_summary("contact_moments", ours, baseline, records)
     summary.update(
-        rss_before_flow_mb=round(ours.rss_before_flow_mb, 1), ledger_requests=value.get("api_requests"),
-        sf_requests_by_endpoint=ours.by_endpoint, target_requests=TARGET_REQUESTS,
-        target_met=ours.sf_requests <= TARGET_REQUESTS, hourly_budget=BENCH_API_LIMIT,
+        target_requests=TARGET_REQUESTS, target_met=ours.sf_requests <= TARGET_REQUESTS, hourly_budget=BENCH_API_LIMIT
     )
-    if baseline is None:
-        summary.update(baseline_skipped=True, baseline_seconds=None, baseline_sf_requests=None)
-        return summary
-    factor = records / baseline.records
-    summary.update(
-        baseline_records=records,
-        baseline_seconds=round(baseline.seconds * factor, 3),
-        baseline_sf_requests=round(baseline.sf_requests * factor),
-        baseline_records_per_s=round(baseline.records_per_s, 1),
-        baseline_requests_per_10k=round(baseline.requests_per_10k, 2),
-        baseline_peak_rss_mb=round(baseline.peak_rss_mb, 1),
-        baseline_extrapolated_from=baseline.records if baseline.records != records else None,
-        baseline_measured_seconds=round(baseline.seconds, 3),
-        baseline_measured_sf_requests=baseline.sf_requests,
-        baseline_sf_requests_by_endpoint=baseline.by_endpoint,
-        baseline_hours_at_3600_per_hour=round(baseline.sf_requests * factor / 3600, 1),
-    )
+    if baseline is not None:
+        summary["baseline_hours_at_3600_per_hour"] = round(baseline.sf_requests * records / baseline.records / 3600, 1)
     return summary
 
 

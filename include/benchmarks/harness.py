@@ -288,6 +288,31 @@ def flow_figures(result: FlowResult) -> dict[str, float | int]:
     }
 
 
+def comparison_summary(name: str, ours: FlowResult, baseline: FlowResult | None, records: int) -> dict:
+    """The JSON line's common part: our figures, and the baseline's scaled to ``records`` when it ran on fewer."""
+    summary: dict = {"benchmark": name, **flow_figures(ours)}
+    summary["rss_before_flow_mb"] = round(ours.rss_before_flow_mb, 1)
+    summary["ledger_requests"] = (ours.value or {}).get("api_requests")
+    summary["sf_requests_by_endpoint"] = ours.by_endpoint
+    if baseline is None:
+        summary.update(baseline_skipped=True, baseline_seconds=None, baseline_sf_requests=None)
+        return summary
+    factor = records / baseline.records
+    summary.update(
+        baseline_records=records,
+        baseline_seconds=round(baseline.seconds * factor, 3),
+        baseline_sf_requests=round(baseline.sf_requests * factor),
+        baseline_records_per_s=round(baseline.records_per_s, 1),
+        baseline_requests_per_10k=round(baseline.requests_per_10k, 2),
+        baseline_peak_rss_mb=round(baseline.peak_rss_mb, 1),
+        baseline_extrapolated_from=baseline.records if baseline.records != records else None,
+        baseline_measured_seconds=round(baseline.seconds, 3),
+        baseline_measured_sf_requests=baseline.sf_requests,
+        baseline_sf_requests_by_endpoint=baseline.by_endpoint,
+    )
+    return summary
+
+
 def benchmark_main(
     run: Callable[..., dict],
     argv: Sequence[str] | None,

@@ -29,7 +29,7 @@ from include.benchmarks.harness import (
     BenchmarkCheckFailed,
     FlowResult,
     benchmark_main,
-    flow_figures,
+    comparison_summary,
     format_table,
     fresh_services,
 )
@@ -250,28 +250,8 @@ def _check_baseline(services, table: str, result: FlowResult, records: int) -> N
 
 
 def _summary(ours: FlowResult, baseline: FlowResult | None, records: int) -> dict:
-    summary: dict = {"benchmark": "lead_sync", **flow_figures(ours)}
-    summary["rss_before_flow_mb"] = round(ours.rss_before_flow_mb, 1)
-    summary["ledger_requests"] = (ours.value or {}).get("api_requests")
-    summary["sf_requests_by_endpoint"] = ours.by_endpoint
+    summary = comparison_summary("lead_sync", ours, baseline, records)
     summary["hourly_budget"] = BENCH_API_LIMIT
-    if baseline is None:
-        summary.update(baseline_skipped=True, baseline_seconds=None, baseline_sf_requests=None)
-        return summary
-    factor = records / baseline.records
-    extrapolated = baseline.records != records
-    summary.update(
-        baseline_records=records,
-        baseline_seconds=round(baseline.seconds * factor, 3),
-        baseline_sf_requests=round(baseline.sf_requests * factor),
-        baseline_records_per_s=round(baseline.records_per_s, 1),
-        baseline_requests_per_10k=round(baseline.requests_per_10k, 2),
-        baseline_peak_rss_mb=round(baseline.peak_rss_mb, 1),
-        baseline_extrapolated_from=baseline.records if extrapolated else None,
-        baseline_measured_seconds=round(baseline.seconds, 3),
-        baseline_measured_sf_requests=baseline.sf_requests,
-        baseline_sf_requests_by_endpoint=baseline.by_endpoint,
-    )
     return summary
 
 
