@@ -29,7 +29,9 @@ RECONCILE_STAGE = "reconcile_salesforce_ids"
 CUSTOMER_MATCH = {
     "sf_lead_id": "c.sf_lead_id = {value}",
     "sf_contact_id": "c.sf_contact_id = {value}",
-    "email": "c.email_key = lower(btrim({value}))",
+    # "<> ''" matches the partial index on email_key (without it every lookup scans customer);
+    # a blank address relates to no customer
+    "email": "c.email_key = lower(btrim({value})) AND c.email_key <> ''",
 }
 
 
@@ -85,7 +87,7 @@ class DatamodelStore:
     # -- rows -----------------------------------------------------------------------------------------
 
     def _keys_source(self, webhook: Webhook, key_rows: Sequence[Sequence[Any]]) -> tuple[sql.Composed, list]:
-        """``(SELECT * FROM unnest(...)) AS k (key columns)`` for the given key tuples, with parameters."""
+        """``unnest(...) AS k (key columns)`` for the given key tuples, with parameters."""
         keys = webhook.key_columns
         arrays = [sql.SQL("%s::{}[]").format(sql_type(_column(webhook, k))) for k in keys]
         source = sql.SQL("unnest({}) AS k ({})").format(sql.SQL(", ").join(arrays), sql.SQL(", ").join(map(sql.Identifier, keys)))
@@ -97,18 +99,31 @@ class DatamodelStore:
             sql.SQL("{}.{} = k.{}").format(sql.Identifier(alias), sql.Identifier(k), sql.Identifier(k)) for k in webhook.key_columns
         )
 
+    def _rows_of_keys(self, webhook: Webhook, key_rows: Sequence[Sequence[Any]], select: sql.Composable) -> tuple[sql.Composed, list]:
+        """``SELECT <select over alias d> FROM`` the table rows with the given keys, one index lookup per key.
+
+        A plain join of the keys with the table lets the planner read the WHOLE table (merge or hash
+        join) once it is a few times bigger than the batch, which makes every batch cost O(table).  The
+        LATERAL subquery with ``LIMIT 1`` (a no-op: the key is unique) is never flattened into a join,
+        so each key is one lookup in the unique index of the de-duplication key.
+        """
+        source, params = self._keys_source(webhook, key_rows)
+        statement = sql.SQL("SELECT {select} FROM {source} CROSS JOIN LATERAL (SELECT * FROM {t} AS d WHERE {match} LIMIT 1) AS d").format(
+            select=select, source=source, t=sql.Identifier(webhook.datamodel), match=self._key_match(webhook, "d"),
+        )
+        return statement, params
+
     def _key_rows(self, webhook: Webhook, rows: Sequence[Sequence[Any]]) -> list[tuple]:
         positions = [webhook.columns.index(k) for k in webhook.key_columns]
         return [tuple(row[p] for p in positions) for row in rows]
 
+    def _key_columns_of(self, webhook: Webhook, alias: str) -> sql.Composed:
+        return sql.SQL(", ").join(sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(k)) for k in webhook.key_columns)
+
     def existing_keys(self, conn: psycopg.Connection, webhook: Webhook, rows: Sequence[Sequence[Any]]) -> set[tuple]:
         if not rows:
             return set()
-        source, params = self._keys_source(webhook, self._key_rows(webhook, rows))
-        statement = sql.SQL("SELECT {cols} FROM {t} AS d JOIN {source} ON {match}").format(
-            cols=sql.SQL(", ").join(sql.SQL("d.{}").format(sql.Identifier(k)) for k in webhook.key_columns),
-            t=sql.Identifier(webhook.datamodel), source=source, match=self._key_match(webhook, "d"),
-        )
+        statement, params = self._rows_of_keys(webhook, sorted(set(self._key_rows(webhook, rows)), key=repr), self._key_columns_of(webhook, "d"))
         return {tuple(r) for r in conn.execute(statement, params).fetchall()}
 
     def write_rows(
@@ -127,19 +142,45 @@ class DatamodelStore:
             rows = kept
         if not rows:
             return RowsWritten(not_inserted=not_inserted)
-        counts = self.store.copy_upsert(webhook.datamodel, webhook.columns, rows, webhook.key_columns, conn=conn)
+        columns, update_columns = webhook.columns, None
+        if webhook.customer_relation:
+            # New rows get their customer on insert, so resolve_relations has nothing left to update
+            # for them (no second write of every new row).  Existing rows: customer_id is not an
+            # update column, so what counts as changed/unchanged stays the webhook's columns only.
+            customers = self.customer_ids(conn, webhook, rows)
+            rows = [(*row, customer) for row, customer in zip(rows, customers)]
+            update_columns = [c for c in webhook.columns if c not in webhook.key_columns]
+            columns = [*webhook.columns, CUSTOMER_COLUMN]
+        counts = self.store.copy_upsert(webhook.datamodel, columns, rows, webhook.key_columns, update_columns, conn=conn)
         return RowsWritten(counts.inserted, counts.updated, counts.unchanged, not_inserted)
+
+    def customer_ids(self, conn: psycopg.Connection, webhook: Webhook, rows: Sequence[Sequence[Any]]) -> list[int | None]:
+        """The customer each row relates to (first relation that matches wins), as ``resolve_relations`` decides."""
+        found: list[dict[str, int | None]] = []
+        for relation in webhook.customer_relation:
+            position = webhook.columns.index(relation.column)
+            values = sorted({row[position] for row in rows if row[position] is not None})
+            statement = sql.SQL(
+                "SELECT u.v, (SELECT c.customer_id FROM customer AS c WHERE {} ORDER BY c.sf_deleted, c.customer_id LIMIT 1) "
+                "FROM unnest(%s::text[]) AS u (v)"
+            ).format(sql.SQL(CUSTOMER_MATCH[relation.customer_field]).format(value=sql.SQL("u.v")))
+            found.append(dict(conn.execute(statement, (values,)).fetchall()) if values else {})
+        positions = [webhook.columns.index(r.column) for r in webhook.customer_relation]
+        return [
+            next((customers[row[p]] for p, customers in zip(positions, found) if customers.get(row[p]) is not None), None)
+            for row in rows
+        ]
 
     def ids_for(self, conn: psycopg.Connection, webhook: Webhook, rows: Sequence[Sequence[Any]]) -> list[tuple[int | None, int | None]]:
         """(deployteq_id, customer_id) per row, in the order of ``rows``."""
         keys = self._key_rows(webhook, rows)
-        source, params = self._keys_source(webhook, sorted(set(keys), key=repr))
+        if not keys:
+            return []
         customer = sql.SQL("d.{}").format(sql.Identifier(CUSTOMER_COLUMN)) if webhook.customer_relation else sql.SQL("NULL::bigint")
-        statement = sql.SQL("SELECT {cols}, d.{id}, {customer} FROM {t} AS d JOIN {source} ON {match}").format(
-            cols=sql.SQL(", ").join(sql.SQL("d.{}").format(sql.Identifier(k)) for k in webhook.key_columns),
-            id=sql.Identifier(DEPLOYTEQ_ID_COLUMN), customer=customer, t=sql.Identifier(webhook.datamodel),
-            source=source, match=self._key_match(webhook, "d"),
+        select = sql.SQL("{cols}, d.{id}, {customer}").format(
+            cols=self._key_columns_of(webhook, "d"), id=sql.Identifier(DEPLOYTEQ_ID_COLUMN), customer=customer,
         )
+        statement, params = self._rows_of_keys(webhook, sorted(set(keys), key=repr), select)
         found = {tuple(r[:-2]): (r[-2], r[-1]) for r in conn.execute(statement, params).fetchall()}
         return [found.get(key, (None, None)) for key in keys]
 
@@ -168,24 +209,30 @@ class DatamodelStore:
             for r in webhook.customer_relation
         ]
         resolved = sql.SQL("coalesce({})").format(sql.SQL(", ").join(candidates)) if len(candidates) > 1 else candidates[0]
+        select = sql.SQL("d.{id} AS row_id, d.{cid} AS current_id, {resolved} AS resolved").format(
+            id=sql.Identifier(DEPLOYTEQ_ID_COLUMN), cid=sql.Identifier(CUSTOMER_COLUMN), resolved=resolved,
+        )
         params: list = []
         if rows is None:
-            scope = sql.SQL("FROM {t} AS d WHERE d.{cid} IS NULL AND ({refs})").format(
-                t=sql.Identifier(webhook.datamodel), cid=sql.Identifier(CUSTOMER_COLUMN), refs=self._has_reference(webhook, "d"),
+            candidates_query = sql.SQL("SELECT {select} FROM {t} AS d WHERE d.{cid} IS NULL AND ({refs})").format(
+                select=select, t=sql.Identifier(webhook.datamodel), cid=sql.Identifier(CUSTOMER_COLUMN),
+                refs=self._has_reference(webhook, "d"),
             )
         else:
             if not rows:
                 return 0
-            source, params = self._keys_source(webhook, sorted(set(self._key_rows(webhook, rows)), key=repr))
-            scope = sql.SQL("FROM {t} AS d JOIN {source} ON {match}").format(
-                t=sql.Identifier(webhook.datamodel), source=source, match=self._key_match(webhook, "d"),
-            )
+            candidates_query, params = self._rows_of_keys(webhook, sorted(set(self._key_rows(webhook, rows)), key=repr), select)
+        # Materialised: each row's customer is looked up once, and only the rows that change are updated,
+        # each found through the primary key (the ANY keeps the planner from scanning the whole table).
         statement = sql.SQL(
-            "UPDATE {t} AS target SET {cid} = r.resolved FROM (SELECT d.{id} AS row_id, {resolved} AS resolved {scope}) AS r "
-            "WHERE target.{id} = r.row_id AND target.{cid} IS DISTINCT FROM r.resolved"
+            "WITH r AS MATERIALIZED ({candidates}), "
+            "changed AS MATERIALIZED (SELECT row_id, resolved FROM r WHERE current_id IS DISTINCT FROM resolved) "
+            "UPDATE {t} AS target SET {cid} = changed.resolved FROM changed "
+            "WHERE target.{id} = ANY(ARRAY(SELECT row_id FROM changed)) AND target.{id} = changed.row_id "
+            "AND target.{cid} IS DISTINCT FROM changed.resolved"
         ).format(
             t=sql.Identifier(webhook.datamodel), cid=sql.Identifier(CUSTOMER_COLUMN), id=sql.Identifier(DEPLOYTEQ_ID_COLUMN),
-            resolved=resolved, scope=scope,
+            candidates=candidates_query,
         )
         return conn.execute(statement, params).rowcount
 
