@@ -23,6 +23,21 @@ START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
 DEFAULT_ARGS = {"owner": "deployteq", "retries": 2, "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True}
 
 
+def _flow_dag(dag_id: str, *, description: str, schedule, tags: list[str], doc_md: str) -> DAG:
+    """A generated flow DAG: no catch-up, one run at a time (a run continues from the last watermark)."""
+    return DAG(
+        dag_id=dag_id,
+        description=description,
+        schedule=schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=tags,
+        doc_md=doc_md,
+    )
+
+
 def read_variable(name: str, default: str | None = None) -> str | None:
     """A Variable at parse time: the environment (AIRFLOW_VAR_*), then Airflow's store.
 
@@ -61,28 +76,20 @@ def object_sync_dags(raw_config: str | dict | None) -> list[DAG]:
             continue
         name = obj.sobject.lower()
         tags = ["deployteq", "salesforce", f"sobject:{obj.sobject}"]
-        with DAG(
-            dag_id=f"salesforce_{name}_to_deployteq",
+        with _flow_dag(
+            f"salesforce_{name}_to_deployteq",
             description=f"Salesforce {obj.sobject} -> Deployteq customers, incremental (R2-R8)",
             schedule=obj.schedule,
-            start_date=START_DATE,
-            catchup=False,
-            max_active_runs=1,
-            default_args=DEFAULT_ARGS,
             # the demo runs inbound syncs (stage 10) before flows that need their customers
             tags=[*tags, "deployteq-demo", "demo-stage:10"],
             doc_md=f"Incremental sync of **{obj.sobject}** into the customer table. Mapping: Variable `{OBJECTS_VARIABLE}`.",
         ) as dag:
             SalesforceToDeployteqOperator(task_id=f"sync_{name}", sobject=obj.sobject, pool=SALESFORCE_POOL)
         dags.append(dag)
-        with DAG(
-            dag_id=f"salesforce_{name}_initial_load",
+        with _flow_dag(
+            f"salesforce_{name}_initial_load",
             description=f"Salesforce {obj.sobject} -> Deployteq customers, full initial load (R9)",
             schedule=None,
-            start_date=START_DATE,
-            catchup=False,
-            max_active_runs=1,
-            default_args=DEFAULT_ARGS,
             tags=[*tags, "initial-load"],
             doc_md=(
                 f"Loads **every** {obj.sobject} once without touching records in Salesforce (R9). "
@@ -110,14 +117,10 @@ def object_link_dags(raw_config: str | dict | None) -> list[DAG]:
         tags = ["deployteq", "salesforce", "object-link", f"sobject:{link.sobject}", "deployteq-demo"]
         settings = (f"allow inserts {'yes' if link.allow_inserts else 'no'}, delete {'yes' if link.delete else 'no'}, "
                     f"use sync column {'yes' if link.use_sync_column else 'no'}")
-        with DAG(
-            dag_id=f"salesforce_link_{link.name}",
+        with _flow_dag(
+            f"salesforce_link_{link.name}",
             description=f"Salesforce {link.sobject} -> Deployteq datamodel {link.datamodel} (R10)",
             schedule=link.schedule,
-            start_date=START_DATE,
-            catchup=False,
-            max_active_runs=1,
-            default_args=DEFAULT_ARGS,
             # after the customer syncs (stage 10), so customer relations resolve in the demo
             tags=[*tags, "demo-stage:20"],
             doc_md=(f"Object link **{link.name}**: {link.sobject} through webhook `{webhook.name}` into `{link.datamodel}` "
@@ -127,14 +130,10 @@ def object_link_dags(raw_config: str | dict | None) -> list[DAG]:
         dags.append(dag)
         if not link.needs_reconciliation:
             continue
-        with DAG(
-            dag_id=f"salesforce_link_{link.name}_reconcile",
+        with _flow_dag(
+            f"salesforce_link_{link.name}_reconcile",
             description=f"Remove {link.datamodel} rows of {link.sobject} records deleted in Salesforce (hard deletes)",
             schedule=link.reconcile_schedule,
-            start_date=START_DATE,
-            catchup=False,
-            max_active_runs=1,
-            default_args=DEFAULT_ARGS,
             tags=[*tags, "reconcile", "demo-stage:21"],
             doc_md=(f"Salesforce hard-deletes {link.sobject} records (no trace in queryAll), so this compares every stored "
                     f"Id with one `SELECT Id FROM {link.sobject}` (REST pages or one Bulk API 2.0 job) and removes the rest."),
