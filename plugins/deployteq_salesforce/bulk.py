@@ -154,6 +154,18 @@ class Bulk2Client:
         return result
 
 
+    def successful_results(self, sobject: str, job_id: str) -> Iterator[dict]:
+        """Stream an ingest job's successful results (``sf__Id``, ``sf__Created`` + sent columns) via a temp file."""
+        client = self._client(sobject)
+        handle, path = tempfile.mkstemp(prefix="sf-bulk-results-", suffix=".csv")
+        os.close(handle)
+        try:
+            client.download_ingest_results(path, job_id, "successfulResults", chunk_size=1 << 16)
+            with open(path, newline="", encoding="utf-8") as results:
+                yield from csv.DictReader(results)
+        finally:
+            os.unlink(path)
+
 def _csv_parts(records: Iterable[dict], columns: list[str]) -> Iterator[str]:
     """CSV uploads of at most MAX_UPLOAD_BYTES, each with the header row."""
     buffer = io.StringIO()

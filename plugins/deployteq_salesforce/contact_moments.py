@@ -451,7 +451,7 @@ def parse_bulk_error(text: str | None) -> tuple[str, str, tuple[str, ...]]:
     return code.strip() or "UNKNOWN_ERROR", message.strip() or "Salesforce gave no message", fields
 
 
-def bulk_results(moments: Sequence[Outgoing], successful: Sequence[dict], failed: Sequence[dict]) -> list[SendResult]:
+def bulk_results(moments: Sequence[Outgoing], successful: Iterable[dict], failed: Sequence[dict]) -> list[SendResult]:
     """Pair Bulk ingest result rows (matched on the external id column) with the moments sent.
 
     A moment in neither list is taken as sent (Salesforce processed the whole job) without record id.

@@ -10,11 +10,8 @@ exhausted budget stops the run at once: committed batches stay sent, the rest is
 
 from __future__ import annotations
 
-import csv
 import itertools
 import logging
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -375,14 +372,7 @@ class ContactMomentSync:
         result = bulk.ingest(sobject, "upsert", payloads(), columns=columns, external_id_field=EXTERNAL_ID_FIELD,
                              want_successful=False)
         self.log.info("Bulk API 2.0 upsert of %s moments into %s (job %s)", len(sent), sobject, result.job_id)
-        handle, path = tempfile.mkstemp(prefix="contact-moments-", suffix=".csv")
-        os.close(handle)
-        try:
-            bulk._client(sobject).download_ingest_results(path, result.job_id, "successfulResults", chunk_size=1 << 16)
-            with open(path, newline="", encoding="utf-8") as successful:
-                return bulk_results(sent, csv.DictReader(successful), result.failed)
-        finally:
-            os.unlink(path)
+        return bulk_results(sent, bulk.successful_results(sobject, result.job_id), result.failed)
 
     def _record(self, results: Sequence[SendResult]) -> None:
         """One transaction per batch: sent moments, failures (sync_error with statusCode + message)."""
