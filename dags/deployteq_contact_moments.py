@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG, task
 
-from deployteq_salesforce.dag_factory import read_variable
+from deployteq_salesforce.variables import read_variable
 from deployteq_salesforce.operators.contact_moments import ContactMomentsToSalesforceOperator
 
 DEMO_VARIABLE = "deployteq_demo_contact_moments"

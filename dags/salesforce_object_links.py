@@ -4,7 +4,8 @@ The links and their webhooks live in the Variable ``deployteq_salesforce_object_
 link there adds its DAG.  Parsing reads that Variable once and calls nothing else.
 """
 
-from deployteq_salesforce.dag_factory import object_link_dags, read_variable
+from deployteq_salesforce.dag_factory import object_link_dags
+from deployteq_salesforce.variables import read_variable
 from deployteq_salesforce.links import VARIABLE_NAME
 
 for _dag in object_link_dags(read_variable(VARIABLE_NAME)):

@@ -4,7 +4,8 @@ The configuration lives in the Variable ``deployteq_salesforce_objects``; adding
 adds its DAGs.  Parsing reads that Variable once and calls nothing else.
 """
 
-from deployteq_salesforce.dag_factory import object_sync_dags, read_variable
+from deployteq_salesforce.dag_factory import object_sync_dags
+from deployteq_salesforce.variables import read_variable
 from deployteq_salesforce.operators.customer_sync import OBJECTS_VARIABLE
 
 for _dag in object_sync_dags(read_variable(OBJECTS_VARIABLE)):

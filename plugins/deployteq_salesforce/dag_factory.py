@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG
@@ -36,33 +35,6 @@ def _flow_dag(dag_id: str, *, description: str, schedule, tags: list[str], doc_m
         tags=tags,
         doc_md=doc_md,
     )
-
-
-def read_variable(name: str, default: str | None = None) -> str | None:
-    """A Variable at parse time: the environment (AIRFLOW_VAR_*), then Airflow's store.
-
-    The DAG processor answers ``airflow.sdk.Variable`` through its supervisor; a DagBag parsed
-    in-process (``make demo``, ``dag.test()`` scripts) has no supervisor, so the metadata DB is asked
-    directly there.
-    """
-    env = os.environ.get(f"AIRFLOW_VAR_{name.upper()}")
-    if env is not None:
-        return env
-    try:
-        from airflow.sdk import Variable
-
-        value = Variable.get(name, default=None)
-        if value is not None:
-            return value
-    except Exception as exc:
-        log.debug("Variable %s not available through the task SDK (%s)", name, exc)
-    try:
-        from airflow.models.variable import Variable as StoredVariable
-
-        return StoredVariable.get(name, default_var=default)
-    except Exception as exc:  # no metadata DB reachable (e.g. a bare import): no generated DAGs
-        log.warning("Variable %s could not be read (%s); no DAGs generated from it", name, exc)
-        return default
 
 
 def object_sync_dags(raw_config: str | dict | None) -> list[DAG]:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from airflow.sdk import Variable
 
 from deployteq_salesforce.config import ConfiguredObject, load_objects_config, validate_against_salesforce
 from deployteq_salesforce.customer_merge import IncomingRecord
 from deployteq_salesforce.customer_writer import apply_batch
+from deployteq_salesforce.variables import require_variable
 from deployteq_salesforce.exceptions import ConfigurationError
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
@@ -66,7 +66,7 @@ class SalesforceToDeployteqOperator(SalesforceFlowOperator):
         return CustomerSync(self._object_config(), salesforce, store, full_load=self.full_load, batch_size=self.batch_size, log=self.log)
 
     def _object_config(self) -> ConfiguredObject:
-        raw = self.object_config if self.object_config is not None else Variable.get(OBJECTS_VARIABLE)
+        raw = self.object_config if self.object_config is not None else require_variable(OBJECTS_VARIABLE)
         config = load_objects_config(raw)
         for obj in config.objects:
             if obj.sobject.lower() == self.sobject.lower():

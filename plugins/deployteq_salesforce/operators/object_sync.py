@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
-from airflow.sdk import Variable
 
 from deployteq_salesforce.bulk import Bulk2Client
 from deployteq_salesforce.config import SALESFORCE_TYPES_FOR
 from deployteq_salesforce.datamodel import convert_record
 from deployteq_salesforce.datamodel_store import DatamodelStore
+from deployteq_salesforce.variables import require_variable
 from deployteq_salesforce.exceptions import ConfigurationError
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
@@ -81,7 +81,7 @@ class ObjectLinkSyncOperator(SalesforceFlowOperator):
         return ObjectLinkSync(link, webhook, salesforce, store, batch_size=self.batch_size, log=self.log)
 
     def _link(self) -> tuple[ObjectLink, Webhook]:
-        raw = self.links_config if self.links_config is not None else Variable.get(LINKS_VARIABLE)
+        raw = self.links_config if self.links_config is not None else require_variable(LINKS_VARIABLE)
         config = load_object_links(raw)
         link = config.link(self.link_name)
         if link is None:

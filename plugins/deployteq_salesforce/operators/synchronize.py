@@ -24,7 +24,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
-from airflow.sdk import BaseOperator, Variable
+from airflow.sdk import BaseOperator
 
 try:  # Airflow 3.3 ships the branch base in the Task SDK; older 3.x in the standard provider
     from airflow.sdk.bases.branch import BaseBranchOperator
@@ -33,6 +33,7 @@ except ImportError:  # pragma: no cover
 
 from deployteq_salesforce.bulk import Bulk2Client
 from deployteq_salesforce.config import ConfiguredObject, load_objects_config
+from deployteq_salesforce.variables import require_variable
 from deployteq_salesforce.exceptions import BudgetExhausted, ConfigurationError, SalesforceRequestLimitExceeded
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 from deployteq_salesforce.hooks.salesforce import COMPOSITE_CHUNK, BudgetedSalesforceHook
@@ -470,7 +471,7 @@ class SalesforceSynchronizeOperator(BaseOperator):
         return f"synchronize:{self.sobject}"
 
     def _objects(self) -> dict[str, ConfiguredObject]:
-        raw = self.object_config if self.object_config is not None else Variable.get(OBJECTS_VARIABLE)
+        raw = self.object_config if self.object_config is not None else require_variable(OBJECTS_VARIABLE)
         return {o.sobject: o for o in load_objects_config(raw).enabled_objects()}
 
     def _run_key(self, context: Any) -> str:
