@@ -7,7 +7,6 @@ talks to Salesforce or PostgreSQL.
 from __future__ import annotations
 
 import json
-import logging
 from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG
@@ -15,7 +14,6 @@ from airflow.sdk import DAG
 from deployteq_salesforce.config import ObjectsConfig, load_objects_config
 from deployteq_salesforce.operators.customer_sync import OBJECTS_VARIABLE, SalesforceToDeployteqOperator
 
-log = logging.getLogger(__name__)
 
 SALESFORCE_POOL = "salesforce_api"
 START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
