@@ -30,7 +30,7 @@ from include.benchmarks.harness import (
     FlowResult,
     benchmark_main,
     comparison_summary,
-    format_table,
+    comparison_table,
     fresh_services,
 )
 
@@ -210,20 +210,7 @@ def _print_report(services, summary: dict, ours: FlowResult, baseline: FlowResul
           f"{PEOPLE_PER_OBJECT:,} leads + {PEOPLE_PER_OBJECT:,} contacts seeded in {seed_seconds:.1f} s (not timed)")
     print(f"  the operator's hourly budget is raised to {BENCH_API_LIMIT:,} (connection extra) so it is measured, not throttled")
     print()
-    headers = ["flow", "records", "seconds", "records/s", "SF requests", "req/10k", "peak RSS MB"]
-    rows = [["ours: ContactMomentsToSalesforceOperator", records, ours.seconds, ours.records_per_s, ours.sf_requests,
-             ours.requests_per_10k, ours.peak_rss_mb]]
-    if baseline is not None:
-        measured = baseline.records != records
-        rows.append(["baseline: one create per moment" + (" (measured)" if measured else ""), baseline.records,
-                     baseline.seconds, baseline.records_per_s, baseline.sf_requests, baseline.requests_per_10k,
-                     baseline.peak_rss_mb])
-        if measured:
-            rows.append([f"baseline: extrapolated from {baseline.records:,}", records, summary["baseline_seconds"],
-                         baseline.records_per_s, summary["baseline_sf_requests"], baseline.requests_per_10k, None])
-    else:
-        rows.append(["baseline: skipped (--skip-baseline)", None, None, None, None, None, None])
-    print(format_table(headers, rows))
+    print(comparison_table("ContactMomentsToSalesforceOperator", ours, "one create per moment", baseline, summary))
     print()
     print(f"  ours by endpoint: {', '.join(f'{k} {v:,}' for k, v in ours.by_endpoint.items()) or 'none'}")
     if baseline is not None:

@@ -288,6 +288,29 @@ def flow_figures(result: FlowResult) -> dict[str, float | int]:
     }
 
 
+COMPARISON_HEADERS = ["flow", "records", "seconds", "records/s", "SF requests", "req/10k", "peak RSS MB", "RSS before MB"]
+
+
+def _flow_row(label: str, result: FlowResult) -> list:
+    return [label, result.records, result.seconds, result.records_per_s, result.sf_requests, result.requests_per_10k,
+            result.peak_rss_mb, result.rss_before_flow_mb]
+
+
+def comparison_table(ours_label: str, ours: FlowResult, baseline_label: str, baseline: FlowResult | None,
+                     summary: dict) -> str:
+    """Ours, the baseline as measured and, when it ran on fewer records, scaled to ours (see comparison_summary)."""
+    rows = [_flow_row(f"ours: {ours_label}", ours)]
+    if baseline is None:
+        rows.append(["baseline: skipped (--skip-baseline)"] + [None] * (len(COMPARISON_HEADERS) - 1))
+        return format_table(COMPARISON_HEADERS, rows)
+    scaled = baseline.records != ours.records
+    rows.append(_flow_row(f"baseline: {baseline_label}" + (" (measured)" if scaled else ""), baseline))
+    if scaled:
+        rows.append([f"baseline: extrapolated from {baseline.records:,}", ours.records, summary["baseline_seconds"],
+                     baseline.records_per_s, summary["baseline_sf_requests"], baseline.requests_per_10k, None, None])
+    return format_table(COMPARISON_HEADERS, rows)
+
+
 def comparison_summary(name: str, ours: FlowResult, baseline: FlowResult | None, records: int) -> dict:
     """The JSON line's common part: our figures, and the baseline's scaled to ``records`` when it ran on fewer."""
     summary: dict = {"benchmark": name, **flow_figures(ours)}

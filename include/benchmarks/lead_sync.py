@@ -30,7 +30,7 @@ from include.benchmarks.harness import (
     FlowResult,
     benchmark_main,
     comparison_summary,
-    format_table,
+    comparison_table,
     fresh_services,
 )
 
@@ -263,19 +263,7 @@ def _print_report(services, summary: dict, ours: FlowResult, baseline: FlowResul
     print(f"  API budget: the operator's ledger enforces an hourly budget (default 3,600); this run sets the "
           f"connection extra hourly_budget = {BENCH_API_LIMIT:,} so the flow is not throttled")
     print()
-    headers = ["flow", "records", "seconds", "records/s", "SF requests", "req/10k", "peak RSS MB", "RSS before MB"]
-    rows = [["ours: SalesforceToDeployteqOperator", records, ours.seconds, ours.records_per_s, ours.sf_requests,
-             ours.requests_per_10k, ours.peak_rss_mb, ours.rss_before_flow_mb]]
-    if baseline is not None:
-        rows.append(["baseline: stock hooks" + (" (measured)" if baseline.records != records else ""),
-                     baseline.records, baseline.seconds, baseline.records_per_s, baseline.sf_requests,
-                     baseline.requests_per_10k, baseline.peak_rss_mb, baseline.rss_before_flow_mb])
-        if baseline.records != records:
-            rows.append([f"baseline: extrapolated from {baseline.records:,}", records, summary["baseline_seconds"],
-                         baseline.records_per_s, summary["baseline_sf_requests"], baseline.requests_per_10k, None, None])
-    else:
-        rows.append(["baseline: skipped (--skip-baseline)", None, None, None, None, None, None, None])
-    print(format_table(headers, rows))
+    print(comparison_table("SalesforceToDeployteqOperator", ours, "stock hooks", baseline, summary))
     print()
     print("  Salesforce requests by endpoint (emulator counters):")
     print(f"    ours:     {_endpoints(ours.by_endpoint)}")

@@ -29,7 +29,7 @@ from include.benchmarks.harness import (
     FlowResult,
     benchmark_main,
     comparison_summary,
-    format_table,
+    comparison_table,
     fresh_services,
 )
 
@@ -204,18 +204,7 @@ def _print_report(services, summary: dict, ours: FlowResult, baseline: FlowResul
     print(f"  fresh emulator (API limits {services.api_limit:,}); PostgreSQL: {services.pg_source}; "
           f"{records:,} leads seeded in {seed_seconds:.1f} s, customers loaded before the clock starts")
     print()
-    headers = ["flow", "records", "seconds", "records/s", "SF requests", "req/10k", "peak RSS MB"]
-    rows = [["ours: SalesforceSynchronizeOperator", records, ours.seconds, ours.records_per_s, ours.sf_requests,
-             ours.requests_per_10k, ours.peak_rss_mb]]
-    if baseline is not None:
-        extrapolated = baseline.records != records
-        rows.append(["baseline: one update per record" + (" (measured)" if extrapolated else ""), baseline.records,
-                     baseline.seconds, baseline.records_per_s, baseline.sf_requests, baseline.requests_per_10k,
-                     baseline.peak_rss_mb])
-        if extrapolated:
-            rows.append([f"baseline: extrapolated from {baseline.records:,}", records, summary["baseline_seconds"],
-                         baseline.records_per_s, summary["baseline_sf_requests"], baseline.requests_per_10k, None])
-    print(format_table(headers, rows))
+    print(comparison_table("SalesforceSynchronizeOperator", ours, "one update per record", baseline, summary))
     print()
     print("  ours by endpoint: " + (", ".join(f"{k} {v:,}" for k, v in ours.by_endpoint.items()) or "none"))
     print(f"  exits: {summary['exits']}")
