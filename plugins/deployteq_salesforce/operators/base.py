@@ -14,6 +14,13 @@ from deployteq_salesforce.incremental import SyncCounts
 from deployteq_salesforce.sync_support import defer_or_skip_for_budget
 
 
+def check_names(owner: str, **names: Any) -> None:
+    """Connection ids and flow names must be non-empty strings; say which one is not, early (at DAG parse time)."""
+    for name, value in names.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{owner}: {name} must be a non-empty string, got {value!r}")
+
+
 class FlowRun(Protocol):
     counts: SyncCounts
 
@@ -40,9 +47,7 @@ class SalesforceFlowOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        for name, value in (("salesforce_conn_id", salesforce_conn_id), ("deployteq_conn_id", deployteq_conn_id)):
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"{name} must be a non-empty connection id")
+        check_names(type(self).__name__, salesforce_conn_id=salesforce_conn_id, deployteq_conn_id=deployteq_conn_id)
         self.salesforce_conn_id = salesforce_conn_id
         self.deployteq_conn_id = deployteq_conn_id
         self.max_budget_wait = max_budget_wait

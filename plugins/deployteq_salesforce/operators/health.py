@@ -10,6 +10,8 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
+from deployteq_salesforce.operators.base import check_names
+
 
 class DeployteqHealthCheckOperator(BaseOperator):
     """Test the Salesforce and Deployteq connections and report the state of both.
@@ -37,9 +39,7 @@ class DeployteqHealthCheckOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        for name, value in (("salesforce_conn_id", salesforce_conn_id), ("deployteq_conn_id", deployteq_conn_id), ("flow", flow)):
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"{type(self).__name__}: {name} must be a non-empty string, got {value!r}")
+        check_names(type(self).__name__, salesforce_conn_id=salesforce_conn_id, deployteq_conn_id=deployteq_conn_id, flow=flow)
         self.salesforce_conn_id = salesforce_conn_id
         self.deployteq_conn_id = deployteq_conn_id
         self.flow = flow

@@ -33,6 +33,7 @@ except ImportError:  # pragma: no cover
 
 from deployteq_salesforce.bulk import Bulk2Client
 from deployteq_salesforce.config import ConfiguredObject, load_objects_config
+from deployteq_salesforce.operators.base import check_names
 from deployteq_salesforce.variables import require_variable
 from deployteq_salesforce.exceptions import BudgetExhausted, ConfigurationError, SalesforceRequestLimitExceeded
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
@@ -452,9 +453,7 @@ class SalesforceSynchronizeOperator(BaseOperator):
             raise ValueError(f"source_table {source_table!r} must be a table name like 'campaign_selection' or 'schema.table'")
         if not isinstance(bulk_threshold, int) or bulk_threshold < 1:
             raise ValueError("bulk_threshold must be a whole number >= 1")
-        for name, value in (("salesforce_conn_id", salesforce_conn_id), ("deployteq_conn_id", deployteq_conn_id)):
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"{name} must be a non-empty connection id")
+        check_names(type(self).__name__, salesforce_conn_id=salesforce_conn_id, deployteq_conn_id=deployteq_conn_id)
         self.sobject = sobject
         self.fields = list(fields) if fields is not None else None
         self.selection_sql = selection_sql
