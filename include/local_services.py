@@ -14,7 +14,12 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 def embedded_postgres_url(data_dir: str | Path) -> str:
     """Start (or reuse) an embedded PostgreSQL in ``data_dir`` and return its URL."""
+    import logging
+
     import pgserver  # imported lazily: only needed where no server is configured
+
+    # pgserver logs its shutdown at interpreter exit, after pytest/Airflow closed their log streams
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
 
     server = pgserver.get_server(str(data_dir), cleanup_mode=None)
     return server.get_uri()
