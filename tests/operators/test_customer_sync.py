@@ -214,6 +214,19 @@ def test_missing_email_under_email_uniqueness_is_an_error_and_batch_goes_on(env)
     assert summary["errors"] == 1 and summary["inserted"] == 2
     [(record_id, reason)] = env.errors()
     assert record_id == missing and "e-mail" in reason
+    flags = {r["Id"]: r[FLAG] for r in env.sf.records("Lead")}
+    assert flags.pop(missing) is True, "a record that was not stored keeps its sync flag (R3)"
+    assert not any(flags.values())
+
+
+def test_failed_record_is_stored_on_the_run_after_it_is_fixed(env):
+    missing, _ = env.sf.seed("Lead", [lead(1, Email=None), lead(2)])
+    run("Lead", config(LEAD))
+    env.sf.advance_clock(60)
+    env.sf.update("Lead", [{"Id": missing, "Email": "now@example.nl"}])
+    summary = run("Lead", config(LEAD))
+    assert summary["inserted"] == 1 and env.errors() == []
+    assert not any(r[FLAG] for r in env.sf.records("Lead"))
 
 
 def test_id_uniqueness_keeps_lead_and_contact_apart(env):
@@ -353,14 +366,28 @@ def test_initial_load_stopped_by_budget_resumes_where_it_stopped(env, monkeypatc
     assert env.sf.counters()["total"] - before < 7
 
 
-def test_records_queued_for_retry_are_read_again_after_they_were_fixed(env):
-    broken, _ = env.sf.seed("Lead", [lead(1, Email=None), lead(2)])
-    run("Lead", config(LEAD))
+def id_unique(obj):
+    """The same object configured with the Salesforce Id as its unique field."""
+    obj = copy.deepcopy(obj)
+    obj["unique_field"] = "id"
+    for mapping in obj["mappings"]:
+        mapping["unique_key"] = False
+    column = "sf_lead_id" if obj["sobject"] == "Lead" else "sf_contact_id"
+    obj["mappings"].append({"salesforce_field": "Id", "deployteq_type": "text", "deployteq_field": column, "unique_key": True})
+    return obj
+
+
+def test_records_queued_for_retry_are_read_again_whatever_their_timestamp(env):
+    broken, _ = env.sf.seed("Lead", [lead(1, Email=None, **{FLAG: False}), lead(2, **{FLAG: False})])
+    run("Lead", config(LEAD, sync_flag_field=None))
     assert [r for r, _ in env.errors()] == [broken]
-    env.sf.update("Lead", [{"Id": broken, "Email": "fixed@example.nl"}])  # fixed, but the flag stays false
+    env.sf.advance_clock(3600)
+    run("Lead", config(LEAD, sync_flag_field=None))  # the watermark moves far past the broken lead
+    # ops switch the object to Id uniqueness, under which a lead without e-mail is fine, and queue a retry
     with psycopg.connect(env.url) as conn:
         conn.execute(f'UPDATE "{env.schema}".sync_error SET retry_requested = true')
-    summary = run("Lead", config(LEAD))
+    summary = run("Lead", {"objects": [id_unique(LEAD) | {"sync_flag_field": None}]})
+    assert summary["fetched"] == 1, "only the queued record was read (the window itself is empty)"
     assert summary["inserted"] == 1
     assert env.errors() == []
-    assert "fixed@example.nl" in {c["email"] for c in env.customers()}
+    assert broken in {c["sf_lead_id"] for c in env.customers()}

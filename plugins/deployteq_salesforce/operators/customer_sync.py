@@ -193,7 +193,9 @@ class CustomerSync:
                 # one error list per object, whichever DAG met the record
                 self.store.record_errors(self.watermark_flow, errors, conn=conn)
             if self.use_flag:
-                self.flags.enqueue(conn, [r for r in incoming if not r.is_deleted])
+                # R3: only stored records lose their flag; a failed one keeps it and is read again next run
+                failed = {o.sf_id for o in plan.outcomes if o.action == "error"}
+                self.flags.enqueue(conn, [r for r in incoming if not r.is_deleted and r.sf_id not in failed])
             if self.reader.ordered and not self.use_flag:
                 last = records[-1]
                 progress = Watermark(parse_sf_datetime(last["SystemModstamp"]), last["Id"])
