@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 from deployteq_salesforce.bulk import Bulk2Client
 from deployteq_salesforce.soql_builder import incremental_query
 from deployteq_salesforce.store import Watermark
-from deployteq_salesforce.sync_support import rest_pages
+from deployteq_salesforce.sync_support import parse_sf_datetime, rest_pages
 
 PROGRESS_EVERY_SECONDS = 15.0
 
@@ -44,25 +44,54 @@ class SyncCounts:
 
 @dataclass(frozen=True)
 class SyncWindow:
+    """The records one run reads, and how its progress is kept.
+
+    The watermark of ``flow`` moves only when a run completes.  While a run goes, each committed
+    batch records how far it got under ``progress_flow``; a run stopped half-way (API budget, crash)
+    thus leaves the watermark as it was, and the next run continues from that progress instead of
+    reading everything again.
+    """
+
     since: datetime | None  # None: from the beginning
     until: datetime  # exclusive bound of the query
     end: datetime  # the watermark this window leaves behind
     resume_after: Watermark | None = None  # (stamp, Id) an interrupted full read stopped at
+    flow: str = ""
+    progress_flow: str = ""
 
     @classmethod
-    def for_run(cls, store, *, flow: str, server_now: datetime, lookback_seconds: int, progress_flow: str | None = None) -> "SyncWindow":
-        """Incremental from ``flow``'s watermark; with ``progress_flow`` a full read resuming from its progress."""
+    def for_run(
+        cls, store, *, flow: str, server_now: datetime, lookback_seconds: int, full_load: bool = False
+    ) -> "SyncWindow":
+        """Incremental from ``flow``'s watermark (minus the lookback); ``full_load``: everything, resumable."""
         end = server_now.replace(microsecond=0)
         # SystemModstamp has whole seconds: "< end + 1s" includes what changed earlier in this second;
         # the watermark stays at ``end`` so later changes in that second are read next run
         until = end + timedelta(seconds=1)
-        if progress_flow is not None:
-            progress = store.get_watermark(progress_flow)
-            return cls(None, until, end, progress if progress and progress.modstamp else None)
+        progress_flow = f"{flow}:{'full_load_progress' if full_load else 'progress'}"
+        progress = store.get_watermark(progress_flow)
+        progress = progress if progress and progress.modstamp else None
+        if full_load:
+            return cls(None, until, end, progress, flow, progress_flow)
         watermark = store.get_watermark(flow)
-        if watermark is None or watermark.modstamp is None:
-            return cls(None, until, end)
-        return cls(watermark.modstamp - timedelta(seconds=lookback_seconds), until, end)
+        since = watermark.modstamp - timedelta(seconds=lookback_seconds) if watermark and watermark.modstamp else None
+        if progress is not None:
+            # an interrupted run committed everything up to its progress; late commits behind it are
+            # caught by the same lookback as usual
+            resumed = progress.modstamp - timedelta(seconds=lookback_seconds)
+            since = resumed if since is None else max(since, resumed)
+        return cls(since, until, end, None, flow, progress_flow)
+
+    def record_progress(self, store, last_record: dict, *, conn) -> None:
+        """After a batch read in (SystemModstamp, Id) order: everything up to this record is stored."""
+        stamp = parse_sf_datetime(last_record["SystemModstamp"])
+        store.set_watermark(self.progress_flow, Watermark(stamp, last_record["Id"]), conn=conn)
+
+    def complete(self, store) -> None:
+        """The whole window is stored: move the watermark and forget the progress of this run."""
+        with store.connect() as conn:
+            store.set_watermark(self.flow, Watermark(self.end, None), conn=conn)
+            store.set_watermark(self.progress_flow, Watermark(None, None), conn=conn)
 
 
 def server_now(salesforce) -> datetime:

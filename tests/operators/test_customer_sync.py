@@ -319,7 +319,9 @@ def test_large_change_sets_switch_to_bulk_api(env):
 def test_run_stopped_by_budget_keeps_progress_and_next_run_continues(env, monkeypatch, salesforce_conn_id):
     from airflow.exceptions import AirflowSkipException, TaskDeferred
 
-    env.sf.seed("Lead", [lead(i, **{FLAG: False}) for i in range(1000)])
+    # one change a minute over the last ~17 hours
+    stamps = [f"2026-01-01T{i // 60:02d}:{i % 60:02d}:00.000+0000" for i in range(1000)]
+    env.sf.seed("Lead", [lead(i, SystemModstamp=stamps[i], **{FLAG: False}) for i in range(1000)])
     conn = json.loads(__import__("os").environ["AIRFLOW_CONN_SALESFORCE_DEFAULT"])
     conn["extra"]["hourly_budget"] = 4  # describe + 3 pages of 200
     monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(conn))
@@ -328,10 +330,16 @@ def test_run_stopped_by_budget_keeps_progress_and_next_run_continues(env, monkey
         run("Lead", cfg, batch_size=200)
     partial = len(env.customers())
     assert 0 < partial < 1000
+    with psycopg.connect(env.url) as db:
+        watermark = db.execute(
+            f'SELECT watermark_modstamp FROM "{env.schema}".sync_state WHERE flow = %s', ("sync:Lead",)
+        ).fetchone()
+    assert watermark is None or watermark[0] is None, "a stopped run leaves no partial watermark"
     conn["extra"]["hourly_budget"] = 3600
     monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(conn))
-    run("Lead", cfg, batch_size=200)
+    summary = run("Lead", cfg, batch_size=200)
     assert len(env.customers()) == 1000
+    assert summary["fetched"] < 1000, "the next run continued from the committed progress"
 
 
 def test_initial_load_reads_everything_without_touching_salesforce(env):

@@ -22,9 +22,9 @@ from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
 from deployteq_salesforce.incremental import IncrementalReader, ProgressLog, SyncCounts, SyncWindow, batched, server_now
 from deployteq_salesforce.mapping import RecordProblem, build_customer_row
 from deployteq_salesforce.operators.base import SalesforceFlowOperator
-from deployteq_salesforce.store import RecordError, Watermark
+from deployteq_salesforce.store import RecordError
 from deployteq_salesforce.soql_builder import ids_query
-from deployteq_salesforce.sync_support import FlagResetQueue, parse_sf_datetime, rest_pages
+from deployteq_salesforce.sync_support import FlagResetQueue, rest_pages
 
 OBJECTS_VARIABLE = "deployteq_salesforce_objects"
 
@@ -104,9 +104,9 @@ class CustomerSync:
             self.salesforce, sobject=self.obj.sobject, fields=fields, field_types=field_types,
             page_size=self.obj.page_size, bulk_threshold=self.obj.bulk_threshold, flow=self.flow, log=self.log,
         )
-        window = SyncWindow.for_run(
+        self.window = window = SyncWindow.for_run(
             self.store, flow=self.watermark_flow, server_now=server_now(self.salesforce),
-            lookback_seconds=self.obj.lookback_seconds, progress_flow=self.flow if self.full_load else None,
+            lookback_seconds=self.obj.lookback_seconds, full_load=self.full_load,
         )
         if self.use_flag:
             # flags left over by an interrupted run go first: they cost no read
@@ -119,15 +119,12 @@ class CustomerSync:
             window, sync_flag_field=self.obj.sync_flag_field if self.use_flag else None, include_deleted=include_deleted
         )
         for batch in batched(records, self.batch_size):
-            self._write_batch(batch)
+            self._write_batch(batch, in_order=self.reader.ordered)
         if self.use_flag and self.obj.deleted_detection:
             for batch in batched(self.reader.read_deleted(window), self.batch_size):
                 self._write_batch(batch)
         self._retry_requested()
-        with self.store.connect() as conn:
-            self.store.set_watermark(self.watermark_flow, Watermark(window.end, None), conn=conn)
-            if self.full_load:
-                self.store.set_watermark(self.flow, Watermark(None, None), conn=conn)
+        window.complete(self.store)
         if self.use_flag:
             self.counts.flags_reset += self.flags.flush(self.salesforce, self.obj)
         return self.counts
@@ -166,7 +163,9 @@ class CustomerSync:
 
     # -- writing -------------------------------------------------------------------------------------------
 
-    def _write_batch(self, records: list[dict]) -> None:
+    def _write_batch(self, records: list[dict], *, in_order: bool = False) -> None:
+        """Map, plan and write one batch in one transaction; ``in_order``: the main read in
+        (SystemModstamp, Id) order, whose last record marks how far the window is stored."""
         self.counts.fetched += len(records)
         incoming: list[IncomingRecord] = []
         errors: list[RecordError] = []
@@ -196,10 +195,8 @@ class CustomerSync:
                 # R3: only stored records lose their flag; a failed one keeps it and is read again next run
                 failed = {o.sf_id for o in plan.outcomes if o.action == "error"}
                 self.flags.enqueue(conn, [r for r in incoming if not r.is_deleted and r.sf_id not in failed])
-            if self.reader.ordered and not self.use_flag:
-                last = records[-1]
-                progress = Watermark(parse_sf_datetime(last["SystemModstamp"]), last["Id"])
-                self.store.set_watermark(self.flow if self.full_load else self.watermark_flow, progress, conn=conn)
+            if in_order and not self.use_flag:
+                self.window.record_progress(self.store, records[-1], conn=conn)
         self.counts.inserted += written.inserted
         self.counts.updated += written.updated
         self.counts.merged += plan.count("merged")

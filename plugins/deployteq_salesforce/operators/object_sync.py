@@ -34,7 +34,7 @@ from deployteq_salesforce.incremental import IncrementalReader, ProgressLog, Syn
 from deployteq_salesforce.links import VARIABLE_NAME, ObjectLink, Webhook, load_object_links
 from deployteq_salesforce.operators.base import SalesforceFlowOperator
 from deployteq_salesforce.soql_builder import validate_identifier
-from deployteq_salesforce.store import RecordError, Watermark
+from deployteq_salesforce.store import RecordError
 from deployteq_salesforce.sync_support import FlagResetQueue, parse_sf_datetime, rest_pages
 
 LINKS_VARIABLE = VARIABLE_NAME
@@ -162,29 +162,30 @@ class ObjectLinkSync:
             self.salesforce, sobject=self.link.sobject, fields=fields, field_types=field_types,
             page_size=self.link.page_size, bulk_threshold=self.link.bulk_threshold, flow=self.flow, log=self.log,
         )
-        window = SyncWindow.for_run(self.store, flow=self.flow, server_now=server_now(self.salesforce),
-                                    lookback_seconds=self.link.lookback_seconds)
+        self.window = window = SyncWindow.for_run(
+            self.store, flow=self.flow, server_now=server_now(self.salesforce), lookback_seconds=self.link.lookback_seconds
+        )
         if self.use_flag:
             self.counts.flags_reset += self.flags.flush(self.salesforce, self.link)
         # with the flag, deleted rows are read separately (a deleted record's flag cannot be reset)
         include_deleted = self.link.delete and not self.use_flag
         records = self.reader.read(window, sync_flag_field=self.link.sync_flag_field, include_deleted=include_deleted)
         for batch in batched(records, self.batch_size):
-            self._write_batch(batch)
+            self._write_batch(batch, in_order=self.reader.ordered)
         if self.use_flag and self.link.delete:
             for batch in batched(self.reader.read_deleted(window), self.batch_size):
                 self._write_batch(batch)
         with self.store.connect() as conn:
             resolved_late = self.datamodel.resolve_relations(conn, self.webhook)
             unresolved = self.datamodel.unresolved_count(conn, self.webhook)
-            self.store.set_watermark(self.flow, Watermark(window.end, None), conn=conn)
+        window.complete(self.store)
         if self.webhook.customer_relation:
             self.counts.details.update(relations_resolved_late=resolved_late, unresolved_relations=unresolved)
         if self.use_flag:
             self.counts.flags_reset += self.flags.flush(self.salesforce, self.link)
         return self.counts
 
-    def _write_batch(self, records: list[dict]) -> None:
+    def _write_batch(self, records: list[dict], *, in_order: bool = False) -> None:
         self.counts.fetched += len(records)
         rows: list[tuple] = []
         written_records: list[dict] = []
@@ -220,10 +221,8 @@ class ObjectLinkSync:
                 self.store.record_errors(self.flow, errors, conn=conn)
             if self.use_flag:
                 self.flags.enqueue(conn, [_Flagged(r) for r in written_records])
-            if self.reader.ordered and not self.use_flag:
-                last = records[-1]
-                progress = Watermark(parse_sf_datetime(last["SystemModstamp"]), last["Id"])
-                self.store.set_watermark(self.flow, progress, conn=conn)
+            if in_order and not self.use_flag:
+                self.window.record_progress(self.store, records[-1], conn=conn)
         self.counts.inserted += written.inserted
         self.counts.updated += written.updated
         self.counts.deleted += deleted
