@@ -29,6 +29,8 @@ from include.benchmarks.harness import (
     BenchmarkCheckFailed,
     FlowResult,
     benchmark_main,
+    OPERATOR_CONN_IDS,
+    baseline_size,
     comparison_summary,
     comparison_table,
     fresh_services,
@@ -120,9 +122,7 @@ def prepare_baseline_flow(salesforce_conn_id: str, postgres_conn_id: str, schema
 
 
 def run(records: int, *, baseline_records: int | None = None, skip_baseline: bool = False, verbose: bool = False) -> dict:
-    if baseline_records is not None and baseline_records < 1:
-        raise ValueError("--baseline-records must be at least 1")
-    baseline_n = min(baseline_records or DEFAULT_BASELINE_RECORDS, records)
+    baseline_n = baseline_size(records, baseline_records, DEFAULT_BASELINE_RECORDS)
     with fresh_services(log_level="INFO" if verbose else "WARNING") as services:
         admin = services.admin
         started = time.perf_counter()
@@ -135,13 +135,10 @@ def run(records: int, *, baseline_records: int | None = None, skip_baseline: boo
         schema = services.new_schema("bench_contact_moments")
         ours = services.run_flow(
             "ours", f"{MODULE}:prepare_operator_flow",
-            {"salesforce_conn_id": "salesforce_default", "deployteq_conn_id": "deployteq_default", "records": records,
+            {**OPERATOR_CONN_IDS, "records": records,
              "lead_ids": lead_ids, "contact_ids": contact_ids},
             records=records,
-            connections={
-                "salesforce_default": services.salesforce_connection(hourly_budget=BENCH_API_LIMIT),
-                "deployteq_default": services.postgres_connection(deployteq_schema=schema),
-            },
+            connections=services.operator_connections(schema),
         )
         _check_ours(services, schema, ours, records)
 

@@ -184,6 +184,14 @@ class BenchServices:
             cursor = conn.execute(statement, params)
             return cursor.fetchall() if cursor.description else []
 
+    def operator_connections(self, schema: str) -> dict[str, dict]:
+        """``salesforce_default`` and ``deployteq_default`` for our operators, the hourly budget of the
+        ledger (default 3,600) raised so the flow is measured, not throttled."""
+        return {
+            "salesforce_default": self.salesforce_connection(hourly_budget=BENCH_API_LIMIT),
+            "deployteq_default": self.postgres_connection(deployteq_schema=schema),
+        }
+
     def run_flow(
         self,
         label: str,
@@ -309,6 +317,16 @@ def comparison_table(ours_label: str, ours: FlowResult, baseline_label: str, bas
         rows.append([f"baseline: extrapolated from {baseline.records:,}", ours.records, summary["baseline_seconds"],
                      baseline.records_per_s, summary["baseline_sf_requests"], baseline.requests_per_10k, None, None])
     return format_table(COMPARISON_HEADERS, rows)
+
+
+OPERATOR_CONN_IDS = {"salesforce_conn_id": "salesforce_default", "deployteq_conn_id": "deployteq_default"}
+
+
+def baseline_size(records: int, baseline_records: int | None, default: int | None = None) -> int:
+    """How many records the baseline runs on (``--baseline-records``, else ``default``, else all), at most ``records``."""
+    if baseline_records is not None and baseline_records < 1:
+        raise ValueError("--baseline-records must be at least 1")
+    return min(baseline_records or default or records, records)
 
 
 def comparison_summary(name: str, ours: FlowResult, baseline: FlowResult | None, records: int) -> dict:

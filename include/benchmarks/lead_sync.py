@@ -29,6 +29,8 @@ from include.benchmarks.harness import (
     BenchmarkCheckFailed,
     FlowResult,
     benchmark_main,
+    OPERATOR_CONN_IDS,
+    baseline_size,
     comparison_summary,
     comparison_table,
     fresh_services,
@@ -176,9 +178,7 @@ def prepare_baseline_flow(salesforce_conn_id: str, postgres_conn_id: str, table:
 def run(records: int, *, baseline_records: int | None = None, skip_baseline: bool = False,
         verbose: bool = False) -> dict:
     """Seed, run ours, check it, run the baseline on the same leads, check it; print the table; return the summary."""
-    if baseline_records is not None and baseline_records < 1:
-        raise ValueError("--baseline-records must be at least 1")
-    baseline_n = min(baseline_records or records, records)
+    baseline_n = baseline_size(records, baseline_records)
     with fresh_services(log_level="INFO" if verbose else "WARNING") as services:
         admin = services.admin
         started = time.perf_counter()
@@ -188,13 +188,9 @@ def run(records: int, *, baseline_records: int | None = None, skip_baseline: boo
         schema = services.new_schema("bench_lead_sync")
         ours = services.run_flow(
             "ours", f"{MODULE}:prepare_operator_flow",
-            {"salesforce_conn_id": "salesforce_default", "deployteq_conn_id": "deployteq_default"},
+            OPERATOR_CONN_IDS,
             records=records,
-            connections={
-                # the ledger's hourly budget (default 3600) raised so the flow is measured, not throttled
-                "salesforce_default": services.salesforce_connection(hourly_budget=BENCH_API_LIMIT),
-                "deployteq_default": services.postgres_connection(deployteq_schema=schema),
-            },
+            connections=services.operator_connections(schema),
         )
         _check_ours(services, schema, ours, records)
 

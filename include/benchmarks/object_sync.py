@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from include.benchmarks.harness import (
-    BENCH_API_LIMIT,
+    OPERATOR_CONN_IDS,
     BenchmarkCheckFailed,
     FlowResult,
     benchmark_main,
@@ -106,11 +106,8 @@ def run(records: int, *, deleted_share: float = 0.01, verbose: bool = False) -> 
         admin = services.admin
         member_ids, seed_seconds = seed(admin, records)
         schema = services.new_schema("bench_object_sync")
-        connections = {
-            "salesforce_default": services.salesforce_connection(hourly_budget=BENCH_API_LIMIT),
-            "deployteq_default": services.postgres_connection(deployteq_schema=schema),
-        }
-        ids = {"salesforce_conn_id": "salesforce_default", "deployteq_conn_id": "deployteq_default"}
+        connections = services.operator_connections(schema)
+        ids = OPERATOR_CONN_IDS
         leads = services.run_flow("leads", f"{MODULE}:prepare_lead_flow", ids, records=1, connections=connections)
         sync = services.run_flow("link", f"{MODULE}:prepare_link_flow", {**ids, "reconcile": False},
                                  records=records, connections=connections)

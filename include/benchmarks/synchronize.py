@@ -24,10 +24,11 @@ import time
 from collections.abc import Callable, Sequence
 
 from include.benchmarks.harness import (
-    BENCH_API_LIMIT,
     BenchmarkCheckFailed,
     FlowResult,
     benchmark_main,
+    OPERATOR_CONN_IDS,
+    baseline_size,
     comparison_summary,
     comparison_table,
     fresh_services,
@@ -125,9 +126,7 @@ def prepare_baseline_flow(salesforce_conn_id: str, postgres_conn_id: str, deploy
 
 def run(records: int, *, baseline_records: int | None = DEFAULT_BASELINE_RECORDS, skip_baseline: bool = False,
         verbose: bool = False) -> dict:
-    if baseline_records is not None and baseline_records < 1:
-        raise ValueError("--baseline-records must be at least 1")
-    baseline_n = min(baseline_records or records, records)
+    baseline_n = baseline_size(records, baseline_records)
     with fresh_services(log_level="INFO" if verbose else "WARNING") as services:
         admin = services.admin
         started = time.perf_counter()
@@ -137,12 +136,9 @@ def run(records: int, *, baseline_records: int | None = DEFAULT_BASELINE_RECORDS
         schema = services.new_schema("bench_synchronize")
         ours = services.run_flow(
             "ours", f"{MODULE}:prepare_operator_flow",
-            {"salesforce_conn_id": "salesforce_default", "deployteq_conn_id": "deployteq_default", "lead_ids": lead_ids},
+            {**OPERATOR_CONN_IDS, "lead_ids": lead_ids},
             records=records,
-            connections={
-                "salesforce_default": services.salesforce_connection(hourly_budget=BENCH_API_LIMIT),
-                "deployteq_default": services.postgres_connection(deployteq_schema=schema),
-            },
+            connections=services.operator_connections(schema),
         )
         _check_ours(services, schema, ours, records)
 
