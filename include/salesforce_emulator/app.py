@@ -39,6 +39,7 @@ _ROLLED_BACK = {
 _NOT_FOUND = RequestError(404, "NOT_FOUND", "The requested resource does not exist")
 _LIMIT_EXCEEDED = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
 _INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+_RESET_WHILE_WAITING = [{"message": "The emulated org was reset while this request waited.", "errorCode": "SERVER_UNAVAILABLE"}]
 
 
 class Request:
@@ -153,11 +154,14 @@ class EmulatorApp:
         parts = [unquote(p) for p in match.group(2).split("/") if p] if match else []
         endpoint = endpoint_name(request.method, parts) if match else f"{request.method} {request.path}"
         number = em.count_request(endpoint)
+        generation = em.generation
         fault = em.faults.take(number, request.path)
         if fault is not None:
             response = await self._fault(fault, send)
             if response is not None or fault.kind == "drop":
                 return self._with_usage(response) if response is not None else None
+            if em.generation != generation:  # the org was reset while this request waited
+                return self._with_usage(Response(503, _RESET_WHILE_WAITING))
         if not self._authorised(request):
             return self._with_usage(Response(401, _INVALID_SESSION))
         if not em.limits.admit():

@@ -34,6 +34,8 @@ class Emulator:
         saved = self.db.get_meta("counters") or {}
         self.total_requests: int = saved.get("total", 0)
         self.by_endpoint: dict[str, int] = saved.get("by_endpoint", {})
+        # Bumped by reset(): a request still waiting (slow fault) from before a reset must not touch the fresh org.
+        self.generation = 0
 
     def count_request(self, endpoint: str) -> int:
         self.total_requests += 1
@@ -45,6 +47,7 @@ class Emulator:
         return {"total": self.total_requests, "by_endpoint": dict(sorted(self.by_endpoint.items()))}
 
     def reset(self, hourly_limit=None, daily_limit=None, block_seconds=None) -> None:
+        self.generation += 1
         self.db.wipe(keep_meta=_KEPT_ON_RESET)
         self.store.wipe()
         self.clock.reset()

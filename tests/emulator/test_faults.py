@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -52,6 +53,16 @@ def test_slow_answers_normally_after_the_delay(api, emulator):
     started = time.monotonic()
     response = api("GET", "limits/")
     assert response.status_code == 200 and time.monotonic() - started >= 0.6
+
+
+def test_a_slow_request_outliving_a_reset_leaves_the_fresh_org_untouched(api, emulator):
+    emulator.inject_fault("slow", delay_seconds=0.8)
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(api, "GET", "limits/")
+        time.sleep(0.3)
+        emulator.reset()
+        assert waiting.result().status_code == 503
+    assert emulator.limits_state()["daily_used"] == 0
 
 
 def test_invalid_session_fault(sf, emulator):
