@@ -54,7 +54,7 @@ def rest_pages(sf, soql: str, *, include_deleted: bool, batch_size: int = 2000) 
 
 def defer_or_skip_for_budget(operator, exc: BudgetExhausted, max_wait: timedelta) -> None:
     """Free the worker slot: wait on a trigger when budget returns soon, else end this run as skipped."""
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
     wait = exc.resume_at - datetime.now(timezone.utc)

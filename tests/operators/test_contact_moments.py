@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
-from airflow.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException
 
 from deployteq_salesforce.contact_moments import CONTACT_OBJECT, FLOW, LEAD_OBJECT
 from deployteq_salesforce.hooks.deployteq import DeployteqHook

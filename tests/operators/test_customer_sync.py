@@ -317,7 +317,7 @@ def test_large_change_sets_switch_to_bulk_api(env):
 
 
 def test_run_stopped_by_budget_keeps_progress_and_next_run_continues(env, monkeypatch, salesforce_conn_id):
-    from airflow.exceptions import AirflowSkipException, TaskDeferred
+    from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 
     # one change a minute over the last ~17 hours
     stamps = [f"2026-01-01T{i // 60:02d}:{i % 60:02d}:00.000+0000" for i in range(1000)]
@@ -355,7 +355,7 @@ def test_initial_load_reads_everything_without_touching_salesforce(env):
 
 
 def test_initial_load_stopped_by_budget_resumes_where_it_stopped(env, monkeypatch):
-    from airflow.exceptions import AirflowSkipException, TaskDeferred
+    from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 
     env.sf.seed("Lead", [lead(i, **{FLAG: False}) for i in range(900)])
     conn = json.loads(__import__("os").environ["AIRFLOW_CONN_SALESFORCE_DEFAULT"])
