@@ -245,7 +245,7 @@ def airflow_environment() -> dict[str, str]:
         "AIRFLOW__API__BASE_URL": f"http://localhost:{UI_PORT}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{UI_PORT}/execution/",
         # Shared by the API server and the workers, so task tokens verify across processes.
-        "AIRFLOW__API_AUTH__JWT_SECRET": _secret_file("jwt.secret", lambda: secrets.token_urlsafe(32)),
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret_file("jwt.secret", lambda: secrets.token_urlsafe(64)),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         # demo only: dags/deployteq_contact_moments.py then first adds demo e-mail contact moments
         # for the customers the Lead/Contact sync brought in (include/demo_contact_moments.py)

@@ -27,6 +27,8 @@ def airflow_test_environment(home: Path = AIRFLOW_TEST_HOME) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
         "AIRFLOW__CORE__FERNET_KEY": TEST_FERNET_KEY,
+        # 64 bytes or more: the API server signs its JWTs with HMAC-SHA512
+        "AIRFLOW__API_AUTH__JWT_SECRET": "test-only-jwt-secret-" + "0123456789abcdef" * 4,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",

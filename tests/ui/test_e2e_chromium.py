@@ -72,7 +72,7 @@ def api_server(tmp_path, seeded, salesforce_conn_id):
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__API__SECRET_KEY": "e2e-" + os.urandom(16).hex(),
-        "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-" + os.urandom(32).hex(),
+        "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-" + os.urandom(64).hex(),
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
     }
     log = open(tmp_path / "api-server.log", "w")
