@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Iterable, Literal
@@ -433,11 +434,16 @@ def inverse_translations(mapping: FieldMapping) -> dict[Any, tuple[str, ...]]:
     More than one Salesforce value for a Deployteq value means that value is not invertible;
     :func:`to_salesforce_value` raises only when such a value is actually sent.
     """
+    return _inverse_of(mapping.deployteq_type, tuple(mapping.translations.items()))
+
+
+@lru_cache(maxsize=1024)  # asked once per value sent: 100,000 records must not rebuild it each time
+def _inverse_of(deployteq_type: str, translations: tuple[tuple[str, str | None], ...]) -> dict[Any, tuple[str, ...]]:
     inverse: dict[Any, list[str]] = {}
-    for source, target in mapping.translations.items():
+    for source, target in translations:
         if target is None:
             continue  # null is always sent as null (clears the field)
-        typed = convert_value(mapping.deployteq_type, target)
+        typed = convert_value(deployteq_type, target)
         inverse.setdefault(typed, []).append(source)
     return {k: tuple(sorted(v)) for k, v in inverse.items()}
 

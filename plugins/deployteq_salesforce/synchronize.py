@@ -262,11 +262,16 @@ def plan_updates(
     target: str,
     plan: FieldPlan,
     salesforce_types: Mapping[str, Mapping[str, str]],
+    claimed: dict[tuple[str, str], int] | None = None,
 ) -> tuple[list[Update], list[Outcome]]:
-    """Route every customer: an :class:`Update` to send, or an ``on_error`` outcome (never sent)."""
+    """Route every customer: an :class:`Update` to send, or an ``on_error`` outcome (never sent).
+
+    ``claimed`` ((sobject, lower-case id) -> customer id) carries the records already updated by this
+    run across calls, so one Salesforce record is updated from one customer only.
+    """
     updates: list[Update] = []
     rejected: list[Outcome] = []
-    claimed: dict[tuple[str, str], int] = {}
+    claimed = {} if claimed is None else claimed
     contact_configured = "Contact" in plan.rows
     for customer in customers:
         if customer.get("customer_exists") is False:

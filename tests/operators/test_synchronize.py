@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
+from deployteq_salesforce.operators import synchronize as synchronize_module
 from deployteq_salesforce.operators.synchronize import (
     SalesforceSynchronizeOperator,
     SynchronizeExitBranchOperator,
@@ -289,6 +290,38 @@ def test_budget_running_out_half_way_splits_exactly_and_a_rerun_sends_only_the_r
     assert (second["on_success"], second["on_limit"]) == (500, 0)
     assert emulator.counters()["by_endpoint"]["PATCH composite/sobjects"] == 3  # 2 + 1: nothing sent twice
     assert all(o["attempts"] == 1 for o in outcomes(store).values())
+
+
+def test_a_run_larger_than_one_pass_is_read_and_sent_in_passes(services, monkeypatch):
+    store, emulator = services
+    monkeypatch.setattr(synchronize_module, "WORK_CHUNK", 3)
+    leads = seed_leads(emulator, 7)
+    customers = lead_customers(store, leads)
+    # the same 18-character id in another case: a later pass must not update lead 0 a second time
+    namesake = lead_customers(store, [leads[0].lower()], email="namesake@example.nl")
+
+    summary = synchronize(customers + namesake, bulk_threshold=2)
+
+    assert (summary["on_success"], summary["on_error"]) == (7, 1)
+    assert outcomes(store)[namesake[0]]["status_code"] == "DUPLICATE_TARGET"
+    assert sum(r["Newsletter__c"] for r in emulator.records("Lead")) == 7
+    counters = emulator.counters()["by_endpoint"]
+    assert counters["POST jobs/ingest"] == 2  # passes of 3, 3, 1 + 1 namesake: two Bulk jobs, then composite
+    assert counters["PATCH composite/sobjects"] == 1
+    assert counters["GET sobjects/Lead/describe"] == 1
+
+
+def test_budget_running_out_in_one_pass_sends_every_later_pass_to_on_limit(services, monkeypatch, emulator_process):
+    store, emulator = services
+    monkeypatch.setattr(synchronize_module, "WORK_CHUNK", 2)
+    customers = lead_customers(store, seed_leads(emulator, 6))
+    set_budget(monkeypatch, emulator_process, 2)  # describe + the first pass's composite request
+
+    summary = synchronize(customers)
+
+    assert (summary["on_success"], summary["on_limit"]) == (2, 4)
+    assert sorted(c for c, o in outcomes(store).items() if o["exit"] == "on_limit") == customers[2:]
+    assert emulator.counters()["total"] == 2
 
 
 def test_a_bulk_job_is_only_started_when_the_budget_holds_all_its_requests(services, monkeypatch, emulator_process):

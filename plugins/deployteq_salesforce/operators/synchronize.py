@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from psycopg import sql
@@ -65,6 +65,8 @@ OBJECTS_VARIABLE = "deployteq_salesforce_objects"
 DEFAULT_BULK_THRESHOLD = 2000  # above this many updates per object one Bulk API 2.0 job is cheaper
 # requests one Bulk ingest job costs: create, upload, close, status (+ a second status, failed results)
 BULK_JOB_REQUESTS = 6
+# customers read and sent per pass: bounds memory (one Bulk job per pass above the threshold)
+WORK_CHUNK = 25_000
 _TABLE_NAME = re.compile(r"^(?:[a-z_][a-z0-9_]*\.)?[a-z_][a-z0-9_]*$")
 
 
@@ -121,16 +123,27 @@ class SynchronizeStore:
                     f"{self.store.schema_name!r}"
                 ) from exc
 
-    def work(self, run_key: str, columns: Sequence[str]) -> list[dict[str, Any]]:
-        """Customers of the run still to send (``pending`` or ``on_limit``), with the columns to send."""
+    def work(self, run_key: str, columns: Sequence[str], *, chunk_size: int = WORK_CHUNK) -> Iterator[list[dict[str, Any]]]:
+        """Customers of the run still to send (``pending`` or ``on_limit``), with the columns to send.
+
+        Yields them in customer id order, ``chunk_size`` at a time, so memory does not grow with the run.
+        """
         wanted = list(dict.fromkeys(["sf_lead_id", "sf_contact_id", *columns]))
         query = sql.SQL(
             "SELECT o.customer_id, c.customer_id IS NOT NULL AS customer_exists, {cols} "
             "FROM synchronize_outcome o LEFT JOIN customer c ON c.customer_id = o.customer_id "
-            "WHERE o.run_key = %s AND o.exit IN ('pending', 'on_limit') ORDER BY o.customer_id"
+            "WHERE o.run_key = %s AND o.exit IN ('pending', 'on_limit') AND o.customer_id > %s "
+            "ORDER BY o.customer_id LIMIT %s"
         ).format(cols=sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(c)) for c in wanted))
-        with self.store.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
-            return cur.execute(query, (run_key,)).fetchall()
+        after = -1  # customer ids are positive (bigserial)
+        while True:
+            with self.store.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+                chunk = cur.execute(query, (run_key, after, chunk_size)).fetchall()
+            if chunk:
+                yield chunk
+            if len(chunk) < chunk_size:
+                return
+            after = chunk[-1]["customer_id"]
 
     def save(self, run_key: str, outcomes: Sequence[Outcome]) -> None:
         """Record outcomes (one transaction); a record that reached Salesforce counts an attempt."""
@@ -138,14 +151,14 @@ class SynchronizeStore:
             return
         columns = list(zip(*[
             (o.customer_id, o.exit, o.sobject, o.sf_id, o.reason, o.status_code, o.message,
-             json.dumps(list(o.fields)), o.sent_via)
+             ",".join(o.fields), o.sent_via)  # field API names never hold a comma
             for o in outcomes
         ]))
         with self.store.connect() as conn:
             conn.execute(
                 "UPDATE synchronize_outcome o SET exit = u.exit, sobject = u.sobject, sf_id = u.sf_id, reason = u.reason, "
                 "status_code = u.status_code, message = u.message, "
-                "error_fields = ARRAY(SELECT jsonb_array_elements_text(u.fields::jsonb)), sent_via = u.sent_via, "
+                "error_fields = string_to_array(u.fields, ','), sent_via = u.sent_via, "
                 "attempts = o.attempts + (u.sent_via IS NOT NULL)::int, updated_at = clock_timestamp() "
                 "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
                 "%s::text[], %s::text[]) AS u (customer_id, exit, sobject, sf_id, reason, status_code, message, fields, sent_via) "
@@ -202,7 +215,8 @@ class SynchronizeRun:
     """One attempt of a run: route, send in batches, store outcomes as they come."""
 
     def __init__(self, *, run_key: str, target: str, objects: Mapping[str, ConfiguredObject], plan: FieldPlan,
-                 salesforce: BudgetedSalesforceHook, outcomes: SynchronizeStore, bulk_threshold: int, log):
+                 salesforce: BudgetedSalesforceHook, outcomes: SynchronizeStore, bulk_threshold: int, log,
+                 chunk_size: int | None = None):
         self.run_key = run_key
         self.target = target
         self.objects = objects
@@ -210,15 +224,18 @@ class SynchronizeRun:
         self.salesforce = salesforce
         self.outcomes = outcomes
         self.bulk_threshold = bulk_threshold
+        self.chunk_size = chunk_size or WORK_CHUNK
         self.log = log
         self.types: dict[str, dict[str, str]] = {}
         self.stopped: BudgetExhausted | None = None  # set once the budget ran out: everything after goes to on_limit
-        self.customers: dict[int, Mapping[str, Any]] = {}
+        self.customers: dict[int, Mapping[str, Any]] = {}  # the chunk being sent
+        self.claimed: dict[tuple[str, str], int] = {}  # Salesforce records this run already updates
 
     def run(self) -> None:
-        work = self.outcomes.work(self.run_key, self.plan.columns)
-        if not work:
-            return
+        for work in self.outcomes.work(self.run_key, self.plan.columns, chunk_size=self.chunk_size):
+            self._run_chunk(work)
+
+    def _run_chunk(self, work: list[dict[str, Any]]) -> None:
         self.customers = {row["customer_id"]: row for row in work}
         # a Lead step needs Contact's describe only for leads converted to a known contact
         needed = ["Lead", "Contact"] if self.target == "auto" else [self.target]
@@ -236,7 +253,8 @@ class SynchronizeRun:
                 r if isinstance(r, Outcome) else self._limited_customer(row["customer_id"]) for r, row in zip(routed, work)
             ])
             return
-        updates, rejected = plan_updates(work, target=self.target, plan=self.plan, salesforce_types=self.types)
+        updates, rejected = plan_updates(work, target=self.target, plan=self.plan, salesforce_types=self.types,
+                                         claimed=self.claimed)
         self.outcomes.save(self.run_key, rejected)
         if rejected:
             self.log.info("%s of %s customers go to on_error without reaching Salesforce (first: %s)",
@@ -254,6 +272,8 @@ class SynchronizeRun:
     def _describe(self, sobject: str) -> None:
         if sobject in self.types:
             return
+        if self.stopped is not None:
+            raise self.stopped
         describe = getattr(self.salesforce.get_conn(), sobject).describe()
         fields = {f["name"]: f for f in describe.get("fields", [])}
         problems = []
