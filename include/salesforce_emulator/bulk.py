@@ -9,6 +9,7 @@ import base64
 import csv
 import io
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from . import schema
 from .ids import make_id
@@ -161,11 +162,12 @@ class BulkJobs:
         if not soql:
             raise RequestError(400, "INVALIDJOB", "Query is required for query jobs")
         compiled = self.compile_query(soql)
-        if compiled.is_count:
+        if compiled.is_count or compiled.is_aggregate:
             raise RequestError(400, "INVALIDJOB", "Aggregate queries are not supported by Bulk API 2.0")
         job = self._new_job("query", operation, compiled.sobject, api_version, body)
         lookup = self.store.lookup
-        matched = compiled.run(self.store.rows(compiled.sobject, operation == "queryAll"), lookup)
+        now = datetime.fromtimestamp(self.store.clock.now(), tz=timezone.utc)  # TODAY etc. on the emulator clock
+        matched = compiled.run(self.store.rows(compiled.sobject, operation == "queryAll"), lookup, now=now)
         paths = compiled.select_paths
         job.header = [".".join(path) for path in paths]
         rows = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from .ids import make_id
 from .query_schema import OrgSchema
@@ -39,9 +40,13 @@ class QueryEngine:
     def start(self, soql: str, *, include_deleted: bool, batch_size: int | None, api_version: str,
               endpoint: str) -> dict:
         compiled = self.compile(soql)
-        matched = compiled.run(self.store.rows(compiled.sobject, include_deleted), self.store.lookup)
+        now = datetime.fromtimestamp(self.store.clock.now(), tz=timezone.utc)  # TODAY etc. on the emulator clock
+        matched = compiled.run(self.store.rows(compiled.sobject, include_deleted), self.store.lookup, now=now)
         if compiled.is_count:
             return {"totalSize": len(matched), "done": True, "records": []}
+        if compiled.is_aggregate:  # AggregateResult rows come in one answer (no query locator)
+            rows = compiled.aggregate(matched, self.store.lookup)
+            return {"totalSize": len(rows), "done": True, "records": rows}
         cursor = Cursor(compiled, matched, batch_size or DEFAULT_BATCH_SIZE)
         self._counter += 1
         locator = make_id("01g", self._counter)

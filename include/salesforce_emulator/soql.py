@@ -38,7 +38,7 @@ from .soql_lexer import (
 from .soql_parser import (
     BoolOp,
     Comparison,
-    CountItem,
+    AggregateItem,
     Literal,
     Not,
     Path,
@@ -285,6 +285,18 @@ class _Compiler:
         return _FieldRef(tuple(hops), info, path.pos)
 
     # -- literals ------------------------------------------------------------------------------
+    def check_aggregate(self, item: AggregateItem, ref: _FieldRef) -> None:
+        """Salesforce refuses an aggregate a field type does not support (Boolean fields support none)."""
+        allowed = {
+            BOOLEAN: (),
+            ID: ("COUNT", "COUNT_DISTINCT"),
+            NUMBER_KIND: ("COUNT", "COUNT_DISTINCT", "MIN", "MAX", "SUM", "AVG"),
+        }.get(ref.kind, ("COUNT", "COUNT_DISTINCT", "MIN", "MAX"))
+        if item.function not in allowed:
+            raise self.error(
+                MALFORMED_QUERY, f"field {ref.field.name} does not support aggregate operator {item.function}", item.pos
+            )
+
     def wrong_type(self, ref: _FieldRef) -> SoqlError:
         kind = ref.kind
         word = _TYPE_WORD.get(kind) or _NUMBER_TYPE_WORD.get(ref.field.type.lower(), "double")
@@ -568,16 +580,19 @@ class CompiledQuery:
         select_refs: list[_FieldRef],
         where: _Binder | None,
         order_by: list[_OrderKey],
-        aggregates: list[tuple[str, _FieldRef | None]],
+        aggregates: list[tuple[str, str, _FieldRef | None]],
+        group_by: list[_FieldRef],
     ):
         self.sobject = sobject
         self.is_count = is_count
         self.limit = limit
         self.offset = offset
         self.select_paths: list[tuple[str, ...]] = [ref.canonical_path for ref in select_refs]
-        # COUNT(field) [alias] queries: one AggregateResult row, see ``aggregate``
-        self.is_aggregate = bool(aggregates)
+        # aggregate functions and/or GROUP BY: AggregateResult rows, see ``aggregate``
+        self.is_aggregate = bool(aggregates) or bool(group_by)
         self._aggregates = aggregates
+        self._group_by = group_by
+        self._grouped_select = [(ref.field.name, ref) for ref in select_refs]
         self._where = where
         self._order_by = order_by
         self._projection = _projection_tree(select_refs)
@@ -595,6 +610,8 @@ class CompiledQuery:
             matching = list(records)
         else:
             matching = list(filter(self._where(env), records))
+        if self.is_aggregate:  # ORDER BY, LIMIT and OFFSET apply to the groups
+            return matching
         if self._order_by and not self.is_count:
             matching = _sorted(matching, self._order_by, env)
         start = self.offset or 0
@@ -608,15 +625,70 @@ class CompiledQuery:
         return _project(record, self.sobject, self._projection, lookup, api_version)
 
     def aggregate(self, matching: list[dict], lookup: Lookup) -> list[dict]:
-        """For COUNT(field) queries: the single AggregateResult row (COUNT(field) skips nulls)."""
-        row: dict = {"attributes": {"type": "AggregateResult"}}
-        for key, ref in self._aggregates:
-            if ref is None:
-                row[key] = len(matching)
-            else:
-                get = ref.getter(lookup)
-                row[key] = sum(1 for record in matching if get(record) not in (None, ""))
-        return [row]
+        """AggregateResult rows: one per group (one in all without GROUP BY), then ORDER BY, OFFSET, LIMIT.
+
+        Each row holds the grouped fields of the SELECT (under their field name) and the aggregates
+        (under their alias, else ``expr0``, ``expr1``, ...), in SELECT order.  Aggregates skip nulls.
+        """
+        cached = _caching(lookup)
+        groups: dict[tuple, list[dict]] = {}
+        if self._group_by:
+            keys = [_group_key(ref, cached) for ref in self._group_by]
+            for record in matching:
+                groups.setdefault(tuple(key(record) for key in keys), []).append(record)
+        else:
+            groups[()] = matching
+        rows: list[dict] = []
+        for members in groups.values():
+            row: dict = {"attributes": {"type": "AggregateResult"}}
+            first = members[0] if members else {}
+            for key, ref in self._grouped_select:
+                row[key] = ref.getter(cached)(first) if members else None
+            for key, function, ref in self._aggregates:
+                row[key] = _aggregate_value(function, ref, members, cached)
+            rows.append(row)
+        if self._group_by:
+            env = _Env(cached, date.today())  # ordering does not look at the date
+            representatives = [members[0] for members in groups.values()]
+            order = self._order_by or [_OrderKey(ref, False, False) for ref in self._group_by]
+            position = {id(record): i for i, record in enumerate(representatives)}
+            rows = [rows[position[id(record)]] for record in _sorted(representatives, order, env)]
+        start = self.offset or 0
+        end = None if self.limit is None else start + self.limit
+        return rows[start:end]
+
+
+def _group_key(ref: _FieldRef, lookup: Lookup) -> Callable[[dict], object]:
+    """Grouping value of a record: text groups case-insensitively, as in Salesforce."""
+    get = ref.getter(lookup)
+    if ref.kind == TEXT:
+        return lambda record: (get(record) or "").lower() or None
+    if ref.kind == DATETIME_KIND:
+        return lambda record: canonical_datetime(value) if (value := get(record)) else None
+    return get
+
+
+def _aggregate_value(function: str, ref: _FieldRef | None, members: list[dict], lookup: Lookup) -> object:
+    if ref is None:  # COUNT()
+        return len(members)
+    get = ref.getter(lookup)
+    values = [value for value in map(get, members) if value not in (None, "")]
+    if function == "COUNT":
+        return len(values)
+    if function == "COUNT_DISTINCT":
+        return len({value.lower() if isinstance(value, str) and ref.kind == TEXT else value for value in values})
+    if not values:
+        return None
+    if function == "SUM":
+        return sum(values)
+    if function == "AVG":
+        return sum(values) / len(values)
+    if ref.kind == DATETIME_KIND:
+        pick = min if function == "MIN" else max
+        return pick(values, key=canonical_datetime)
+    if ref.kind == TEXT:
+        return (min if function == "MIN" else max)(values, key=str.lower)
+    return (min if function == "MIN" else max)(values)
 
 
 def _caching(lookup: Lookup) -> Lookup:
@@ -710,15 +782,20 @@ def compile_query(soql: str, schema: SchemaProvider, *, api_version: str = "59.0
 
     is_count = False
     select_refs: list[_FieldRef] = []
-    aggregates: list[tuple[str, _FieldRef | None]] = []
+    aggregates: list[tuple[str, str, _FieldRef | None]] = []
     seen: set[tuple[str, ...]] = set()
+    unnamed = 0
     for item in ast.items:
-        if isinstance(item, CountItem):
+        if isinstance(item, AggregateItem):
             if item.path is None:
                 is_count = True
                 continue
             ref = compiler.resolve(item.path)
-            aggregates.append((item.alias or f"expr{len(aggregates)}", ref))
+            compiler.check_aggregate(item, ref)
+            key = item.alias
+            if key is None:
+                key, unnamed = f"expr{unnamed}", unnamed + 1
+            aggregates.append((key, item.function, ref))
             continue
         ref = compiler.resolve(item)
         if ref.canonical_path in seen:
@@ -726,13 +803,27 @@ def compile_query(soql: str, schema: SchemaProvider, *, api_version: str = "59.0
             raise compiler.error(INVALID_FIELD, f"duplicate field selected: {dotted}", item.pos)
         seen.add(ref.canonical_path)
         select_refs.append(ref)
-    if aggregates and select_refs:
-        first_plain = next(item for item in ast.items if isinstance(item, Path))
-        name = ".".join(first_plain.names)
-        raise compiler.error(MALFORMED_QUERY, f"Field must be grouped or aggregated: {name}", first_plain.pos)
+    group_by = [compiler.resolve(path) for path in ast.group_by]
+    if is_count and group_by:
+        raise compiler.error(MALFORMED_QUERY, "COUNT() and GROUP BY may not be used together", ast.group_by[0].pos)
+    if aggregates or group_by:
+        grouped = {ref.canonical_path for ref in group_by}
+        for item, ref in zip((i for i in ast.items if isinstance(i, Path)), select_refs):
+            if ref.canonical_path not in grouped:
+                name = ".".join(item.names)
+                raise compiler.error(MALFORMED_QUERY, f"Field must be grouped or aggregated: {name}", item.pos)
 
     where = compiler.condition(ast.where) if ast.where is not None else None
     order_by = [_OrderKey(compiler.resolve(o.path), o.descending, o.nulls_last) for o in ast.order_by]
+    if aggregates and not group_by and order_by:
+        raise compiler.error(MALFORMED_QUERY, "Ordered field must be grouped or aggregated: "
+                             + ".".join(ast.order_by[0].path.names), ast.order_by[0].path.pos)
+    if group_by:
+        grouped = {ref.canonical_path for ref in group_by}
+        for item, key in zip(ast.order_by, order_by):
+            if key.ref.canonical_path not in grouped:
+                raise compiler.error(MALFORMED_QUERY, "Ordered field must be grouped or aggregated: "
+                                     + ".".join(item.path.names), item.path.pos)
 
     offset = int(ast.offset.text) if ast.offset is not None else None
     if offset is not None and offset > MAX_OFFSET:
@@ -748,4 +839,5 @@ def compile_query(soql: str, schema: SchemaProvider, *, api_version: str = "59.0
         where=where,
         order_by=order_by,
         aggregates=aggregates,
+        group_by=group_by,
     )

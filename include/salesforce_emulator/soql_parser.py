@@ -2,10 +2,10 @@
 
 Grammar (the subset the emulator serves; keywords case-insensitive)::
 
-    query      := SELECT items FROM name [alias] [WHERE condition]
+    query      := SELECT items FROM name [alias] [WHERE condition] [GROUP BY path (',' path)*]
                   [ORDER BY order (',' order)*] [LIMIT int] [OFFSET int]
     items      := COUNT '(' ')' | item (',' item)*
-    item       := path | COUNT '(' path ')' [alias]
+    item       := path | AGGREGATE '(' path ')' [alias]     -- COUNT COUNT_DISTINCT MIN MAX SUM AVG
     condition  := unary (AND unary)* | unary (OR unary)*     -- mixing needs parentheses, as in SOQL
     unary      := NOT unary | '(' condition ')' | path op value | path [NOT] IN '(' value (',' value)* ')'
                 | path LIKE value
@@ -79,8 +79,12 @@ class OrderItem:
     nulls_last: bool
 
 
+AGGREGATE_FUNCTIONS = frozenset(("COUNT", "COUNT_DISTINCT", "MIN", "MAX", "SUM", "AVG"))
+
+
 @dataclass(frozen=True, slots=True)
-class CountItem:
+class AggregateItem:
+    function: str  # one of AGGREGATE_FUNCTIONS, upper case
     path: Path | None  # None for COUNT()
     alias: str | None
     pos: int
@@ -88,10 +92,11 @@ class CountItem:
 
 @dataclass
 class QueryAst:
-    items: list[Path | CountItem]
+    items: list[Path | AggregateItem]
     sobject: Token
     alias: str | None
     where: object | None
+    group_by: list[Path] = field(default_factory=list)
     order_by: list[OrderItem] = field(default_factory=list)
     limit: Token | None = None
     offset: Token | None = None
@@ -172,6 +177,13 @@ class _Parser:
         if self.at_keyword("WHERE"):
             self.advance()
             ast.where = self.condition()
+        if self.at_keyword("GROUP"):
+            self.advance()
+            self.expect_keyword("BY")
+            ast.group_by.append(self.path())
+            while self.at_symbol(","):
+                self.advance()
+                ast.group_by.append(self.path())
         if self.at_keyword("ORDER"):
             self.advance()
             self.expect_keyword("BY")
@@ -203,34 +215,34 @@ class _Parser:
             names.append(self.expect_name().text)
         return Path(tuple(names), first.pos)
 
-    def select_items(self) -> list[Path | CountItem]:
-        items: list[Path | CountItem] = [self.select_item()]
-        if isinstance(items[0], CountItem) and items[0].path is None:
+    def select_items(self) -> list[Path | AggregateItem]:
+        items: list[Path | AggregateItem] = [self.select_item()]
+        if isinstance(items[0], AggregateItem) and items[0].path is None:
             return items  # COUNT() stands alone
         while self.at_symbol(","):
             self.advance()
             item = self.select_item()
-            if isinstance(item, CountItem) and item.path is None:
+            if isinstance(item, AggregateItem) and item.path is None:
                 raise positioned_error(
                     MALFORMED_QUERY, "unexpected token: 'COUNT'", self.query, item.pos, self.token_starts
                 )
             items.append(item)
         return items
 
-    def select_item(self) -> Path | CountItem:
+    def select_item(self) -> Path | AggregateItem:
         token = self.current
-        if self.at_keyword("COUNT") and self.tokens[self.index + 1].text == "(":
+        if token.kind == IDENT and token.upper in AGGREGATE_FUNCTIONS and self.tokens[self.index + 1].text == "(":
             self.advance()
             self.advance()
-            if self.at_symbol(")"):
+            if token.upper == "COUNT" and self.at_symbol(")"):
                 self.advance()
-                return CountItem(None, None, token.pos)
+                return AggregateItem("COUNT", None, None, token.pos)
             path = self.path()
             self.expect_symbol(")")
             alias = None
             if self.current.kind == IDENT and self.current.upper not in RESERVED:
                 alias = self.advance().text
-            return CountItem(path, alias, token.pos)
+            return AggregateItem(token.upper, path, alias, token.pos)
         return self.path()
 
     def condition(self):

@@ -61,6 +61,13 @@ def test_query_job_with_bad_soql_is_refused(sf):
         sf.bulk2.Lead._client.create_job("query", "SELECT Nope__c FROM Lead")
 
 
+@pytest.mark.parametrize("soql", ["SELECT COUNT() FROM Lead", "SELECT Status, COUNT(Id) FROM Lead GROUP BY Status"])
+def test_query_job_refuses_aggregate_queries(sf, soql):
+    with pytest.raises(SalesforceMalformedRequest) as refused:
+        sf.bulk2.Lead._client.create_job("query", soql)
+    assert "Aggregate" in str(refused.value)
+
+
 def test_ingest_insert_reports_successes_and_failures(sf, emulator):
     csv_text = "LastName,Company,Email,NumberOfEmployees\nSmit,Acme,smit@example.nl,10\n,Acme,geen@example.nl,5\n" \
                "Vos,Acme,vos@example.nl,veel\n"

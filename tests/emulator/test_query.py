@@ -74,6 +74,25 @@ def test_count_query(sf, emulator):
     assert result["totalSize"] == 5 and result["records"] == []
 
 
+def test_aggregate_query_answers_aggregate_result_rows(sf, emulator):
+    emulator.seed("Lead", _leads(3, Status="Working") + _leads(2, Status="Open - Not Contacted"))
+    result = sf.query("SELECT Status, COUNT(Id) total FROM Lead GROUP BY Status ORDER BY Status")
+    assert (result["totalSize"], result["done"]) == (2, True) and "nextRecordsUrl" not in result
+    assert result["records"] == [
+        {"attributes": {"type": "AggregateResult"}, "Status": "Open - Not Contacted", "total": 2},
+        {"attributes": {"type": "AggregateResult"}, "Status": "Working", "total": 3},
+    ]
+    assert sf.query("SELECT COUNT(Email) FROM Lead")["records"][0]["expr0"] == 5
+
+
+def test_date_literals_use_the_emulator_clock(sf, emulator):
+    emulator.seed("Lead", _leads(2))
+    assert sf.query("SELECT COUNT() FROM Lead WHERE CreatedDate = TODAY")["totalSize"] == 2
+    emulator.advance_clock(3 * 86400)
+    assert sf.query("SELECT COUNT() FROM Lead WHERE CreatedDate = TODAY")["totalSize"] == 0
+    assert sf.query("SELECT COUNT() FROM Lead WHERE CreatedDate = LAST_N_DAYS:7")["totalSize"] == 2
+
+
 def test_cursor_keeps_the_snapshot_it_was_computed_from(sf, emulator):
     ids = emulator.seed("Lead", _leads(2100))
     first = sf.query("SELECT Id, LastName FROM Lead ORDER BY Id")

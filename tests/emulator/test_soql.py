@@ -155,6 +155,42 @@ def test_count_of_a_field_is_an_aggregate_result_skipping_nulls():
     assert rows == [{"attributes": {"type": "AggregateResult"}, "total": 3}]
 
 
+def aggregate(soql: str, records=LEADS) -> list[dict]:
+    query = compile_query(soql, SCHEMA)
+    return [{k: v for k, v in row.items() if k != "attributes"} for row in query.aggregate(query.run(records, lookup), lookup)]
+
+
+def test_aggregate_functions_without_group_by_give_one_row_with_expr_names():
+    rows = aggregate("SELECT MIN(NumberOfEmployees), MAX(SystemModstamp) latest, SUM(NumberOfEmployees), "
+                     "AVG(NumberOfEmployees), COUNT_DISTINCT(Status) FROM Lead")
+    assert rows == [{"expr0": 10, "latest": "2024-01-03T08:00:00.000+0000", "expr1": 220, "expr2": 220 / 3, "expr3": 2}]
+
+
+def test_group_by_gives_a_row_per_group_in_group_order_with_limit():
+    rows = aggregate("SELECT Status, COUNT(Id) n FROM Lead GROUP BY Status")
+    assert rows == [{"Status": None, "n": 1}, {"Status": "Open", "n": 2}, {"Status": "Working", "n": 1}]
+    rows = aggregate("SELECT Status, COUNT(Id) n FROM Lead GROUP BY Status ORDER BY Status DESC NULLS LAST LIMIT 2")
+    assert rows == [{"Status": "Working", "n": 1}, {"Status": "Open", "n": 2}]
+
+
+def test_aggregates_of_no_records_are_null_and_counts_zero():
+    assert aggregate("SELECT COUNT(Id), MAX(NumberOfEmployees) FROM Lead WHERE LastName = 'nobody'") == [
+        {"expr0": 0, "expr1": None}
+    ]
+
+
+@pytest.mark.parametrize(("soql", "message"), [
+    ("SELECT Status, COUNT(Id) FROM Lead", "Field must be grouped or aggregated: Status"),
+    ("SELECT Email FROM Lead GROUP BY Status", "Field must be grouped or aggregated: Email"),
+    ("SELECT SUM(Email) FROM Lead", "field Email does not support aggregate operator SUM"),
+    ("SELECT COUNT(IsConverted) FROM Lead", "field IsConverted does not support aggregate operator COUNT"),
+    ("SELECT Status, COUNT(Id) FROM Lead GROUP BY Status ORDER BY Email", "Ordered field must be grouped or aggregated: Email"),
+])
+def test_aggregate_queries_salesforce_refuses(soql, message):
+    error = error_of(soql)
+    assert error.error_code == "MALFORMED_QUERY" and message in str(error)
+
+
 # --- WHERE ------------------------------------------------------------------------------------
 
 
