@@ -213,7 +213,11 @@ class EmulatorApp:
     # --- routing ---------------------------------------------------------------------------------
     def dispatch(self, request: Request, parts: list[str], api_version: str) -> Response:
         if not parts:
-            raise _NOT_FOUND
+            if request.method != "GET":
+                raise _NOT_FOUND
+            # the version's resource directory, as Salesforce lists it (only what the emulator serves)
+            return Response(200, {name: f"/services/data/v{api_version}/{name}"
+                                  for name in ("sobjects", "query", "queryAll", "limits", "composite", "jobs")})
         head, method = parts[0], request.method
         if head in ("query", "queryAll") and method == "GET":
             return self.query(request, parts, api_version)

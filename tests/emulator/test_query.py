@@ -85,6 +85,11 @@ def test_aggregate_query_answers_aggregate_result_rows(sf, emulator):
     assert sf.query("SELECT COUNT(Email) FROM Lead")["records"][0]["expr0"] == 5
 
 
+def test_the_version_root_lists_its_resources(sf):
+    resources = sf.restful("")
+    assert resources["query"] == "/services/data/v59.0/query" and resources["sobjects"] == "/services/data/v59.0/sobjects"
+
+
 def test_date_literals_use_the_emulator_clock(sf, emulator):
     emulator.seed("Lead", _leads(2))
     assert sf.query("SELECT COUNT() FROM Lead WHERE CreatedDate = TODAY")["totalSize"] == 2
