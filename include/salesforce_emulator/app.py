@@ -11,10 +11,11 @@ import email.utils
 import asyncio
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from urllib.parse import parse_qs, unquote
 
-from . import admin, jsonutil, schema
+from . import admin, composite, jsonutil, schema
 from .faults import Fault
 from .ids import is_id, to_18
 from .queries import batch_size_from
@@ -111,6 +112,7 @@ def endpoint_name(method: str, parts: list[str]) -> str:
 class EmulatorApp:
     def __init__(self, emulator: Emulator):
         self.em = emulator
+        self._shared_txn: Txn | None = None  # set while an allOrNone composite request runs
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -227,6 +229,10 @@ class EmulatorApp:
             return self.sobjects(request, parts, api_version)
         if head == "composite" and len(parts) >= 2 and parts[1] == "sobjects":
             return self.composite(request, parts[2:], api_version)
+        if head == "composite" and len(parts) == 1 and method == "POST":
+            return composite.run_composite(self, request)
+        if head == "composite" and len(parts) == 2 and parts[1] == "batch" and method == "POST":
+            return composite.run_batch(self, request, api_version)
         if head == "jobs" and len(parts) >= 2 and parts[1] in ("query", "ingest"):
             return self.jobs(request, parts[1], parts[2:], api_version)
         raise _NOT_FOUND
@@ -306,7 +312,44 @@ class EmulatorApp:
         raise _NOT_FOUND
 
     def _txn(self) -> Txn:
+        if self._shared_txn is not None:
+            return _JoinedTxn(self._shared_txn)
         return Txn(self.em.store, API_USER_ID)
+
+    @contextmanager
+    def shared_transaction(self, enabled: bool) -> Iterator["Txn | _NoTxn"]:
+        """With ``enabled``, every write until the end of the block joins one transaction (composite
+        ``allOrNone``): committed at the end unless the block rolled it back."""
+        if not enabled:
+            yield _NoTxn()
+            return
+        outer = Txn(self.em.store, API_USER_ID)
+        self._shared_txn = outer
+        try:
+            yield outer
+        except BaseException:
+            outer.rollback()
+            raise
+        else:
+            outer.commit()  # after a rollback the undo log is empty: nothing left to commit
+        finally:
+            self._shared_txn = None
+
+    def subrequest(self, method: str, url: str, body, headers: dict) -> Response:
+        """One subrequest of a composite call, through the normal routes (not counted on its own)."""
+        path, _, query = url.partition("?")
+        match = _API_PATH.match(path)
+        if not match or method.upper() not in ("GET", "POST", "PATCH", "PUT", "DELETE"):
+            return error_response(_NOT_FOUND)
+        parts = [unquote(p) for p in match.group(2).split("/") if p]
+        if parts[:1] == ["composite"] and parts[1:2] != ["sobjects"]:
+            return error_response(RequestError(400, "INVALID_API_INPUT", "A composite request cannot contain another one"))
+        scope = {"method": method.upper(), "path": path, "query_string": query.encode("latin-1"),
+                 "headers": [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers.items()]}
+        try:
+            return self.dispatch(Request(scope, composite.encode_body(body)), parts, match.group(1))
+        except RequestError as error:
+            return error_response(error)
 
     @staticmethod
     def _single_error(error: RecordError) -> RequestError:
@@ -614,3 +657,37 @@ class EmulatorApp:
                     and method == "GET":
                 return Response(200, bulk.results(job_id, action), CSV + "; charset=UTF-8")
         raise _NOT_FOUND
+
+
+class _JoinedTxn(Txn):
+    """One subrequest's writes inside the shared composite transaction.
+
+    Its own undo log lets the subrequest roll back alone (e.g. a collection with ``allOrNone``);
+    the outer transaction, which sees every write too, commits or rolls back the whole composite.
+    """
+
+    def __init__(self, outer: Txn):
+        super().__init__(outer.store, outer.user_id)
+        self.now = outer.now
+        self._outer = outer
+
+    def put(self, sobject: str, record: dict) -> None:
+        self._undo.setdefault(record["Id"], (sobject, self.store.records[sobject].get(record["Id"])))
+        self._outer.put(sobject, record)
+
+    def remove(self, sobject: str, record_id: str) -> None:
+        self._undo.setdefault(record_id, (sobject, self.store.records[sobject].get(record_id)))
+        self._outer.remove(sobject, record_id)
+
+    def tombstone(self, record_id: str, sobject: str | None) -> None:
+        self._tomb_undo.setdefault(record_id, self.store.tombstones.get(record_id))
+        self._outer.tombstone(record_id, sobject)
+
+    def commit(self) -> None:  # the composite commits
+        self._undo.clear()
+        self._tomb_undo.clear()
+
+
+class _NoTxn:
+    def rollback(self) -> None:
+        pass
