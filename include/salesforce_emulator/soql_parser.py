@@ -178,19 +178,9 @@ class _Parser:
             self.advance()
             ast.where = self.condition()
         if self.at_keyword("GROUP"):
-            self.advance()
-            self.expect_keyword("BY")
-            ast.group_by.append(self.path())
-            while self.at_symbol(","):
-                self.advance()
-                ast.group_by.append(self.path())
+            ast.group_by = self.by_clause(self.path)
         if self.at_keyword("ORDER"):
-            self.advance()
-            self.expect_keyword("BY")
-            ast.order_by.append(self.order_item())
-            while self.at_symbol(","):
-                self.advance()
-                ast.order_by.append(self.order_item())
+            ast.order_by = self.by_clause(self.order_item)
         if self.at_keyword("LIMIT"):
             self.advance()
             ast.limit = self.whole_number()
@@ -200,6 +190,16 @@ class _Parser:
         if self.current.kind != EOF:
             raise self.unexpected()
         return ast
+
+    def by_clause(self, item):
+        """``GROUP BY`` / ``ORDER BY``: the keyword pair, then comma-separated items."""
+        self.advance()
+        self.expect_keyword("BY")
+        items = [item()]
+        while self.at_symbol(","):
+            self.advance()
+            items.append(item())
+        return items
 
     def whole_number(self) -> Token:
         token = self.current
