@@ -17,9 +17,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable, Literal
 
 from deployteq_salesforce.config import ID_COLUMN  # config imports this module only lazily (no cycle)

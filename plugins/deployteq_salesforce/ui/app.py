@@ -451,7 +451,7 @@ def create_app(
                 request, "edit_object.html", user, problems=result.problems, warnings=result.warnings,
                 **_editor_context(sobject, data, form),
             )
-            response.status_code = 422
+            response.status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
             return response
         _set_variable(VARIABLE_NAME, result.variable_text)
         log.info("User %s saved the mapping of %s in Variable %s", user.get_name(), sobject, VARIABLE_NAME)
@@ -508,7 +508,7 @@ def create_app(
             view = links_view()
             view["raw"] = text
             response = render(request, "links.html", user, view=view, saved=None, can_edit_links=True, problems=problems)
-            response.status_code = 422
+            response.status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
             return response
         _set_variable(key, json.dumps(parsed, indent=2, ensure_ascii=False))
         log.info("User %s saved the object links in Variable %s", user.get_name(), key)
