@@ -1,4 +1,5 @@
-"""The ASGI application: Salesforce REST + Bulk API 2.0 under /services/data/vXX.X/, admin under /__emulator__/.
+"""The ASGI application: Salesforce REST + Bulk API 2.0 under /services/data/vXX.X/, Bulk API 1.0 under
+/services/async/XX.X/, admin under /__emulator__/.
 
 A plain ASGI callable (no framework) so every byte on the wire is under control.  Handlers are
 synchronous and run on the event loop: the state is single-threaded by construction.
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from urllib.parse import parse_qs, unquote
 
-from . import admin, composite, jsonutil, schema
+from . import admin, bulk1, composite, jsonutil, schema
 from .faults import Fault
 from .ids import is_id, to_18
 from .queries import batch_size_from
@@ -27,6 +28,7 @@ from .values import RecordError, format_epoch, parse_datetime
 log = logging.getLogger(__name__)
 
 _API_PATH = re.compile(r"^/services/data/v(\d+\.\d)/?(.*)$")
+_BULK1_PATH = re.compile(r"^/services/async/v?(\d+\.\d)/?(.*)$")  # simple-salesforce sends the version bare
 JSON = "application/json;charset=UTF-8"
 CSV = "text/csv"
 MAX_COLLECTION = 200
@@ -149,12 +151,22 @@ class EmulatorApp:
         await send({"type": "http.response.body", "body": payload})
 
     async def handle_api(self, request: Request, send) -> Response | None:
-        em = self.em
-        match = _API_PATH.match(request.path)
         if request.path.rstrip("/") == "/services/data":
             return Response(200, [{"label": "Winter '24", "url": "/services/data/v59.0", "version": "59.0"}])
+        bulk1_match = _BULK1_PATH.match(request.path)
+        if bulk1_match is None:
+            return await self._answer(request, send, _API_PATH.match(request.path), bulk1_route=False)
+        response = await self._answer(request, send, bulk1_match, bulk1_route=True)
+        return _in_bulk1_form(response) if response is not None else None
+
+    async def _answer(self, request: Request, send, match: re.Match | None, bulk1_route: bool) -> Response | None:
+        """Count, fault, session check, limits, handler: the same order for every API request."""
+        em = self.em
         parts = [unquote(p) for p in match.group(2).split("/") if p] if match else []
-        endpoint = endpoint_name(request.method, parts) if match else f"{request.method} {request.path}"
+        if bulk1_route:
+            endpoint = bulk1.endpoint_name(request.method, parts)
+        else:
+            endpoint = endpoint_name(request.method, parts) if match else f"{request.method} {request.path}"
         number = em.count_request(endpoint)
         generation = em.generation
         fault = em.faults.take(number, request.path)
@@ -164,7 +176,7 @@ class EmulatorApp:
                 return self._with_usage(response) if response is not None else None
             if em.generation != generation:  # the org was reset while this request waited
                 return self._with_usage(Response(503, _RESET_WHILE_WAITING))
-        if not self._authorised(request):
+        if not self._authorised(request, bulk1_route):
             return self._with_usage(Response(401, _INVALID_SESSION))
         if not em.limits.admit():
             return self._with_usage(Response(403, _LIMIT_EXCEEDED))
@@ -172,7 +184,10 @@ class EmulatorApp:
             return self._with_usage(error_response(_NOT_FOUND))
         api_version = match.group(1)
         try:
-            response = self.dispatch(request, parts, api_version)
+            if bulk1_route:
+                response = self.dispatch_bulk1(request, parts, api_version)
+            else:
+                response = self.dispatch(request, parts, api_version)
         except RequestError as error:
             response = error_response(error)
         except Exception:  # a bug in the emulator: answer like Salesforce's unknown error, log it
@@ -186,7 +201,9 @@ class EmulatorApp:
         response.headers["Date"] = email.utils.formatdate(self.em.clock.now(), usegmt=True)
         return response
 
-    def _authorised(self, request: Request) -> bool:
+    def _authorised(self, request: Request, bulk1_route: bool = False) -> bool:
+        if bulk1_route and request.headers.get("x-sfdc-session", "").strip() == self.em.session_id:
+            return True  # Bulk API 1.0 takes the session id in its own header (a Bearer token works too)
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         return scheme.lower() in ("bearer", "oauth") and token.strip() == self.em.session_id
 
@@ -262,7 +279,7 @@ class EmulatorApp:
         storage_max = 1024
         storage_used = records * 2 // 1024  # Salesforce counts 2 KB per record
         query_jobs = em.bulk.jobs_last_day("query")
-        ingest_jobs = em.bulk.jobs_last_day("ingest")
+        ingest_jobs = em.bulk.jobs_last_day("ingest") + em.bulk1.batches_last_day()
         return {
             "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200},
             "DailyApiRequests": {"Max": limits.daily_limit, "Remaining": max(0, limits.daily_limit - daily_used)},
@@ -657,6 +674,43 @@ class EmulatorApp:
                     and method == "GET":
                 return Response(200, bulk.results(job_id, action), CSV + "; charset=UTF-8")
         raise _NOT_FOUND
+
+    # --- Bulk API 1.0 -----------------------------------------------------------------------------
+    def dispatch_bulk1(self, request: Request, parts: list[str], api_version: str) -> Response:
+        jobs, method = self.em.bulk1, request.method
+        if parts[:1] != ["job"]:
+            raise bulk1.Bulk1Error(404, "InvalidUrl", f"Unknown resource: {method} {'/'.join(parts)}")
+        rest = parts[1:]
+        if not rest and method == "POST":
+            return Response(201, jobs.create_job(request.body, api_version))
+        if len(rest) == 1 and method == "GET":
+            return Response(200, jobs.job_info(rest[0]))
+        if len(rest) == 1 and method == "POST":
+            return Response(200, jobs.set_state(rest[0], request.body))
+        if rest[1:2] == ["batch"]:
+            job_id, batch_path = rest[0], rest[2:]
+            if not batch_path and method == "POST":
+                return Response(201, jobs.add_batch(job_id, request.body))
+            if not batch_path and method == "GET":
+                return Response(200, jobs.batch_infos(job_id))
+            if len(batch_path) == 1 and method == "GET":
+                return Response(200, jobs.batch_info(job_id, batch_path[0]))
+            if batch_path[1:] == ["request"] and method == "GET":
+                content_type = "text/plain; charset=UTF-8" if jobs.job(job_id).is_query else JSON
+                return Response(200, jobs.batch_request(job_id, batch_path[0]), content_type)
+            if batch_path[1:] == ["result"] and method == "GET":
+                return Response(200, jobs.batch_result(job_id, batch_path[0]))
+            if len(batch_path) == 3 and batch_path[1] == "result" and method == "GET":
+                return Response(200, jobs.query_result(job_id, batch_path[0], batch_path[2]))
+        raise bulk1.Bulk1Error(404, "InvalidUrl", f"Unknown resource: {method} {'/'.join(parts)}")
+
+
+def _in_bulk1_form(response: Response) -> Response:
+    """Errors of the shared pipeline (session, limits, faults, emulator failures) in Bulk 1.0's form."""
+    if response.status >= 400 and isinstance(response.body, list) and response.body:
+        error = bulk1.from_rest_error(response.status, response.body)
+        response.status, response.body = error.status, error.body()
+    return response
 
 
 class _JoinedTxn(Txn):

@@ -1,4 +1,4 @@
-"""Everything one emulated org holds: records, clock, limits, faults, counters, cursors, bulk jobs."""
+"""Everything one emulated org holds: records, clock, limits, faults, counters, cursors, Bulk 2.0 and 1.0 jobs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import secrets
 from pathlib import Path
 
 from .bulk import BulkJobs
+from .bulk1 import Bulk1Jobs
 from .db import StateDB
 from .faults import Faults
 from .limits import Clock, Limits
@@ -31,6 +32,7 @@ class Emulator:
         self.faults = Faults()
         self.queries = QueryEngine(self.store)
         self.bulk = BulkJobs(self.store, self.queries.compile)
+        self.bulk1 = Bulk1Jobs(self.store, self.queries.compile)
         saved = self.db.get_meta("counters") or {}
         self.total_requests: int = saved.get("total", 0)
         self.by_endpoint: dict[str, int] = saved.get("by_endpoint", {})
@@ -55,6 +57,7 @@ class Emulator:
         self.faults.clear()
         self.queries.clear()
         self.bulk.jobs.clear()
+        self.bulk1.jobs.clear()
         self.total_requests = 0
         self.by_endpoint = {}
         self.db.set_meta("counters", {"total": 0, "by_endpoint": {}})
