@@ -164,6 +164,9 @@ class BulkJobs:
         compiled = self.compile_query(soql)
         if compiled.is_count or compiled.is_aggregate:
             raise RequestError(400, "INVALIDJOB", "Aggregate queries are not supported by Bulk API 2.0")
+        if compiled.has_child_queries:  # CSV has no place for child lists
+            raise RequestError(400, "FEATURENOTENABLED",
+                               "Aggregate Relationships not supported in Bulk V2 Query with CSV content type")
         job = self._new_job("query", operation, compiled.sobject, api_version, body)
         lookup = self.store.lookup
         now = datetime.fromtimestamp(self.store.clock.now(), tz=timezone.utc)  # TODAY etc. on the emulator clock

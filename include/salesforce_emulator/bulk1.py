@@ -272,6 +272,8 @@ class Bulk1Jobs:
         if compiled.is_count or compiled.is_aggregate:
             return self._fail(batch, "InvalidBatch : Failed to process query: Aggregate queries are not supported "
                                      "by Bulk API")
+        if compiled.has_child_queries:  # Bulk API query does not support nested SOQL queries
+            return self._fail(batch, "FeatureNotEnabled : Aggregate Relationships not supported in Bulk Query")
         if compiled.sobject != job.object:
             return self._fail(batch, f"InvalidBatch : Failed to process query: the query selects from "
                                      f"{compiled.sobject}, the job is for {job.object}")

@@ -27,7 +27,7 @@ class Cursor:
 class QueryEngine:
     def __init__(self, store: Store):
         self.store = store
-        self.schema = OrgSchema()
+        self.schema = OrgSchema(store)
         self.cursors: OrderedDict[str, Cursor] = OrderedDict()
         self._counter = 0
 

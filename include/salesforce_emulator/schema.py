@@ -40,6 +40,7 @@ class FieldDef:
     restricted: bool = False  # restricted picklist: other values are rejected
     reference_to: str | None = None
     relationship_name: str | None = None
+    child_relationship: str | None = None  # the parent's name for its children through this field ("Contacts")
     external_id: bool = False
     unique: bool = False
     calculated: bool = False
@@ -143,7 +144,7 @@ class SObjectDef:
                 "childSObject": child.name,
                 "deprecatedAndHidden": False,
                 "field": f.name,
-                "relationshipName": None,
+                "relationshipName": f.child_relationship,
             }
             for child in OBJECTS.values()
             for f in child.fields.values()
@@ -318,7 +319,7 @@ CONTACT = _object(
         FieldDef("Phone", "phone", length=40),
         FieldDef("MobilePhone", "phone", length=40),
         FieldDef("Title", "string", length=128),
-        _ref("AccountId", "Account", "Account"),
+        _ref("AccountId", "Account", "Account", child_relationship="Contacts"),
         FieldDef("MailingStreet", "textarea", length=255),
         FieldDef("MailingPostalCode", "string", length=20),
         FieldDef("MailingCity", "string", length=40),
@@ -347,9 +348,10 @@ CAMPAIGN = _object(
 CAMPAIGN_MEMBER = _object(
     "CampaignMember", "00v", "Campaign Member", "Campaign Members",
     [
-        _ref("CampaignId", "Campaign", "Campaign", required=True, updateable=False),
-        _ref("LeadId", "Lead", "Lead", updateable=False),
-        _ref("ContactId", "Contact", "Contact", updateable=False),
+        _ref("CampaignId", "Campaign", "Campaign", required=True, updateable=False,
+             child_relationship="CampaignMembers"),
+        _ref("LeadId", "Lead", "Lead", updateable=False, child_relationship="CampaignMembers"),
+        _ref("ContactId", "Contact", "Contact", updateable=False, child_relationship="CampaignMembers"),
         _pick("Status", ("Sent", "Responded"), default="Sent"),
         _bool("HasResponded", label="Responded", createable=False, updateable=False),
         FieldDef("FirstRespondedDate", "date", createable=False, updateable=False),
@@ -398,6 +400,13 @@ OBJECTS: dict[str, SObjectDef] = {
 }
 OBJECTS_LOWER = {name.lower(): o for name, o in OBJECTS.items()}
 BY_PREFIX = {o.key_prefix: o for o in OBJECTS.values()}
+# (parent object, child relationship name), lower case -> (child object, its field pointing at the parent)
+CHILD_RELATIONSHIPS = {
+    (f.reference_to.lower(), f.child_relationship.lower()): (child.name, f.name)
+    for child in OBJECTS.values()
+    for f in child.fields.values()
+    if f.child_relationship
+}
 
 
 def sobject(name: str) -> SObjectDef | None:

@@ -10,6 +10,12 @@ Semantics follow Salesforce: text compares case-insensitively (``=``, ``LIKE``, 
 exactly (a 15-character literal matches its 18-character form), datetimes as instants, ``!=`` and
 ``NOT IN`` also match null values, ``ORDER BY`` defaults to ASC NULLS FIRST / DESC NULLS LAST.
 Date literals (TODAY, LAST_N_DAYS:n, ...) use UTC days and weeks starting on Sunday.
+
+Subqueries read the other objects' live (not deleted) records through the schema provider's
+``live_rows`` when the query runs: a semi-/anti-join (``Id [NOT] IN (SELECT LeadId FROM ...)``) builds
+its id set once per run, and parent-to-child subqueries (``(SELECT ... FROM Contacts)``) build one
+parent id -> children index per run, which ``run`` attaches to (copies of) the parent records.
+``FIELDS(ALL|STANDARD|CUSTOM)`` expands to the object's fields.
 """
 
 from __future__ import annotations
@@ -37,12 +43,15 @@ from .soql_lexer import (
 )
 from .soql_parser import (
     BoolOp,
+    ChildQuery,
     Comparison,
     AggregateItem,
+    FieldsItem,
     Literal,
     Not,
     Path,
     QueryAst,
+    SemiJoin,
     parse,
 )
 
@@ -62,7 +71,13 @@ class SchemaProvider(Protocol):
 
     def field(self, sobject: str, name: str) -> FieldInfo | None: ...
 
-    def relationship(self, sobject: str, name: str) -> tuple[str, str] | None: ...
+    def fields(self, sobject: str) -> list[FieldInfo]: ...  # all of the object's fields, for FIELDS()
+
+    def relationship(self, sobject: str, name: str) -> tuple[str, str] | None: ...  # (foreign key, parent)
+
+    def child_relationship(self, sobject: str, name: str) -> tuple[str, str] | None: ...  # (child, foreign key)
+
+    def live_rows(self, sobject: str) -> Iterable[dict]: ...  # stored records not deleted, for subqueries
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,6 +113,17 @@ _UNKNOWN_RELATIONSHIP = (
     "be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe "
     "call for the appropriate names."
 )
+_UNKNOWN_CHILD_RELATIONSHIP = (
+    "Didn't understand relationship '{name}' in FROM part of query call. If you are attempting to use a custom "
+    "relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or "
+    "the describe call for the appropriate names."
+)
+_NESTED_CHILD_QUERY = (
+    "SOQL statements cannot query aggregate relationships more than 1 level away from the root entity object."
+)
+_FIELDS_NEEDS_LIMIT = "The SOQL FIELDS function must have a LIMIT of at most 200"
+MAX_FIELDS_LIMIT = 200
+MAX_SEMI_JOINS = 2
 
 
 def kind_of(field_type: str) -> str:
@@ -242,33 +268,59 @@ def _date_literal_range(literal: Literal, today: date) -> tuple[date, date]:
     return ranges[name]
 
 
+# What a compiler compiles: the query itself, a parent-to-child subquery, or the inner query of a semi-join
+_ROOT, _CHILD, _SEMI_JOIN = "root", "child", "semi-join"
+# Where a condition sits in its WHERE: semi-joins may only be the whole condition or an operand of a top-level AND
+_WHOLE, _CONJUNCT, _DISJUNCT, _NESTED = "whole", "conjunct", "disjunct", "nested"
+
+
+@dataclass
+class _SelectList:
+    """The resolved SELECT list."""
+
+    outputs: list  # _FieldRef | _ChildQuery, in SELECT order
+    fields: list[tuple[_FieldRef, str]]  # the plain fields with their names as written (for error messages)
+    aggregates: list[tuple[str, str, _FieldRef | None]]  # (key, function, field)
+    is_count: bool = False
+    unnamed: int = 0  # aggregates without alias so far: they are expr0, expr1, ...
+
+
 class _Compiler:
-    def __init__(self, query: str, token_starts: list[int], schema: SchemaProvider, ast: QueryAst):
+    def __init__(self, query: str, token_starts: list[int], schema: SchemaProvider, ast: QueryAst, *,
+                 api_version: str, role: str = _ROOT):
         self.query = query
         self.token_starts = token_starts
         self.schema = schema
         self.ast = ast
+        self.api_version = api_version
+        self.role = role
         self.sobject = ""
+        self.semi_joins = 0
 
     def error(self, code: str, message: str, pos: int) -> SoqlError:
         return positioned_error(code, message, self.query, pos, self.token_starts)
 
+    def subquery_compiler(self, ast: QueryAst, role: str) -> _Compiler:
+        return _Compiler(self.query, self.token_starts, self.schema, ast, api_version=self.api_version, role=role)
+
     # -- names ---------------------------------------------------------------------------------
     def resolve_object(self) -> str:
-        token = self.ast.sobject
-        name = self.schema.sobject_name(token.text)
+        path = self.ast.sobject
+        name = self.schema.sobject_name(path.names[0])
         if name is None:
-            raise self.error(INVALID_TYPE, _UNKNOWN_OBJECT.format(name=token.text), token.pos)
+            raise self.error(INVALID_TYPE, _UNKNOWN_OBJECT.format(name=path.names[0]), path.pos)
         self.sobject = name
         return name
 
+    def names_queried_object(self, written: str) -> bool:
+        """Whether a path's first name is the queried object's name or alias ("Lead.Email", "l.Email")."""
+        first = written.lower()
+        return first == self.sobject.lower() or (self.ast.alias is not None and first == self.ast.alias.lower())
+
     def resolve(self, path: Path) -> _FieldRef:
         names = list(path.names)
-        # "Lead.Email" or "l.Email" (alias) name the queried object itself
-        if len(names) > 1:
-            first = names[0].lower()
-            is_self = first == self.sobject.lower() or (self.ast.alias and first == self.ast.alias.lower())
-            if is_self and self.schema.relationship(self.sobject, names[0]) is None:
+        if len(names) > 1 and self.names_queried_object(names[0]):
+            if self.schema.relationship(self.sobject, names[0]) is None:
                 names = names[1:]
         current = self.sobject
         hops: list[_Hop] = []
@@ -283,6 +335,118 @@ class _Compiler:
         if info is None:
             raise self.error(INVALID_FIELD, _NO_SUCH_COLUMN.format(name=names[-1], entity=current), path.pos)
         return _FieldRef(tuple(hops), info, path.pos)
+
+    # -- the whole query -----------------------------------------------------------------------
+    def compile(self) -> CompiledQuery:
+        """The query over ``self.sobject`` (already resolved)."""
+        ast = self.ast
+        select = self.select_list()
+        group_by = [self.resolve(path) for path in ast.group_by]
+        if group_by and self.role == _CHILD:
+            raise self.error(MALFORMED_QUERY, "only root queries support aggregate expressions", ast.group_by[0].pos)
+        if select.is_count and group_by:
+            raise self.error(MALFORMED_QUERY, "COUNT() and GROUP BY may not be used together", ast.group_by[0].pos)
+        if select.aggregates or group_by:
+            self.check_grouped(select, group_by)
+
+        where = self.condition(ast.where) if ast.where is not None else None
+        order_by = [_OrderKey(self.resolve(o.path), o.descending, o.nulls_last) for o in ast.order_by]
+        if select.aggregates and not group_by and order_by:
+            raise self.error(MALFORMED_QUERY, "Ordered field must be grouped or aggregated: "
+                             + ".".join(ast.order_by[0].path.names), ast.order_by[0].path.pos)
+        if group_by:
+            grouped = {ref.canonical_path for ref in group_by}
+            for item, key in zip(ast.order_by, order_by):
+                if key.ref.canonical_path not in grouped:
+                    raise self.error(MALFORMED_QUERY, "Ordered field must be grouped or aggregated: "
+                                     + ".".join(item.path.names), item.path.pos)
+
+        offset = int(ast.offset.text) if ast.offset is not None else None
+        if offset is not None and offset > MAX_OFFSET:
+            raise SoqlError(NUMBER_OUTSIDE_VALID_RANGE,
+                            f"Maximum SOQL offset allowed for apiVersion {self.api_version} is {MAX_OFFSET}")
+        return CompiledQuery(
+            sobject=self.sobject,
+            is_count=select.is_count,
+            limit=int(ast.limit.text) if ast.limit is not None else None,
+            offset=offset,
+            outputs=select.outputs,
+            where=where,
+            order_by=order_by,
+            aggregates=select.aggregates,
+            group_by=group_by,
+        )
+
+    def select_list(self) -> _SelectList:
+        select = _SelectList([], [], [])
+        seen: set[tuple[str, ...]] = set()
+        for item in self.ast.items:
+            if isinstance(item, AggregateItem):
+                self.add_aggregate(select, item)
+                continue
+            if isinstance(item, ChildQuery):
+                select.outputs.append(self.child_query(item))
+                continue
+            for ref, written in self.selected_fields(item):
+                if ref.canonical_path in seen:
+                    dotted = ".".join(ref.canonical_path)
+                    raise self.error(INVALID_FIELD, f"duplicate field selected: {dotted}", ref.pos)
+                seen.add(ref.canonical_path)
+                select.fields.append((ref, written))
+                select.outputs.append(ref)
+        return select
+
+    def add_aggregate(self, select: _SelectList, item: AggregateItem) -> None:
+        if self.role == _CHILD:
+            raise self.error(MALFORMED_QUERY, "only root queries support aggregate expressions", item.pos)
+        if item.path is None:
+            select.is_count = True
+            return
+        ref = self.resolve(item.path)
+        self.check_aggregate(item, ref)
+        key = item.alias
+        if key is None:  # unaliased aggregates are expr0, expr1, ... in SELECT order
+            key, select.unnamed = f"expr{select.unnamed}", select.unnamed + 1
+        select.aggregates.append((key, item.function, ref))
+
+    def selected_fields(self, item: Path | FieldsItem) -> list[tuple[_FieldRef, str]]:
+        """The fields a SELECT item stands for, each with its name as written."""
+        if isinstance(item, Path):
+            return [(self.resolve(item), ".".join(item.names))]
+        limit = self.ast.limit
+        if item.group != "STANDARD" and (limit is None or int(limit.text) > MAX_FIELDS_LIMIT):
+            raise SoqlError(MALFORMED_QUERY, _FIELDS_NEEDS_LIMIT)
+        return [
+            (_FieldRef((), info, item.pos), info.name)
+            for info in self.schema.fields(self.sobject)
+            if item.group == "ALL" or (item.group == "CUSTOM") == info.name.endswith("__c")
+        ]
+
+    def check_grouped(self, select: _SelectList, group_by: list[_FieldRef]) -> None:
+        """With aggregates or GROUP BY every plain SELECT item must be grouped."""
+        grouped = {ref.canonical_path for ref in group_by}
+        for ref, written in select.fields:
+            if ref.canonical_path not in grouped:
+                raise self.error(MALFORMED_QUERY, f"Field must be grouped or aggregated: {written}", ref.pos)
+        for child in select.outputs:
+            if isinstance(child, _ChildQuery):
+                raise self.error(MALFORMED_QUERY, f"Field must be grouped or aggregated: {child.key}", child.pos)
+
+    def child_query(self, item: ChildQuery) -> _ChildQuery:
+        """A parent-to-child subquery: FROM names a child relationship of the queried object, optionally
+        qualified by the object's name or alias (``FROM Account.Contacts``)."""
+        if self.role != _ROOT:
+            raise self.error(MALFORMED_QUERY, _NESTED_CHILD_QUERY, item.pos)
+        path = item.query.sobject
+        *qualifier, written = path.names
+        relationship = None
+        if not qualifier or (len(qualifier) == 1 and self.names_queried_object(qualifier[0])):
+            relationship = self.schema.child_relationship(self.sobject, written)
+        if relationship is None:
+            raise self.error(INVALID_TYPE, _UNKNOWN_CHILD_RELATIONSHIP.format(name=".".join(path.names)), path.pos)
+        compiler = self.subquery_compiler(item.query, _CHILD)
+        compiler.sobject, foreign_key = relationship
+        return _ChildQuery(written, foreign_key, compiler.compile(), self.schema.live_rows, item.pos)
 
     # -- literals ------------------------------------------------------------------------------
     def check_aggregate(self, item: AggregateItem, ref: _FieldRef) -> None:
@@ -352,20 +516,67 @@ class _Compiler:
 
     # -- conditions ----------------------------------------------------------------------------
     def condition(self, node) -> _Binder:
-        return self._condition(node)[0]
+        return self._condition(node, _WHOLE)[0]
 
-    def _condition(self, node) -> tuple[_Binder, int]:
+    def _condition(self, node, place: str) -> tuple[_Binder, int]:
         """The binder and a rough cost per record; AND/OR evaluate cheap operands first (all are pure)."""
         if isinstance(node, BoolOp):
-            parts = sorted((self._condition(operand) for operand in node.operands), key=lambda part: part[1])
+            operand_place = _NESTED
+            if place == _WHOLE:
+                operand_place = _CONJUNCT if node.operator == "AND" else _DISJUNCT
+            parts = sorted((self._condition(operand, operand_place) for operand in node.operands),
+                           key=lambda part: part[1])
             binders = [binder for binder, _ in parts]
             cost = sum(cost for _, cost in parts)
             return (_bind_all(binders) if node.operator == "AND" else _bind_any(binders)), cost
         if isinstance(node, Not):
-            inner, cost = self._condition(node.operand)
+            inner, cost = self._condition(node.operand, _NESTED)
             return (lambda env: _negate(inner(env))), cost + 1
+        if isinstance(node, SemiJoin):
+            return self.semi_join(node, place), 2  # a set lookup per record; the set is built once per run
         binder = self.comparison(node)
         return binder, self._cost(node)
+
+    # -- semi-joins and anti-joins ---------------------------------------------------------------
+    def semi_join(self, node: SemiJoin, place: str) -> _Binder:
+        self.check_semi_join_place(node, place)
+        ref = self.resolve(node.path)
+        if ref.kind != ID:
+            written = ".".join(node.path.names)
+            raise self.error(MALFORMED_QUERY, f"semi join sub selects can only be compared to id fields, cannot use: "
+                                              f"'{written}'", node.path.pos)
+        return _bind_semi_join(ref, self.id_subquery(node.query), node.negated)
+
+    def check_semi_join_place(self, node: SemiJoin, place: str) -> None:
+        """Salesforce's limits: no nesting, no OR, only at the top level of WHERE, at most two."""
+        if self.role == _SEMI_JOIN:
+            message = "Nesting of semi join sub-selects is not supported"
+        elif place == _DISJUNCT:
+            message = "Semi join sub-selects are not allowed with the 'OR' operator"
+        elif place == _NESTED:
+            message = ("Semi join sub-selects are only allowed at the top level WHERE expressions and not in nested "
+                       "WHERE expressions.")
+        else:
+            self.semi_joins += 1
+            if self.semi_joins <= MAX_SEMI_JOINS:
+                return
+            message = f"Maximum {MAX_SEMI_JOINS} semi join sub-selects are allowed"
+        raise self.error(MALFORMED_QUERY, message, node.path.pos)
+
+    def id_subquery(self, ast: QueryAst) -> _IdSubquery:
+        inner = self.subquery_compiler(ast, _SEMI_JOIN)
+        sobject = inner.resolve_object()
+        if sobject == self.sobject:
+            raise self.error(MALFORMED_QUERY, "The inner and outer selects should not be on the same object type",
+                             ast.sobject.pos)
+        [selected] = ast.items
+        ref = inner.resolve(selected)
+        if ref.kind != ID:
+            written = ".".join(selected.names)
+            raise self.error(MALFORMED_QUERY, f"semi join sub selects can only query id fields, cannot use: "
+                                              f"'{written}'", selected.pos)
+        where = inner.condition(ast.where) if ast.where is not None else None
+        return _IdSubquery(sobject, ref, where, self.schema.live_rows)
 
     def _cost(self, node: Comparison) -> int:
         ref = self.resolve(node.path)
@@ -550,6 +761,41 @@ def _negate(predicate: Callable[[dict], bool]) -> Callable[[dict], bool]:
     return lambda record: not predicate(record)
 
 
+@dataclass(frozen=True)
+class _IdSubquery:
+    """The inner query of a semi-join: one id/reference field of the live records that pass its WHERE."""
+
+    sobject: str
+    selected: _FieldRef
+    where: _Binder | None
+    live_rows: Callable[[str], Iterable[dict]]
+
+    def ids(self, env: _Env) -> frozenset:
+        rows = self.live_rows(self.sobject)  # deleted records never count, not even for queryAll
+        if self.where is not None:
+            rows = filter(self.where(env), rows)
+        return frozenset(filter(None, map(self.selected.getter(env.lookup), rows)))  # nulls never match
+
+
+def _bind_semi_join(ref: _FieldRef, inner: _IdSubquery, negated: bool) -> _Binder:
+    """The inner ids are collected once per run (when bound). As in Salesforce, a null value matches neither
+    a semi-join nor an anti-join, and the inner query's nulls exclude nothing."""
+
+    def bind(env: _Env):
+        ids = inner.ids(env)
+        get = ref.getter(env.lookup)
+        if not negated:
+            return lambda record: get(record) in ids
+
+        def outside(record: dict) -> bool:
+            value = get(record)
+            return bool(value) and value not in ids
+
+        return outside
+
+    return bind
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -564,7 +810,7 @@ class _OrderKey:
 class _ProjectionNode:
     """Fields of one object in SELECT order; relationship entries hold a nested node."""
 
-    entries: list[tuple[str, "object"]]  # (key, None for a field | (hop, _ProjectionNode))
+    entries: list[tuple[str, "object"]]  # (key, None for a field | (hop, _ProjectionNode) | _ChildQuery)
 
 
 class CompiledQuery:
@@ -577,12 +823,13 @@ class CompiledQuery:
         is_count: bool,
         limit: int | None,
         offset: int | None,
-        select_refs: list[_FieldRef],
+        outputs: list,
         where: _Binder | None,
         order_by: list[_OrderKey],
         aggregates: list[tuple[str, str, _FieldRef | None]],
         group_by: list[_FieldRef],
     ):
+        select_refs = [output for output in outputs if isinstance(output, _FieldRef)]
         self.sobject = sobject
         self.is_count = is_count
         self.limit = limit
@@ -590,35 +837,55 @@ class CompiledQuery:
         self.select_paths: list[tuple[str, ...]] = [ref.canonical_path for ref in select_refs]
         # aggregate functions and/or GROUP BY: AggregateResult rows, see ``aggregate``
         self.is_aggregate = bool(aggregates) or bool(group_by)
+        self._child_queries = [output for output in outputs if isinstance(output, _ChildQuery)]
+        self.has_child_queries = bool(self._child_queries)
         self._aggregates = aggregates
         self._group_by = group_by
         self._grouped_select = [(ref.field.name, ref) for ref in select_refs]
         self._where = where
         self._order_by = order_by
-        self._projection = _projection_tree(select_refs)
+        self._projection = _projection_tree(outputs)
 
     def run(self, records: Iterable[dict], lookup: Lookup, *, now: datetime | None = None) -> list[dict]:
         """Matching stored records (not projected), ordered, after OFFSET and LIMIT.
 
+        With parent-to-child subqueries each is a copy that also holds its matching child records
+        (a list, maybe empty) under the subquery's relationship name as written.
         ``lookup(sobject, id)`` returns a related stored record (or None) for relationship paths.
         ``now`` is the clock for date literals such as TODAY (default: the real UTC time).
         """
-        cached_lookup = _caching(lookup)
         moment = now or datetime.now(timezone.utc)
-        env = _Env(cached_lookup, moment.astimezone(timezone.utc).date() if moment.tzinfo else moment.date())
+        env = _Env(_caching(lookup), moment.astimezone(timezone.utc).date() if moment.tzinfo else moment.date())
+        matching = self._matching(records, env)
+        if self.is_aggregate:  # ORDER BY, LIMIT and OFFSET apply to the groups
+            return matching
+        matching = self._window(matching)
+        if self._child_queries:
+            matching = self._with_children(matching, env)
+        return matching
+
+    def _matching(self, records: Iterable[dict], env: _Env) -> list[dict]:
+        """The records that pass WHERE, in ORDER BY order (aggregate queries order their groups instead)."""
         if self._where is None:
             matching = list(records)
         else:
             matching = list(filter(self._where(env), records))
-        if self.is_aggregate:  # ORDER BY, LIMIT and OFFSET apply to the groups
-            return matching
-        if self._order_by and not self.is_count:
+        if self._order_by and not self.is_count and not self.is_aggregate:
             matching = _sorted(matching, self._order_by, env)
+        return matching
+
+    def _window(self, rows: list) -> list:
+        """``rows`` after OFFSET and LIMIT."""
         start = self.offset or 0
         end = None if self.limit is None else start + self.limit
-        if start or end is not None:
-            matching = matching[start:end]
-        return matching
+        return rows[start:end] if start or end is not None else rows
+
+    def _with_children(self, parents: list[dict], env: _Env) -> list[dict]:
+        """Copies of ``parents`` holding each subquery's children (a list) under its key; stored records stay
+        unchanged, so open cursors keep their snapshot."""
+        parent_ids = {parent["Id"] for parent in parents}
+        lists = [(child.key, child.by_parent(parent_ids, env)) for child in self._child_queries]
+        return [{**parent, **{key: children.get(parent["Id"], []) for key, children in lists}} for parent in parents]
 
     def project(self, record: dict, lookup: Lookup, api_version: str = "59.0") -> dict:
         """``record`` as the REST API returns it: attributes first, then the SELECT fields in order."""
@@ -653,9 +920,36 @@ class CompiledQuery:
             order = self._order_by or [_OrderKey(ref, False, False) for ref in self._group_by]
             position = {id(record): i for i, record in enumerate(representatives)}
             rows = [rows[position[id(record)]] for record in _sorted(representatives, order, env)]
-        start = self.offset or 0
-        end = None if self.limit is None else start + self.limit
-        return rows[start:end]
+        return self._window(rows)
+
+
+@dataclass(frozen=True)
+class _ChildQuery:
+    """A parent-to-child subquery such as ``(SELECT LastName FROM Contacts)``."""
+
+    key: str  # the relationship name as written: the key of the child list in the parent record
+    foreign_key: str  # the child's field that points at the parent, e.g. AccountId
+    compiled: CompiledQuery  # the subquery over the child object
+    live_rows: Callable[[str], Iterable[dict]]
+    pos: int
+
+    def by_parent(self, parent_ids: set[str], env: _Env) -> dict[str, list[dict]]:
+        """Parent id -> its matching children, ordered and cut by the subquery's OFFSET/LIMIT (per parent):
+        one pass over the child object per run, however many parents there are."""
+        foreign_key = self.foreign_key
+        candidates = [row for row in self.live_rows(self.compiled.sobject) if row.get(foreign_key) in parent_ids]
+        children: dict[str, list[dict]] = {}
+        for row in self.compiled._matching(candidates, env):
+            children.setdefault(row[foreign_key], []).append(row)
+        return {parent_id: self.compiled._window(rows) for parent_id, rows in children.items()}
+
+    def result(self, children: list[dict] | None, lookup: Lookup, api_version: str) -> dict | None:
+        """The child list as the REST API nests it in the parent record (null without children)."""
+        if not children:
+            return None
+        project = self.compiled.project
+        records = [project(child, lookup, api_version) for child in children]
+        return {"totalSize": len(records), "done": True, "records": records}
 
 
 def _group_key(ref: _FieldRef, lookup: Lookup) -> Callable[[dict], object]:
@@ -745,9 +1039,12 @@ def _sorted(records: list[dict], order_by: list[_OrderKey], env: _Env) -> list[d
     return [records[i] for i in positions]
 
 
-def _projection_tree(refs: list[_FieldRef]) -> _ProjectionNode:
+def _projection_tree(outputs: list) -> _ProjectionNode:
     root = _ProjectionNode([])
-    for ref in refs:
+    for ref in outputs:
+        if isinstance(ref, _ChildQuery):
+            root.entries.append((ref.key, ref))
+            continue
         node = root
         for hop in ref.hops:
             existing = next((entry for key, entry in node.entries if key == hop.relationship), None)
@@ -767,6 +1064,9 @@ def _project(record: dict, sobject: str, node: _ProjectionNode, lookup: Lookup, 
         if entry is None:
             out[key] = record.get(key)
             continue
+        if isinstance(entry, _ChildQuery):
+            out[key] = entry.result(record.get(key), lookup, api_version)
+            continue
         hop, child = entry
         foreign_key = record.get(hop.foreign_key)
         related = lookup(hop.target, foreign_key) if foreign_key else None
@@ -777,67 +1077,6 @@ def _project(record: dict, sobject: str, node: _ProjectionNode, lookup: Lookup, 
 def compile_query(soql: str, schema: SchemaProvider, *, api_version: str = "59.0") -> CompiledQuery:
     """Parse and resolve ``soql``; raise ``SoqlError`` with Salesforce's code and message if it is invalid."""
     ast, token_starts = parse(soql)
-    compiler = _Compiler(soql, token_starts, schema, ast)
-    sobject = compiler.resolve_object()
-
-    is_count = False
-    select_refs: list[_FieldRef] = []
-    aggregates: list[tuple[str, str, _FieldRef | None]] = []
-    seen: set[tuple[str, ...]] = set()
-    unnamed = 0
-    for item in ast.items:
-        if isinstance(item, AggregateItem):
-            if item.path is None:
-                is_count = True
-                continue
-            ref = compiler.resolve(item.path)
-            compiler.check_aggregate(item, ref)
-            key = item.alias
-            if key is None:
-                key, unnamed = f"expr{unnamed}", unnamed + 1
-            aggregates.append((key, item.function, ref))
-            continue
-        ref = compiler.resolve(item)
-        if ref.canonical_path in seen:
-            dotted = ".".join(ref.canonical_path)
-            raise compiler.error(INVALID_FIELD, f"duplicate field selected: {dotted}", item.pos)
-        seen.add(ref.canonical_path)
-        select_refs.append(ref)
-    group_by = [compiler.resolve(path) for path in ast.group_by]
-    if is_count and group_by:
-        raise compiler.error(MALFORMED_QUERY, "COUNT() and GROUP BY may not be used together", ast.group_by[0].pos)
-    if aggregates or group_by:
-        grouped = {ref.canonical_path for ref in group_by}
-        for item, ref in zip((i for i in ast.items if isinstance(i, Path)), select_refs):
-            if ref.canonical_path not in grouped:
-                name = ".".join(item.names)
-                raise compiler.error(MALFORMED_QUERY, f"Field must be grouped or aggregated: {name}", item.pos)
-
-    where = compiler.condition(ast.where) if ast.where is not None else None
-    order_by = [_OrderKey(compiler.resolve(o.path), o.descending, o.nulls_last) for o in ast.order_by]
-    if aggregates and not group_by and order_by:
-        raise compiler.error(MALFORMED_QUERY, "Ordered field must be grouped or aggregated: "
-                             + ".".join(ast.order_by[0].path.names), ast.order_by[0].path.pos)
-    if group_by:
-        grouped = {ref.canonical_path for ref in group_by}
-        for item, key in zip(ast.order_by, order_by):
-            if key.ref.canonical_path not in grouped:
-                raise compiler.error(MALFORMED_QUERY, "Ordered field must be grouped or aggregated: "
-                                     + ".".join(item.path.names), item.path.pos)
-
-    offset = int(ast.offset.text) if ast.offset is not None else None
-    if offset is not None and offset > MAX_OFFSET:
-        raise SoqlError(
-            NUMBER_OUTSIDE_VALID_RANGE, f"Maximum SOQL offset allowed for apiVersion {api_version} is {MAX_OFFSET}"
-        )
-    return CompiledQuery(
-        sobject=sobject,
-        is_count=is_count,
-        limit=int(ast.limit.text) if ast.limit is not None else None,
-        offset=offset,
-        select_refs=select_refs,
-        where=where,
-        order_by=order_by,
-        aggregates=aggregates,
-        group_by=group_by,
-    )
+    compiler = _Compiler(soql, token_starts, schema, ast, api_version=api_version)
+    compiler.resolve_object()
+    return compiler.compile()

@@ -2,12 +2,16 @@
 
 Grammar (the subset the emulator serves; keywords case-insensitive)::
 
-    query      := SELECT items FROM name [alias] [WHERE condition] [GROUP BY path (',' path)*]
-                  [ORDER BY order (',' order)*] [LIMIT int] [OFFSET int]
+    query      := SELECT items FROM name [alias] clauses
+    clauses    := [WHERE condition] [GROUP BY path (',' path)*] [ORDER BY order (',' order)*] [LIMIT int]
+                  [OFFSET int]
     items      := COUNT '(' ')' | item (',' item)*
     item       := path | AGGREGATE '(' path ')' [alias]     -- COUNT COUNT_DISTINCT MIN MAX SUM AVG
+                | FIELDS '(' (ALL | STANDARD | CUSTOM) ')'
+                | '(' SELECT items FROM path [alias] clauses ')'   -- parent-to-child, e.g. FROM Contacts
     condition  := unary (AND unary)* | unary (OR unary)*     -- mixing needs parentheses, as in SOQL
     unary      := NOT unary | '(' condition ')' | path op value | path [NOT] IN '(' value (',' value)* ')'
+                | path [NOT] IN '(' SELECT path FROM name [alias] [WHERE condition] ')'   -- semi-/anti-join
                 | path LIKE value
     value      := string | number | datetime | date | TRUE | FALSE | NULL | DATE_LITERAL [':' int]
     order      := path [ASC | DESC] [NULLS (FIRST | LAST)]
@@ -90,10 +94,41 @@ class AggregateItem:
     pos: int
 
 
+FIELDS_GROUPS = frozenset(("ALL", "STANDARD", "CUSTOM"))
+
+
+@dataclass(frozen=True, slots=True)
+class FieldsItem:
+    """``FIELDS(ALL)``, ``FIELDS(STANDARD)`` or ``FIELDS(CUSTOM)`` in the SELECT list."""
+
+    group: str  # one of FIELDS_GROUPS, upper case
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChildQuery:
+    """A parent-to-child subquery in the SELECT list; its FROM path names the relationship (``Contacts``)."""
+
+    query: QueryAst
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class SemiJoin:
+    """``path [NOT] IN (SELECT field FROM Object [WHERE ...])``: a semi-join, or with NOT an anti-join."""
+
+    path: Path
+    negated: bool
+    query: QueryAst  # one selected Path, no clauses but WHERE
+
+
+SelectItem = Path | AggregateItem | FieldsItem | ChildQuery
+
+
 @dataclass
 class QueryAst:
-    items: list[Path | AggregateItem]
-    sobject: Token
+    items: list[SelectItem]
+    sobject: Path  # what follows FROM: an object name, or in a parent-to-child subquery a relationship
     alias: str | None
     where: object | None
     group_by: list[Path] = field(default_factory=list)
@@ -166,14 +201,17 @@ class _Parser:
 
     # -- grammar -------------------------------------------------------------------------------
     def parse(self) -> QueryAst:
+        ast = self.statement(self.object_name)
+        if self.current.kind != EOF:
+            raise self.unexpected()
+        return ast
+
+    def statement(self, from_target) -> QueryAst:
+        """``SELECT ... FROM`` what ``from_target`` reads, then the clauses; stops at the first other token."""
         self.expect_keyword("SELECT")
         items = self.select_items()
         self.expect_keyword("FROM")
-        sobject = self.expect_name()
-        alias = None
-        if self.current.kind == IDENT and self.current.upper not in RESERVED:
-            alias = self.advance().text
-        ast = QueryAst(items=items, sobject=sobject, alias=alias, where=None)
+        ast = QueryAst(items=items, sobject=from_target(), alias=self.alias(), where=None)
         if self.at_keyword("WHERE"):
             self.advance()
             ast.where = self.condition()
@@ -187,9 +225,27 @@ class _Parser:
         if self.at_keyword("OFFSET"):
             self.advance()
             ast.offset = self.whole_number()
-        if self.current.kind != EOF:
-            raise self.unexpected()
         return ast
+
+    def semi_join_query(self) -> QueryAst:
+        """The inner query of a semi-join: one field of one object and an optional WHERE, nothing else."""
+        self.expect_keyword("SELECT")
+        selected = self.path()
+        self.expect_keyword("FROM")
+        ast = QueryAst(items=[selected], sobject=self.object_name(), alias=self.alias(), where=None)
+        if self.at_keyword("WHERE"):
+            self.advance()
+            ast.where = self.condition()
+        return ast
+
+    def object_name(self) -> Path:
+        token = self.expect_name()
+        return Path((token.text,), token.pos)
+
+    def alias(self) -> str | None:
+        if self.current.kind == IDENT and self.current.upper not in RESERVED:
+            return self.advance().text
+        return None
 
     def by_clause(self, item):
         """``GROUP BY`` / ``ORDER BY``: the keyword pair, then comma-separated items."""
@@ -215,8 +271,8 @@ class _Parser:
             names.append(self.expect_name().text)
         return Path(tuple(names), first.pos)
 
-    def select_items(self) -> list[Path | AggregateItem]:
-        items: list[Path | AggregateItem] = [self.select_item()]
+    def select_items(self) -> list[SelectItem]:
+        items: list[SelectItem] = [self.select_item()]
         if isinstance(items[0], AggregateItem) and items[0].path is None:
             return items  # COUNT() stands alone
         while self.at_symbol(","):
@@ -229,9 +285,23 @@ class _Parser:
             items.append(item)
         return items
 
-    def select_item(self) -> Path | AggregateItem:
+    def select_item(self) -> SelectItem:
         token = self.current
-        if token.kind == IDENT and token.upper in AGGREGATE_FUNCTIONS and self.tokens[self.index + 1].text == "(":
+        if self.at_symbol("("):
+            self.advance()
+            query = self.statement(self.path)
+            self.expect_symbol(")")
+            return ChildQuery(query, token.pos)
+        followed_by_parenthesis = token.kind == IDENT and self.tokens[self.index + 1].text == "("
+        if followed_by_parenthesis and token.upper == "FIELDS":
+            self.advance()
+            self.advance()
+            if not self.at_keyword(*FIELDS_GROUPS):
+                raise self.unexpected()
+            group = self.advance().upper
+            self.expect_symbol(")")
+            return FieldsItem(group, token.pos)
+        if followed_by_parenthesis and token.upper in AGGREGATE_FUNCTIONS:
             self.advance()
             self.advance()
             if token.upper == "COUNT" and self.at_symbol(")"):
@@ -239,10 +309,7 @@ class _Parser:
                 return AggregateItem("COUNT", None, None, token.pos)
             path = self.path()
             self.expect_symbol(")")
-            alias = None
-            if self.current.kind == IDENT and self.current.upper not in RESERVED:
-                alias = self.advance().text
-            return AggregateItem(token.upper, path, alias, token.pos)
+            return AggregateItem(token.upper, path, self.alias(), token.pos)
         return self.path()
 
     def condition(self):
@@ -268,7 +335,7 @@ class _Parser:
             return inner
         return self.comparison()
 
-    def comparison(self) -> Comparison:
+    def comparison(self) -> Comparison | SemiJoin:
         path = self.path()
         token = self.current
         if token.kind == OPERATOR and token.text in _COMPARISON_OPERATORS:
@@ -285,6 +352,10 @@ class _Parser:
         if self.at_keyword("IN"):
             self.advance()
             self.expect_symbol("(")
+            if self.at_keyword("SELECT"):
+                inner = self.semi_join_query()
+                self.expect_symbol(")")
+                return SemiJoin(path, operator == "NOT IN", inner)
             values = [self.value()]
             while self.at_symbol(","):
                 self.advance()

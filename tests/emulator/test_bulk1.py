@@ -164,6 +164,17 @@ def test_invalid_query_fails_the_batch_with_a_clear_message(sf, soql, expected):
     assert failed.value.content.startswith("InvalidBatch : Failed to process query: ") and expected in str(failed.value)
 
 
+def test_query_with_a_child_subquery_fails_the_batch(sf, emulator):
+    (lead_id,) = emulator.seed("Lead", [{"LastName": "Visser", "Company": "Acme"}])
+    (campaign_id,) = emulator.seed("Campaign", [{"Name": "Voorjaar"}])
+    emulator.seed("CampaignMember", [{"CampaignId": campaign_id, "LeadId": lead_id}])
+
+    with pytest.raises(SalesforceGeneralError) as failed:
+        sf.bulk.Lead.query("SELECT Id, (SELECT Id FROM CampaignMembers) FROM Lead")
+
+    assert failed.value.content.startswith("FeatureNotEnabled : Aggregate Relationships not supported")
+
+
 def test_unknown_field_fails_the_whole_batch(sf, emulator, async_api):
     job = async_api("POST", "job", json={"operation": "insert", "object": "Lead", "contentType": "JSON"}).json()
 

@@ -122,3 +122,113 @@ def test_unknown_locator_is_rejected(api):
     response = api("GET", "query/01g8d0000000001AAA-2000")
     assert response.status_code == 400
     assert response.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
+
+
+# --- semi-joins, parent-to-child subqueries, FIELDS() -----------------------------------------------
+
+
+def _campaign_with_members(emulator, statuses: list[str]) -> tuple[str, list[str]]:
+    """A campaign whose members are new leads with the given member statuses; also a lead in no campaign."""
+    [campaign_id] = emulator.seed("Campaign", [{"Name": "Voorjaar"}])
+    lead_ids = emulator.seed("Lead", _leads(len(statuses) + 1))
+    emulator.seed("CampaignMember", [{"CampaignId": campaign_id, "LeadId": lead_id, "Status": status}
+                                     for lead_id, status in zip(lead_ids, statuses)])
+    return campaign_id, lead_ids
+
+
+def test_semi_join_selects_the_leads_of_a_campaign(sf, emulator):
+    campaign_id, lead_ids = _campaign_with_members(emulator, ["Sent", "Responded"])
+    [other_campaign] = emulator.seed("Campaign", [{"Name": "Najaar"}])
+    emulator.seed("CampaignMember", [{"CampaignId": other_campaign, "LeadId": lead_ids[2]}])
+    soql = f"SELECT Id FROM Lead WHERE Id IN (SELECT LeadId FROM CampaignMember WHERE CampaignId = '{campaign_id}')"
+    assert {r["Id"] for r in sf.query(soql)["records"]} == set(lead_ids[:2])
+
+
+def test_anti_join_ignores_deleted_inner_rows_even_for_query_all(sf, emulator):
+    account_ids = emulator.seed("Account", [{"Name": "Met"}, {"Name": "Zonder"}, {"Name": "Verwijderd"}])
+    contact_ids = emulator.seed("Contact", [{"LastName": "A", "AccountId": account_ids[0]},
+                                            {"LastName": "B", "AccountId": account_ids[2]}, {"LastName": "C"}])
+    emulator.delete([contact_ids[1]])
+    soql = "SELECT Name FROM Account WHERE Id NOT IN (SELECT AccountId FROM Contact) ORDER BY Name"
+    assert [r["Name"] for r in sf.query(soql)["records"]] == ["Verwijderd", "Zonder"]
+    assert [r["Name"] for r in sf.query_all(soql, include_deleted=True)["records"]] == ["Verwijderd", "Zonder"]
+
+
+def test_child_subquery_nests_child_lists_as_salesforce_does(sf, emulator):
+    account_ids = emulator.seed("Account", [{"Name": "Tulp BV"}, {"Name": "Roos BV"}])
+    emulator.seed("Contact", [{"LastName": "Visser", "AccountId": account_ids[0]},
+                              {"LastName": "Bakker", "AccountId": account_ids[0]}])
+    records = sf.query("SELECT Name, (SELECT LastName FROM Contacts ORDER BY LastName) FROM Account "
+                       "ORDER BY Name DESC")["records"]
+    assert records[1]["Contacts"] is None
+    contacts = records[0]["Contacts"]
+    assert (contacts["totalSize"], contacts["done"]) == (2, True)
+    assert [c["LastName"] for c in contacts["records"]] == ["Bakker", "Visser"]
+    assert contacts["records"][0]["attributes"]["type"] == "Contact"
+
+
+def test_campaign_members_subquery_filters_on_status(sf, emulator):
+    campaign_id, lead_ids = _campaign_with_members(emulator, ["Sent", "Responded", "Sent"])
+    [record] = sf.query("SELECT Id, (SELECT LeadId, Status FROM CampaignMembers WHERE Status = 'Sent') "
+                        "FROM Campaign")["records"]
+    assert record["Id"] == campaign_id
+    members = record["CampaignMembers"]["records"]
+    assert {(m["LeadId"], m["Status"]) for m in members} == {(lead_ids[0], "Sent"), (lead_ids[2], "Sent")}
+
+
+def test_query_more_pages_parents_with_their_child_lists(sf, emulator):
+    account_ids = emulator.seed("Account", [{"Name": f"Account {i:03d}"} for i in range(250)])
+    emulator.seed("Contact", [{"LastName": f"Contact {i:03d}", "AccountId": account_id}
+                              for i, account_id in enumerate(account_ids)])
+    first = sf.query("SELECT Name, (SELECT LastName FROM Contacts) FROM Account ORDER BY Name",
+                     headers={"Sforce-Query-Options": "batchSize=200"})
+    rest = sf.query_more(first["nextRecordsUrl"], identifier_is_url=True)
+    records = first["records"] + rest["records"]
+    assert (len(first["records"]), len(rest["records"]), rest["done"]) == (200, 50, True)
+    assert [r["Contacts"]["records"][0]["LastName"] for r in records] == [f"Contact {i:03d}" for i in range(250)]
+
+
+def test_unknown_child_relationship_is_invalid_type(api):
+    response = api("GET", "query/", params={"q": "SELECT Id, (SELECT Id FROM Leads) FROM Account"})
+    assert response.status_code == 400
+    [error] = response.json()
+    assert error["errorCode"] == "INVALID_TYPE"
+    assert "Didn't understand relationship 'Leads' in FROM part of query call." in error["message"]
+
+
+@pytest.mark.parametrize("parent", ["Account", "Campaign", "Lead", "Contact"])
+def test_every_child_relationship_describe_names_can_be_queried(sf, parent):
+    names = [r["relationshipName"] for r in getattr(sf, parent).describe()["childRelationships"]
+             if r["relationshipName"]]
+    assert names  # Account.Contacts, Campaign/Lead/Contact.CampaignMembers
+    for name in names:
+        assert sf.query(f"SELECT Id, (SELECT Id FROM {name}) FROM {parent}")["done"] is True
+
+
+def test_bulk2_query_jobs_refuse_child_subqueries_and_run_semi_joins(api, emulator):
+    [account_id] = emulator.seed("Account", [{"Name": "Tulp BV"}])
+    refused = api("POST", "jobs/query", json={"operation": "query",
+                                              "query": "SELECT Id, (SELECT Id FROM Contacts) FROM Account"})
+    assert refused.status_code == 400
+    assert refused.json()[0]["message"] == (
+        "Aggregate Relationships not supported in Bulk V2 Query with CSV content type")
+    anti_join = "SELECT Id FROM Account WHERE Id NOT IN (SELECT AccountId FROM Contact)"
+    job = api("POST", "jobs/query", json={"operation": "query", "query": anti_join})
+    results = api("GET", f"jobs/query/{job.json()['id']}/results")
+    assert results.text.splitlines() == ['"Id"', f'"{account_id}"']
+
+
+def test_fields_all_selects_every_field_in_describe_order(sf, emulator):
+    emulator.seed("Lead", _leads(1))
+    [record] = sf.query("SELECT FIELDS(ALL) FROM Lead LIMIT 200")["records"]
+    assert [name for name in record if name != "attributes"] == [f["name"] for f in sf.Lead.describe()["fields"]]
+    [record] = sf.query("SELECT FIELDS(CUSTOM) FROM Lead LIMIT 1")["records"]
+    assert [name for name in record if name != "attributes"] == [
+        f["name"] for f in sf.Lead.describe()["fields"] if f["custom"]]
+
+
+def test_fields_all_without_limit_is_refused(api):
+    response = api("GET", "query/", params={"q": "SELECT FIELDS(ALL) FROM Lead"})
+    assert response.status_code == 400
+    assert response.json() == [{"message": "The SOQL FIELDS function must have a LIMIT of at most 200",
+                                "errorCode": "MALFORMED_QUERY"}]

@@ -35,10 +35,21 @@ _RELATIONSHIPS = {
     ("Lead", "convertedcontact"): ("ConvertedContactId", "Contact"),
     ("Contact", "account"): ("AccountId", "Account"),
 }
+_CHILD_RELATIONSHIPS = {
+    ("Account", "contacts"): ("Contact", "AccountId"),
+    ("Contact", "convertedleads"): ("Lead", "ConvertedContactId"),
+}
 
 
 class Schema:
-    """Lead, Contact and Account with a few fields of each type; names resolve case-insensitively."""
+    """Lead, Contact and Account with a few fields of each type; names resolve case-insensitively.
+
+    Subqueries read ``rows`` (object -> records; default: the module's records) and count how often.
+    """
+
+    def __init__(self, rows: dict[str, list[dict]] | None = None):
+        self.rows = rows
+        self.reads: list[str] = []
 
     def sobject_name(self, name: str) -> str | None:
         return next((o for o in _FIELDS if o.lower() == name.lower()), None)
@@ -48,8 +59,20 @@ class Schema:
         canonical = next((f for f in fields if f.lower() == name.lower()), None)
         return FieldInfo(canonical, fields[canonical]) if canonical else None
 
+    def fields(self, sobject: str) -> list[FieldInfo]:
+        return [FieldInfo(name, field_type) for name, field_type in _FIELDS[sobject].items()]
+
     def relationship(self, sobject: str, name: str) -> tuple[str, str] | None:
         return _RELATIONSHIPS.get((sobject, name.lower()))
+
+    def child_relationship(self, sobject: str, name: str) -> tuple[str, str] | None:
+        return _CHILD_RELATIONSHIPS.get((sobject, name.lower()))
+
+    def live_rows(self, sobject: str) -> list[dict]:
+        self.reads.append(sobject)
+        rows = self.rows if self.rows is not None else {"Lead": LEADS, "Contact": [CONTACT, ORPHAN_CONTACT],
+                                                         "Account": [ACCOUNT]}
+        return rows.get(sobject, [])
 
 
 SCHEMA = Schema()
@@ -543,6 +566,215 @@ def test_errors_far_into_a_long_row_quote_only_the_nearby_part():
     shown = "Email, Status, Phone FROM Lead WHERE Nope = 1"
     caret = " " * shown.index("Nope") + "^"
     assert str(error).startswith(f"\n{shown}\n{caret}\nERROR at Row:1:Column:70\n")
+
+
+# --- semi-joins and anti-joins ------------------------------------------------------------------------
+
+
+def test_semi_join_keeps_records_whose_field_is_in_the_inner_ids():
+    assert last_names("SELECT Id FROM Lead WHERE ConvertedContactId IN (SELECT Id FROM Contact WHERE AccountId != null)"
+                      ) == ["Bakker"]
+
+
+def test_anti_join_keeps_records_whose_field_is_not_in_the_inner_ids_and_never_nulls():
+    # Bakker's contact has an account; Zwart's has none; de Vries and o'Brien have no contact at all
+    assert last_names("SELECT Id FROM Lead WHERE ConvertedContactId NOT IN (SELECT Id FROM Contact "
+                      "WHERE AccountId != null)") == ["Zwart"]
+
+
+def test_nulls_in_the_inner_set_exclude_nothing_and_match_nothing():
+    bare = {"Id": make_id("001", 2), "Name": "Bare"}
+    query = compile_query("SELECT Id FROM Account WHERE Id NOT IN (SELECT AccountId FROM Contact)", SCHEMA)
+    assert query.run([ACCOUNT, bare], lookup) == [bare]  # the orphan contact's null AccountId is ignored
+    # most leads have no ConvertedContactId; that null does not match the orphan contact's null AccountId
+    query = compile_query("SELECT Id FROM Contact WHERE AccountId IN (SELECT ConvertedContactId FROM Lead)", SCHEMA)
+    assert query.run([CONTACT, ORPHAN_CONTACT], lookup) == []
+
+
+def test_semi_join_combines_with_other_conditions_and_the_inner_where_follows_relationships():
+    soql = ("SELECT Id FROM Lead WHERE Status = 'working' AND ConvertedContactId IN "
+            "(SELECT Id FROM Contact WHERE Account.Name = 'acme')")
+    assert last_names(soql) == ["Bakker"]
+    assert last_names(soql.replace("'working'", "'open'")) == []
+
+
+def test_the_inner_query_runs_once_per_run_not_per_record():
+    schema = Schema()
+    query = compile_query("SELECT Id FROM Lead WHERE ConvertedContactId IN (SELECT Id FROM Contact)", schema)
+    assert schema.reads == []  # compiling reads no records
+    assert [r["LastName"] for r in query.run(LEADS, lookup)] == ["Bakker", "Zwart"]
+    assert schema.reads == ["Contact"]
+
+
+def test_the_inner_query_reads_the_records_of_each_run():
+    contacts = [CONTACT]
+    query = compile_query("SELECT Id FROM Lead WHERE ConvertedContactId IN (SELECT Id FROM Contact)",
+                          Schema({"Contact": contacts}))
+    assert [r["LastName"] for r in query.run(LEADS, lookup)] == ["Bakker"]
+    contacts.append(ORPHAN_CONTACT)
+    assert [r["LastName"] for r in query.run(LEADS, lookup)] == ["Bakker", "Zwart"]
+
+
+@pytest.mark.parametrize(("soql", "message"), [
+    ("SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact WHERE Id IN "
+     "(SELECT ConvertedContactId FROM Lead))", "Nesting of semi join sub-selects is not supported"),
+    ("SELECT Id FROM Account WHERE Name = 'a' OR Id IN (SELECT AccountId FROM Contact)",
+     "Semi join sub-selects are not allowed with the 'OR' operator"),
+    ("SELECT Id FROM Account WHERE (Name = 'a' AND Id IN (SELECT AccountId FROM Contact)) AND Name != null",
+     "Semi join sub-selects are only allowed at the top level WHERE expressions and not in nested WHERE "
+     "expressions."),
+    ("SELECT Id FROM Account WHERE NOT Id IN (SELECT AccountId FROM Contact)",
+     "Semi join sub-selects are only allowed at the top level WHERE expressions"),
+    ("SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact) AND Id IN (SELECT AccountId FROM Contact) "
+     "AND Id NOT IN (SELECT AccountId FROM Contact)", "Maximum 2 semi join sub-selects are allowed"),
+    ("SELECT Id FROM Account WHERE Id IN (SELECT LastName FROM Contact)",
+     "semi join sub selects can only query id fields, cannot use: 'LastName'"),
+    ("SELECT Id FROM Account WHERE Name IN (SELECT AccountId FROM Contact)",
+     "semi join sub selects can only be compared to id fields, cannot use: 'Name'"),
+    ("SELECT Id FROM Contact WHERE Id IN (SELECT Id FROM Contact)",
+     "The inner and outer selects should not be on the same object type"),
+    ("SELECT Id FROM Account WHERE Id IN (SELECT AccountId, Id FROM Contact)", "unexpected token: ','"),
+    ("SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact ORDER BY Id)", "unexpected token: 'ORDER'"),
+])
+def test_semi_joins_salesforce_refuses(soql, message):
+    error = error_of(soql)
+    assert error.error_code == "MALFORMED_QUERY" and message in str(error)
+
+
+def test_two_semi_joins_at_the_top_level_are_allowed():
+    soql = ("SELECT Id FROM Lead WHERE ConvertedContactId IN (SELECT Id FROM Contact) "
+            "AND ConvertedContactId NOT IN (SELECT Id FROM Contact WHERE AccountId != null)")
+    assert last_names(soql) == ["Zwart"]
+
+
+# --- parent-to-child subqueries --------------------------------------------------------------------
+
+BARE_ACCOUNT = {"Id": make_id("001", 2), "Name": "Bare", "Industry": None, "Rating__c": None}
+
+
+def contact(number: int, last_name: str, account: dict | None = ACCOUNT, email: str | None = None) -> dict:
+    return {"Id": make_id("003", number), "LastName": last_name, "Email": email,
+            "AccountId": account and account["Id"], "Birthdate": None}
+
+
+def projected(soql: str, parents: list[dict], schema: Schema = SCHEMA) -> list[dict]:
+    query = compile_query(soql, schema)
+    return [query.project(record, lookup) for record in query.run(parents, lookup)]
+
+
+def test_child_subquery_nests_the_children_or_null_in_select_order():
+    rows = projected("SELECT Name, (SELECT LastName FROM Contacts), Id FROM Account ORDER BY Name",
+                     [BARE_ACCOUNT, ACCOUNT])
+    assert list(rows[0]) == ["attributes", "Name", "Contacts", "Id"]
+    assert rows[0]["Contacts"] == {"totalSize": 1, "done": True, "records": [{
+        "attributes": {"type": "Contact", "url": f"/services/data/v59.0/sobjects/Contact/{CONTACT['Id']}"},
+        "LastName": "Jansen",
+    }]}
+    assert rows[1]["Name"] == "Bare" and rows[1]["Contacts"] is None
+
+
+@pytest.mark.parametrize(("subquery", "key"), [
+    ("(SELECT Id FROM contacts)", "contacts"),
+    ("(SELECT Id FROM Account.Contacts)", "Contacts"),
+    ("(SELECT c.Id FROM a.Contacts c)", "Contacts"),
+])
+def test_child_list_key_is_the_relationship_as_written(subquery, key):
+    [row] = projected(f"SELECT Id, {subquery} FROM Account a", [ACCOUNT])
+    assert row[key]["records"][0]["Id"] == CONTACT["Id"]
+
+
+def test_child_subquery_filters_orders_and_limits_per_parent():
+    other = {**BARE_ACCOUNT, "Name": "Other"}
+    contacts = [contact(11, "Smit", email="s@x.nl"), contact(12, "Bos", email="b@x.nl"), contact(13, "Aa"),
+                contact(14, "Vos", email="v@x.nl"), contact(15, "Kok", other, "k@x.nl"),
+                contact(16, "Eik", other, "e@x.nl")]
+    schema = Schema({"Contact": contacts})
+    rows = projected("SELECT Name, (SELECT LastName FROM Contacts WHERE Email != null ORDER BY LastName DESC LIMIT 2) "
+                     "FROM Account ORDER BY Name", [ACCOUNT, other], schema)
+    assert [[c["LastName"] for c in row["Contacts"]["records"]] for row in rows] == [["Vos", "Smit"], ["Kok", "Eik"]]
+    assert rows[0]["Contacts"]["totalSize"] == 2
+
+
+def test_child_records_may_select_their_own_relationship_fields():
+    [row] = projected("SELECT Id, (SELECT LastName, Account.Name FROM Contacts) FROM Account", [ACCOUNT])
+    assert row["Contacts"]["records"][0]["Account"]["Name"] == "Acme"
+
+
+def test_children_are_indexed_once_per_run_for_all_parents():
+    schema = Schema()
+    query = compile_query("SELECT Id, (SELECT Id FROM ConvertedLeads) FROM Contact", schema)
+    matching = query.run([CONTACT, ORPHAN_CONTACT], lookup)
+    assert schema.reads == ["Lead"]
+    assert [[lead["LastName"] for lead in record["ConvertedLeads"]] for record in matching] == [["Bakker"], ["Zwart"]]
+
+
+def test_child_lists_are_attached_to_copies_not_to_the_stored_records():
+    query = compile_query("SELECT Id, (SELECT Id FROM Contacts) FROM Account", SCHEMA)
+    [record] = query.run([ACCOUNT], lookup)
+    assert record["Contacts"] == [CONTACT] and "Contacts" not in ACCOUNT
+
+
+@pytest.mark.parametrize(("soql", "code", "message"), [
+    ("SELECT Id, (SELECT Id FROM Leads) FROM Account", "INVALID_TYPE",
+     "Didn't understand relationship 'Leads' in FROM part of query call. If you are attempting to use a custom "
+     "relationship, be sure to append the '__r' after the custom relationship name."),
+    ("SELECT Id, (SELECT Id FROM Lead.Contacts) FROM Account", "INVALID_TYPE",
+     "Didn't understand relationship 'Lead.Contacts' in FROM part of query call."),
+    ("SELECT Id, (SELECT Id, (SELECT Id FROM ConvertedLeads) FROM Contacts) FROM Account", "MALFORMED_QUERY",
+     "SOQL statements cannot query aggregate relationships more than 1 level away from the root entity object."),
+    ("SELECT Id, (SELECT COUNT(Id) FROM Contacts) FROM Account", "MALFORMED_QUERY",
+     "only root queries support aggregate expressions"),
+    ("SELECT Name, COUNT(Id), (SELECT Id FROM Contacts) FROM Account GROUP BY Name", "MALFORMED_QUERY",
+     "Field must be grouped or aggregated: Contacts"),
+    ("SELECT Id, (SELECT Nope FROM Contacts) FROM Account", "INVALID_FIELD",
+     "No such column 'Nope' on entity 'Contact'"),
+])
+def test_child_subqueries_salesforce_refuses(soql, code, message):
+    error = error_of(soql)
+    assert error.error_code == code and message in str(error)
+
+
+# --- FIELDS() ---------------------------------------------------------------------------------------
+
+
+def test_fields_all_standard_and_custom_expand_to_the_objects_fields():
+    assert compile_query("SELECT FIELDS(ALL) FROM Account LIMIT 200", SCHEMA).select_paths == [
+        ("Id",), ("Name",), ("Industry",), ("Rating__c",)]
+    assert compile_query("SELECT FIELDS(STANDARD) FROM Account", SCHEMA).select_paths == [
+        ("Id",), ("Name",), ("Industry",)]
+    assert compile_query("select fields(custom) FROM Account LIMIT 1", SCHEMA).select_paths == [("Rating__c",)]
+
+
+def test_fields_combines_with_other_items_and_projects_like_them():
+    query = compile_query("SELECT Name, FIELDS(CUSTOM), (SELECT FIELDS(STANDARD) FROM Contacts) FROM Account LIMIT 5",
+                          SCHEMA)
+    [record] = query.run([ACCOUNT], lookup)
+    row = query.project(record, lookup)
+    assert list(row) == ["attributes", "Name", "Rating__c", "Contacts"]
+    assert row["Rating__c"] == 4.5
+    assert {k: v for k, v in row["Contacts"]["records"][0].items() if k != "attributes"} == {
+        name: CONTACT.get(name) for name in _FIELDS["Contact"]}
+
+
+@pytest.mark.parametrize("soql", [
+    "SELECT FIELDS(ALL) FROM Account",
+    "SELECT FIELDS(CUSTOM) FROM Account LIMIT 201",
+    "SELECT Id, (SELECT FIELDS(ALL) FROM Contacts) FROM Account LIMIT 10",
+])
+def test_fields_all_and_custom_need_a_limit_of_at_most_200(soql):
+    error = error_of(soql)
+    assert (error.error_code, str(error)) == (
+        "MALFORMED_QUERY", "The SOQL FIELDS function must have a LIMIT of at most 200")
+
+
+def test_a_field_selected_again_through_fields_is_a_duplicate():
+    error = error_of("SELECT Id, FIELDS(STANDARD) FROM Account")
+    assert error.error_code == "INVALID_FIELD" and str(error).endswith("\nduplicate field selected: Id")
+
+
+def test_fields_takes_only_all_standard_or_custom():
+    error = error_of("SELECT FIELDS(MINE) FROM Account LIMIT 1")
+    assert error.error_code == "MALFORMED_QUERY" and str(error).endswith("unexpected token: 'MINE'")
 
 
 # --- benchmark (not a unit test) -------------------------------------------------------------------
