@@ -27,6 +27,7 @@ from .values import RecordError, format_epoch, parse_datetime
 
 log = logging.getLogger(__name__)
 
+_INGEST_RESULTS = {name.lower(): name for name in ("successfulResults", "failedResults", "unprocessedrecords")}
 _API_PATH = re.compile(r"^/services/data/v(\d+\.\d)/?(.*)$")
 _BULK1_PATH = re.compile(r"^/services/async/v?(\d+\.\d)/?(.*)$")  # simple-salesforce sends the version bare
 JSON = "application/json;charset=UTF-8"
@@ -670,9 +671,10 @@ class EmulatorApp:
             if kind == "ingest" and action == "batches" and method == "PUT":
                 bulk.upload(job_id, request.body)
                 return Response(201)
-            if kind == "ingest" and action in ("successfulResults", "failedResults", "unprocessedrecords") \
-                    and method == "GET":
-                return Response(200, bulk.results(job_id, action), CSV + "; charset=UTF-8")
+            # documented as unprocessedrecords; clients such as simple-salesforce write unprocessedRecords
+            result_kind = _INGEST_RESULTS.get(action.lower())
+            if kind == "ingest" and result_kind is not None and method == "GET":
+                return Response(200, bulk.results(job_id, result_kind), CSV + "; charset=UTF-8")
         raise _NOT_FOUND
 
     # --- Bulk API 1.0 -----------------------------------------------------------------------------

@@ -112,3 +112,13 @@ def test_ingest_delete(sf, emulator):
     result = sf.bulk2.Lead.delete(records=[{"Id": ids[0]}], wait=0)
     assert result[0]["numberRecordsProcessed"] == 1
     assert [r["Id"] for r in emulator.records("Lead")] == [ids[1]]
+
+
+def test_all_ingest_records_through_simple_salesforce(sf):
+    (job,) = sf.bulk2.Lead.insert(records=[{"LastName": "Visser", "Company": "Acme"}, {"Company": "No name"}])
+
+    outcome = sf.bulk2.Lead.get_all_ingest_records(job["job_id"])  # asks for unprocessedRecords in camel case
+
+    assert [r["LastName"] for r in outcome["successfulRecords"]] == ["Visser"]
+    assert outcome["failedRecords"][0]["sf__Error"].startswith("REQUIRED_FIELD_MISSING:")
+    assert outcome["unprocessedRecords"] == []
