@@ -28,6 +28,7 @@ from .values import RecordError, format_epoch, parse_datetime
 log = logging.getLogger(__name__)
 
 _INGEST_RESULTS = {name.lower(): name for name in ("successfulResults", "failedResults", "unprocessedrecords")}
+_FIELD_LIST = re.compile(r"\s*[A-Za-z0-9_.]+(\s*,\s*[A-Za-z0-9_.]+)*\s*")
 _API_PATH = re.compile(r"^/services/data/v(\d+\.\d)/?(.*)$")
 _BULK1_PATH = re.compile(r"^/services/async/v?(\d+\.\d)/?(.*)$")  # simple-salesforce sends the version bare
 JSON = "application/json;charset=UTF-8"
@@ -325,9 +326,33 @@ class EmulatorApp:
             return Response(200, self.deleted(sdef, request))
         if len(rest) == 1:
             return self.one_record(request, sdef, rest[0], api_version)
+        if len(rest) == 2 and method == "GET" and is_id(rest[0]) and rest[0][:3] == sdef.key_prefix:
+            return self.related(request, sdef, rest[0], rest[1], api_version)
         if len(rest) == 2:
             return self.by_external_id(request, sdef, rest[0], rest[1], api_version)
         raise _NOT_FOUND
+
+    def related(self, request: Request, sdef: SObjectDef, record_id: str, name: str, api_version: str) -> Response:
+        """``sobjects/Account/{id}/Contacts`` (child records, like a query) or ``sobjects/Contact/{id}/Account``."""
+        record = self._live(sdef, record_id)
+        parent = sdef.relationships.get(name.lower())
+        if parent is not None:
+            foreign_key, parent_object = parent
+            parent_id = record.get(foreign_key)
+            if not parent_id:
+                raise _NOT_FOUND
+            return self.one_record(request, schema.OBJECTS[parent_object], parent_id, api_version)
+        child = schema.CHILD_RELATIONSHIPS.get((sdef.name.lower(), name.lower()))
+        if child is None:
+            raise RequestError(404, "NOT_FOUND", f"The requested resource does not exist: no relationship {name} "
+                                                 f"on {sdef.name}")
+        child_object, foreign_key = child
+        fields = request.query.get("fields") or ", ".join(schema.OBJECTS[child_object].field_names)
+        if not _FIELD_LIST.fullmatch(fields):
+            raise RequestError(400, "INVALID_FIELD", f"fields must be a comma-separated list of field names: {fields}")
+        soql = f"SELECT {fields} FROM {child_object} WHERE {foreign_key} = '{record['Id']}' ORDER BY Id"
+        return Response(200, self.em.queries.start(soql, include_deleted=False, batch_size=None,
+                                                   api_version=api_version, endpoint="query"))
 
     def _txn(self) -> Txn:
         if self._shared_txn is not None:

@@ -182,3 +182,19 @@ def test_reference_to_wrong_object_is_rejected(sf, emulator):
     with pytest.raises(SalesforceMalformedRequest) as error:
         sf.Contact.create({"LastName": "B", "AccountId": lead_id})
     assert error.value.content[0]["errorCode"] == "FIELD_INTEGRITY_EXCEPTION"
+
+
+def test_relationship_urls_reach_children_and_parents(sf, api, emulator):
+    account = sf.Account.create({"Name": "Acme"})["id"]
+    contacts = [sf.Contact.create({"LastName": name, "AccountId": account})["id"] for name in ("Jansen", "de Vries")]
+    loner = sf.Contact.create({"LastName": "Alleen"})["id"]
+
+    children = api("GET", f"sobjects/Account/{account}/Contacts", params={"fields": "Id,LastName"}).json()
+    parent = api("GET", f"sobjects/Contact/{contacts[0]}/Account").json()
+
+    assert children["totalSize"] == 2 and sorted(c["Id"] for c in children["records"]) == sorted(contacts)
+    assert set(children["records"][0]) == {"attributes", "Id", "LastName"}
+    assert parent["Id"] == account and parent["Name"] == "Acme"
+    assert api("GET", f"sobjects/Contact/{loner}/Account").status_code == 404
+    assert api("GET", f"sobjects/Account/{account}/Nope").status_code == 404
+    assert api("GET", f"sobjects/Account/{account}/Contacts", params={"fields": "Id FROM Lead"}).status_code == 400
