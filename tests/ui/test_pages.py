@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_text
 import json
 import re
 from pathlib import Path
@@ -21,8 +22,9 @@ PAGES = [
     f"/dag/{SYNC_DAG}",
     f"/dag/{CAMPAIGN_DAG}/run/manual__1/task/synchronize",
     "/objects/Lead/edit",
+    "/links/new",
 ]
-READ_PAGES = [page for page in PAGES if not page.endswith("/edit")]
+READ_PAGES = [page for page in PAGES if not page.endswith(("/edit", "/new"))]
 
 
 def csrf_token(html: str) -> str:
@@ -237,7 +239,9 @@ def test_get_changes_nothing(client_for, seeded):
     assert not any(_retry_flags(seeded).values())
 
 
-def test_links_page_shows_links_and_refuses_an_invalid_edit(client_for, seeded):
+@pytest.fixture
+def object_links(airflow_db):
+    """The demo's object-links Variable (airflow_settings.yaml) for one test; its document is returned."""
     from airflow.models import Variable
 
     from deployteq_salesforce.links import VARIABLE_NAME, load_object_links
@@ -248,16 +252,151 @@ def test_links_page_shows_links_and_refuses_an_invalid_edit(client_for, seeded):
     shipped = next(v for v in settings["airflow"]["variables"] if v["variable_name"] == VARIABLE_NAME)
     links = json.loads(shipped["variable_value"])
     load_object_links(links)  # the demo's links are valid
-    first = links["links"][0]
     Variable.set(VARIABLE_NAME, json.dumps(links))
-    try:
-        client = client_for("op")
-        html = client.get("/links").text
-        assert first["datamodel"] in html and first["sobject"] in html
-        token = csrf_token(html)
-        bad = dict(links, links=[dict(first, webhook="nope"), *links["links"][1:]])
-        response = client.post("/links", data={"csrf_token": token, "links": json.dumps(bad)})
-        assert response.status_code == 422 and "webhook &#39;nope&#39; is not defined" in response.text
-        assert json.loads(Variable.get(VARIABLE_NAME)) == links
-    finally:
-        Variable.delete(VARIABLE_NAME)
+    yield links
+    Variable.delete(VARIABLE_NAME)
+
+
+def links_value() -> dict | None:
+    from airflow.models import Variable
+
+    from deployteq_salesforce.links import VARIABLE_NAME
+
+    value = Variable.get(VARIABLE_NAME, default_var=None)
+    return json.loads(value) if value is not None else None
+
+
+def test_links_page_shows_links_and_refuses_an_invalid_edit(client_for, seeded, object_links):
+    first = object_links["links"][0]
+    client = client_for("op")
+    html = client.get("/links").text
+    assert first["datamodel"] in html and first["sobject"] in html
+    token = csrf_token(html)
+    bad = dict(object_links, links=[dict(first, webhook="nope"), *object_links["links"][1:]])
+    response = client.post("/links", data={"csrf_token": token, "links": json.dumps(bad)})
+    assert response.status_code == 422 and "webhook &#39;nope&#39; is not defined" in response.text
+    assert links_value() == object_links
+
+
+def _link_form(client, url: str) -> dict[str, str]:
+    """The link form at ``url`` as the browser would submit it unchanged."""
+    response = client.get(url)
+    assert response.status_code == 200, response.text[:2000]
+    form = {name: html_text.unescape(value) for name, value in re.findall(r'<input [^>]*name="([^"]+)" value="([^"]*)"', response.text)}
+    for name, options in re.findall(r'<select [^>]*name="([^"]+)">(.*?)</select>', response.text, re.S):
+        chosen = re.findall(r'<option value="([^"]*)" selected>', options)
+        assert len(chosen) == 1, (name, options)
+        form[name] = html_text.unescape(chosen[0])
+    return form
+
+
+def test_links_page_offers_the_link_form_to_editors_only(client_for, seeded, object_links):
+    editor_page = client_for("op").get("/links").text
+    for link in object_links["links"]:
+        assert f'href="/links/edit?name={link["name"]}"' in editor_page
+    assert 'href="/links/new"' in editor_page
+    viewer_page = client_for("viewer").get("/links").text
+    assert "/links/edit?name=" not in viewer_page and "/links/new" not in viewer_page
+
+
+def test_link_form_shows_the_current_settings(client_for, seeded, object_links):
+    client = client_for("op")
+    form = _link_form(client, "/links/edit?name=campaign_members")
+    assert form == {
+        "csrf_token": form["csrf_token"], "original_name": "campaign_members", "name": "campaign_members",
+        "allow_inserts": "yes", "delete": "yes", "sobject": "CampaignMember", "webhook": "campaign-member",
+        "datamodel": "dm_campaign_member", "use_sync_column": "yes", "enabled": "yes", "schedule": "@hourly",
+    }
+    html = client.get("/links/edit?name=campaign_members").text
+    for webhook in object_links["webhooks"]:  # every defined webhook is a choice
+        assert f'<option value="{webhook["name"]}"' in html
+    assert "SyncWithClang__c" in html
+    assert client.get("/links/edit?name=no_such_link").status_code == 404
+
+
+def test_link_form_saves_changed_settings_and_keeps_the_others(client_for, seeded, object_links):
+    client = client_for("op")
+    form = _link_form(client, "/links/edit?name=campaign_members")
+    form.update(allow_inserts="no", delete="no", use_sync_column="no")
+    response = client.post("/links/edit", data=form, follow_redirects=False)
+    assert response.status_code == 303, response.text[:3000]
+    assert response.headers["location"] == "/links?saved=1"
+    saved = links_value()
+    before = object_links["links"][2]
+    assert saved["links"][2] == {**before, "allow_inserts": False, "delete": False, "use_sync_column": False, "enabled": True}
+    assert saved["links"][2]["reconcile_schedule"] == "@daily"  # not on the form: kept
+    assert saved["links"][:2] == object_links["links"][:2] and saved["webhooks"] == object_links["webhooks"]
+    assert 'id="saved"' in client.get(response.headers["location"]).text
+
+
+def test_link_form_adds_a_new_link(client_for, seeded, object_links):
+    client = client_for("op")
+    form = _link_form(client, "/links/new")
+    assert form["original_name"] == "" and form["allow_inserts"] == "yes" and form["delete"] == "no"
+    form.update(name="account_updates", allow_inserts="no", sobject="Account", webhook="account", datamodel="dm_account")
+    response = client.post("/links/edit", data=form, follow_redirects=False)
+    assert response.status_code == 303, response.text[:3000]
+    saved = links_value()
+    assert saved["links"][:3] == object_links["links"]
+    assert saved["links"][3] == {
+        "name": "account_updates", "allow_inserts": False, "delete": False, "sobject": "Account", "webhook": "account",
+        "datamodel": "dm_account", "use_sync_column": False, "enabled": True, "schedule": "@hourly",
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "change", "message"),
+    [
+        ("/links/edit?name=campaigns", {"webhook": "nope"}, "Webhook: webhook &#39;nope&#39; is not defined"),
+        ("/links/edit?name=campaigns", {"name": "Campaigns 2"}, "Name: link name &#39;Campaigns 2&#39; is not valid"),
+        ("/links/edit?name=campaigns", {"name": "accounts"}, "Name: another link is already called &#39;accounts&#39;"),
+        ("/links/new", {"name": "accounts", "sobject": "Account", "webhook": "account", "datamodel": "dm_account"},
+         "Name: another link is already called &#39;accounts&#39;"),
+        ("/links/edit?name=campaigns", {"datamodel": "dm_account"}, "Datamodel table: datamodel &#39;dm_account&#39; is not the table"),
+        ("/links/edit?name=campaigns", {"delete": "maybe"}, "Delete: choose yes or no"),
+    ],
+    ids=["unknown-webhook", "bad-name", "renamed-onto-another", "new-with-a-taken-name", "other-datamodel", "not-yes-or-no"],
+)
+def test_link_form_refuses_an_invalid_link_and_saves_nothing(client_for, seeded, object_links, url, change, message):
+    client = client_for("op")
+    form = {**_link_form(client, url), **change}
+    response = client.post("/links/edit", data=form)
+    assert response.status_code == 422
+    assert message in response.text
+    assert links_value() == object_links
+
+
+def test_link_delete_removes_only_that_link(client_for, seeded, object_links):
+    client = client_for("op")
+    token = _link_form(client, "/links/edit?name=campaigns")["csrf_token"]
+    response = client.post("/links/delete", data={"csrf_token": token, "name": "campaigns"}, follow_redirects=False)
+    assert response.status_code == 303
+    assert links_value() == dict(object_links, links=[object_links["links"][0], object_links["links"][2]])
+
+
+def test_read_only_user_cannot_use_the_link_form(client_for, seeded, object_links):
+    client = client_for("viewer")
+    assert client.get("/links/edit?name=campaigns").status_code == 403
+    assert client.get("/links/new").status_code == 403
+    form = {**_link_form(client_for("op"), "/links/edit?name=campaigns"), "delete": "no"}
+    form["csrf_token"] = csrf_token(client.get("/errors").text)  # the viewer's own, valid token
+    assert client.post("/links/edit", data=form).status_code == 403
+    assert client.post("/links/delete", data={"csrf_token": form["csrf_token"], "name": "campaigns"}).status_code == 403
+    assert links_value() == object_links
+
+
+def test_anonymous_link_form_posts_change_nothing(client_for, seeded, object_links):
+    client = client_for(None)
+    assert client.get("/links/edit?name=campaigns").status_code == 401
+    assert client.post("/links/edit", data={"original_name": "campaigns", "name": "campaigns", "delete": "no"}).status_code == 401
+    assert client.post("/links/delete", data={"name": "campaigns"}).status_code == 401
+    assert links_value() == object_links
+
+
+def test_link_form_post_without_form_token_is_refused(client_for, seeded, object_links):
+    client = client_for("op")
+    form = {**_link_form(client, "/links/edit?name=campaigns"), "delete": "no"}
+    form.pop("csrf_token")
+    assert client.post("/links/edit", data=form).status_code == 403
+    assert client.post("/links/delete", data={"name": "campaigns"}).status_code == 403
+    assert links_value() == object_links

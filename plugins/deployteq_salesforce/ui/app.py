@@ -18,7 +18,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,7 @@ from deployteq_salesforce.config import (
     load_objects_config,
     validate_against_salesforce,
 )
+from deployteq_salesforce.links import SYNC_COLUMN, VARIABLE_NAME as LINKS_VARIABLE, load_object_links
 from deployteq_salesforce.ui import charts, csrf, editor, store_queries, view_models
 
 log = logging.getLogger(__name__)
@@ -177,15 +178,6 @@ def _set_variable(key: str, value: str) -> None:
         existing = session.query(Variable).filter(Variable.key == key).one_or_none()
         description = existing.description if existing is not None else None
     Variable.set(key, value, description=description)
-
-
-def _links_support() -> Any | None:
-    """The object-links module of issue 4 when it is installed, else None."""
-    try:
-        from deployteq_salesforce import links  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return links
 
 
 # ------------------------------------------------------------------------------------- the app
@@ -459,27 +451,11 @@ def create_app(
 
     # -- object links (issue 4) -----------------------------------------------------------------------
 
-    def links_variable(module: Any) -> str:
-        for name in ("LINKS_VARIABLE", "VARIABLE_NAME", "OBJECT_LINKS_VARIABLE"):
-            if isinstance(getattr(module, name, None), str):
-                return getattr(module, name)
-        return "deployteq_salesforce_object_links"
-
-    def links_loader(module: Any) -> Callable[[Any], Any] | None:
-        for name in ("load_links_config", "load_object_links", "load_links", "load_config"):
-            if callable(getattr(module, name, None)):
-                return getattr(module, name)
-        return None
-
     def links_view() -> dict[str, Any]:
-        module = _links_support()
-        if module is None:
-            return {"installed": False}
-        key = links_variable(module)
-        raw = _get_variable(key)
-        view: dict[str, Any] = {"installed": True, "variable": key, "raw": raw or "", "links": [], "problems": []}
+        raw = _get_variable(LINKS_VARIABLE)
+        view: dict[str, Any] = {"variable": LINKS_VARIABLE, "raw": raw or "", "links": [], "problems": []}
         if raw:
-            parsed, problems = editor.check_links_text(raw, links_loader(module) or (lambda data: data))
+            parsed, problems = editor.check_links_text(raw, load_object_links)
             view["problems"] = problems
             data = parsed if parsed is not None else _safe_json(raw)
             items = data.get("links", data.get("object_links", [])) if isinstance(data, dict) else data
@@ -489,21 +465,21 @@ def create_app(
     @app.get("/links", response_class=HTMLResponse, dependencies=read_access)
     def links_page(request: Request, user: Any = Depends(get_user), saved: str | None = None) -> HTMLResponse:
         view = links_view()
-        can_edit_links = view.get("installed") and _is_authorized_variable(user, "PUT", view["variable"])
+        can_edit_links = _is_authorized_variable(user, "PUT", LINKS_VARIABLE)
         return render(request, "links.html", user, view=view, saved=saved, can_edit_links=can_edit_links, problems=[])
+
+    def editable_links_variable(user: Any) -> str:
+        """The links Variable's key; 403 without edit rights on the Variable."""
+        if not _is_authorized_variable(user, "PUT", LINKS_VARIABLE):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"Forbidden: editing needs edit rights on Variable {LINKS_VARIABLE!r}")
+        return LINKS_VARIABLE
 
     @app.post("/links", response_class=HTMLResponse)
     async def save_links(request: Request, user: Any = Depends(get_user)):
-        module = _links_support()
-        if module is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "object links are not installed yet")
-        key = links_variable(module)
-        if not _is_authorized_variable(user, "PUT", key):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"Forbidden: editing needs edit rights on Variable {key!r}")
+        key = editable_links_variable(user)
         form = await protect_post(request, user)
         text = form.get("links", "")
-        loader = links_loader(module)
-        parsed, problems = editor.check_links_text(text, loader) if loader else (None, ["no validator in the links module"])
+        parsed, problems = editor.check_links_text(text, load_object_links)
         if problems:
             view = links_view()
             view["raw"] = text
@@ -512,6 +488,71 @@ def create_app(
             return response
         _set_variable(key, json.dumps(parsed, indent=2, ensure_ascii=False))
         log.info("User %s saved the object links in Variable %s", user.get_name(), key)
+        return RedirectResponse(f"{base_url(request)}/links?saved=1", status_code=status.HTTP_303_SEE_OTHER)
+
+    # -- one object link as a form (the manual's gear) -------------------------------------------------
+
+    def editable_links_document(key: str) -> dict[str, Any]:
+        document = editor.links_document(_get_variable(key))
+        if document is None:  # a form cannot edit it safely: only the JSON editor can repair it
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, f"Variable {key!r} is not a valid object-links document; fix it in the JSON editor on the links page"
+            )
+        return document
+
+    def render_link_form(
+        request: Request, user: Any, document: dict[str, Any], original_name: str, values: dict[str, str],
+        problems: Sequence[editor.LinkProblem] = (),
+    ) -> HTMLResponse:
+        response = render(
+            request, "edit_link.html", user, original_name=original_name, values=values, problems=list(problems),
+            webhooks=editor.webhook_choices(document), labels=editor.LINK_FIELD_LABELS,
+            sync_column=SYNC_COLUMN,
+        )
+        if problems:
+            response.status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
+        return response
+
+    @app.get("/links/new", response_class=HTMLResponse)
+    def new_link_page(request: Request, user: Any = Depends(get_user)) -> HTMLResponse:
+        document = editable_links_document(editable_links_variable(user))
+        return render_link_form(request, user, document, "", editor.link_form_values(None))
+
+    @app.get("/links/edit", response_class=HTMLResponse)
+    def edit_link_page(request: Request, name: str, user: Any = Depends(get_user)) -> HTMLResponse:
+        document = editable_links_document(editable_links_variable(user))
+        link = editor.find_link(document, name)
+        if link is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no object link named {name!r}")
+        return render_link_form(request, user, document, name, editor.link_form_values(link))
+
+    @app.post("/links/edit", response_class=HTMLResponse)
+    async def save_link(request: Request, user: Any = Depends(get_user)):
+        key = editable_links_variable(user)
+        form = await protect_post(request, user)
+        document = editable_links_document(key)
+        original_name = form.get("original_name", "")
+        result = editor.edit_link(document, original_name, form)
+        if not result.accepted:
+            return render_link_form(request, user, document, original_name, editor.submitted_link_values(form), result.problems)
+        _set_variable(key, result.variable_text)
+        log.info("User %s saved object link %r in Variable %s", user.get_name(), form.get("name"), key)
+        return RedirectResponse(f"{base_url(request)}/links?saved=1", status_code=status.HTTP_303_SEE_OTHER)
+
+    @app.post("/links/delete", response_class=HTMLResponse)
+    async def delete_link(request: Request, user: Any = Depends(get_user)):
+        key = editable_links_variable(user)
+        form = await protect_post(request, user)
+        document = editable_links_document(key)
+        name = form.get("name", "")
+        link = editor.find_link(document, name)
+        if link is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no object link named {name!r}")
+        result = editor.delete_link(document, name)
+        if not result.accepted:
+            return render_link_form(request, user, document, name, editor.link_form_values(link), result.problems)
+        _set_variable(key, result.variable_text)
+        log.info("User %s deleted object link %r from Variable %s", user.get_name(), name, key)
         return RedirectResponse(f"{base_url(request)}/links?saved=1", status_code=status.HTTP_303_SEE_OTHER)
 
     # -- sync log, errors, contact moments ------------------------------------------------------------

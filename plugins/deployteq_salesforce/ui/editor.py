@@ -1,17 +1,24 @@
-"""The mapping editor (the manual's pencil): HTML form <-> configured object, and the check before saving.
+"""The editors' form logic: HTML form <-> Variable document, and the check before saving.
 
-Pure logic, no Airflow: the web layer hands in the form fields, the current Variable, the describe
-and the customer table's columns, and gets back either the new Variable text or the problems.
-Rows are numbered from 1 as in the messages of ``config.py``.
+* the mapping editor (the manual's pencil): form <-> configured object; rows are numbered from 1 as
+  in the messages of ``config.py``;
+* the object-link form (the manual's gear): form <-> one link of the object-links Variable.
+
+Pure logic, no Airflow: the web layer hands in the form fields, the current Variable (and for a
+mapping the describe and the customer table's columns), and gets back either the new Variable
+text or the problems.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import ValidationError
 
 from deployteq_salesforce.config import (
     ConfigProblem,
@@ -19,6 +26,8 @@ from deployteq_salesforce.config import (
     load_objects_config,
     validate_against_salesforce,
 )
+from deployteq_salesforce.exceptions import ConfigurationError
+from deployteq_salesforce.links import ObjectLink, load_object_links
 
 TRANSLATION_ARROW = "=>"
 ROW_FIELDS = ("salesforce_field", "deployteq_type", "deployteq_field", "translations", "translate_default")
@@ -184,6 +193,199 @@ def check_links_text(text: str, validate) -> tuple[Any, list[str]]:  # noqa: ANN
         problems = getattr(exc, "problems", None)
         if problems:
             return None, [str(p) for p in problems]
-        lines = [line.strip().removeprefix("- ") for line in str(exc).splitlines() if line.strip()]
-        return None, lines[1:] if len(lines) > 1 else lines
+        return None, _problem_lines(exc)
     return data, []
+
+
+def _problem_lines(exc: Exception) -> list[str]:
+    """The ``- ...`` lines of a loader's error without its heading line (a one-line error as it is)."""
+    lines = [line.strip().removeprefix("- ") for line in str(exc).splitlines() if line.strip()]
+    return lines[1:] if len(lines) > 1 else lines
+
+
+# ------------------------------------------------------------------ the object-link form (the gear)
+
+# The manual's settings of a link, in the manual's order; everything else of a link is kept as it is.
+LINK_FORM_FIELDS = ("name", "allow_inserts", "delete", "sobject", "webhook", "datamodel", "use_sync_column", "enabled", "schedule")
+LINK_YES_NO_FIELDS = frozenset({"allow_inserts", "delete", "use_sync_column", "enabled"})
+LINK_FIELD_LABELS = {
+    "name": "Name",
+    "allow_inserts": "Allow inserts",
+    "delete": "Delete",
+    "sobject": "Salesforce object",
+    "webhook": "Webhook",
+    "datamodel": "Datamodel table",
+    "use_sync_column": "Use sync column",
+    "enabled": "Enabled",
+    "schedule": "Schedule",
+}
+# The model's cross-reference check joins its problems with "; " -- split only where the next one starts.
+_NEXT_CROSS_REFERENCE = re.compile(r"; (?=(?:link|links|webhook|webhooks) )")
+_LINK_SETTING_PROBLEM = re.compile(r"^link '(?P<name>[^']*)': (?P<message>(?P<field>\w+) .*)$")
+_DUPLICATE_LINK_NAME = re.compile(r"^link name '(?P<name>[^']*)' is used more than once$")
+
+
+@dataclass(frozen=True)
+class LinkProblem:
+    """Why a link edit is refused; ``field`` is the form field concerned, when there is one."""
+
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        if self.field is None:
+            return self.message
+        return f"{LINK_FIELD_LABELS.get(self.field, self.field)}: {self.message}"
+
+
+@dataclass(frozen=True)
+class LinkEditResult:
+    """The new Variable text, or (when ``problems`` is non-empty) nothing to save."""
+
+    variable_text: str | None
+    problems: list[LinkProblem]
+
+    @property
+    def accepted(self) -> bool:
+        return not self.problems and self.variable_text is not None
+
+
+def links_document(raw: str | None) -> dict[str, Any] | None:
+    """The Variable as a document to edit, or None when it is not ``{"links": [...], ...}`` JSON."""
+    if raw in (None, ""):
+        return {"webhooks": [], "links": []}
+    try:
+        document = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("links", []), list):
+        return None
+    return document
+
+
+def find_link(document: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    return next((link for link in document.get("links", []) if isinstance(link, dict) and link.get("name") == name), None)
+
+
+def webhook_choices(document: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The webhooks a link can name: ``{"name", "datamodel"}`` each, as defined in the Variable."""
+    webhooks = document.get("webhooks", [])
+    return [
+        {"name": webhook["name"], "datamodel": str(webhook.get("datamodel", ""))}
+        for webhook in (webhooks if isinstance(webhooks, list) else [])
+        if isinstance(webhook, dict) and isinstance(webhook.get("name"), str)
+    ]
+
+
+def link_form_values(link: Mapping[str, Any] | None) -> dict[str, str]:
+    """The form's text of a stored link (None: a new one); a setting it leaves out shows the model's default."""
+    values = {}
+    for field in LINK_FORM_FIELDS:
+        default = None if ObjectLink.model_fields[field].is_required() else ObjectLink.model_fields[field].default
+        value = (link or {}).get(field, default)
+        if isinstance(value, bool):
+            values[field] = "yes" if value else "no"
+        else:
+            values[field] = "" if value is None else str(value)
+    return values
+
+
+def submitted_link_values(form: Mapping[str, str]) -> dict[str, str]:
+    return {field: (form.get(field) or "").strip() for field in LINK_FORM_FIELDS}
+
+
+def parse_link_form(form: Mapping[str, str]) -> tuple[dict[str, Any], list[LinkProblem]]:
+    """The link settings of the submitted form, and the answers that are neither yes nor no.
+
+    Text is passed on as typed (an empty name or webhook is refused by the model, with its reason);
+    an empty schedule means: run manually only.
+    """
+    settings: dict[str, Any] = {}
+    problems: list[LinkProblem] = []
+    for field, text in submitted_link_values(form).items():
+        if field in LINK_YES_NO_FIELDS:
+            if text not in ("yes", "no"):
+                problems.append(LinkProblem(field, f"choose yes or no, not {text!r}"))
+                continue
+            settings[field] = text == "yes"
+        elif field == "schedule":
+            settings[field] = text or None
+        else:
+            settings[field] = text
+    return settings, problems
+
+
+def merge_link(
+    document: Mapping[str, Any], original_name: str, settings: Mapping[str, Any]
+) -> tuple[dict[str, Any], int | None, list[LinkProblem]]:
+    """The document with link ``original_name`` updated by ``settings`` (or a new link when the name is empty).
+
+    Returns the candidate, the edited link's position (None when it is gone) and the problems.
+    """
+    candidate = copy.deepcopy(dict(document))
+    links = candidate.setdefault("links", [])
+    if not original_name:
+        links.append(dict(settings))
+        return candidate, len(links) - 1, []
+    current = find_link(candidate, original_name)
+    if current is None:  # removed by someone else since the form was opened
+        return candidate, None, [LinkProblem("name", f"link {original_name!r} is no longer in the Variable; reload the links page")]
+    position = links.index(current)
+    links[position] = {**current, **settings}  # settings the form does not show stay as they are
+    return candidate, position, []
+
+
+def _link_field_problems(link: Mapping[str, Any]) -> list[LinkProblem]:
+    """The edited link's own settings against the model: one "field: reason" per pydantic error."""
+    try:
+        ObjectLink.model_validate(dict(link))
+    except ValidationError as exc:
+        return [
+            LinkProblem(str(error["loc"][0]) if error["loc"] else None, error["msg"].removeprefix("Value error, "))
+            for error in exc.errors()
+        ]
+    return []
+
+
+def _document_problems(exc: ConfigurationError, link_name: str | None) -> list[LinkProblem]:
+    """``load_object_links``' problems; those about the edited link are put on the form field they name."""
+    problems = []
+    for line in _problem_lines(exc):
+        for message in _NEXT_CROSS_REFERENCE.split(line):
+            setting = _LINK_SETTING_PROBLEM.match(message)
+            duplicate = _DUPLICATE_LINK_NAME.match(message)
+            if setting and setting["name"] == link_name and setting["field"] in LINK_FORM_FIELDS:
+                problems.append(LinkProblem(setting["field"], setting["message"]))
+            elif duplicate and duplicate["name"] == link_name:
+                problems.append(LinkProblem("name", f"another link is already called {link_name!r}"))
+            else:
+                problems.append(LinkProblem(None, message))
+    return problems
+
+
+def check_links_document(candidate: Mapping[str, Any], link_name: str | None = None) -> LinkEditResult:
+    """Validate the WHOLE document with ``load_object_links`` (the DAGs' model); the Variable text only when valid."""
+    try:
+        load_object_links(dict(candidate))
+    except ConfigurationError as exc:
+        return LinkEditResult(None, _document_problems(exc, link_name))
+    return LinkEditResult(json.dumps(dict(candidate), indent=2, ensure_ascii=False), [])
+
+
+def edit_link(document: Mapping[str, Any], original_name: str, form: Mapping[str, str]) -> LinkEditResult:
+    """The submitted link form applied to the document: replace ``original_name`` (renaming allowed) or add a link."""
+    settings, problems = parse_link_form(form)
+    candidate, position, merge_problems = merge_link(document, original_name, settings)
+    problems += merge_problems
+    if position is not None:
+        problems += _link_field_problems(candidate["links"][position])
+    if problems:  # the document check would repeat these, without the field
+        return LinkEditResult(None, problems)
+    return check_links_document(candidate, settings["name"])
+
+
+def delete_link(document: Mapping[str, Any], name: str) -> LinkEditResult:
+    """The document without link ``name``, validated like any other change."""
+    candidate = copy.deepcopy(dict(document))
+    candidate["links"] = [link for link in candidate.get("links", []) if not (isinstance(link, dict) and link.get("name") == name)]
+    return check_links_document(candidate)
