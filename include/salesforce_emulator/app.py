@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from urllib.parse import parse_qs, unquote
 
-from . import admin, bulk1, composite, jsonutil, schema
+from . import admin, bulk1, composite, jsonutil, schema, sosl
 from .faults import Fault
 from .ids import is_id, to_18
 from .queries import batch_size_from
@@ -237,13 +237,15 @@ class EmulatorApp:
             if request.method != "GET":
                 raise _NOT_FOUND
             # the version's resource directory, as Salesforce lists it (only what the emulator serves)
-            return Response(200, {name: f"/services/data/v{api_version}/{name}"
-                                  for name in ("sobjects", "query", "queryAll", "limits", "composite", "jobs")})
+            return Response(200, {name: f"/services/data/v{api_version}/{name}" for name in
+                                  ("sobjects", "query", "queryAll", "search", "limits", "composite", "jobs")})
         head, method = parts[0], request.method
         if head in ("query", "queryAll") and method == "GET":
             return self.query(request, parts, api_version)
         if head == "limits" and method == "GET" and len(parts) == 1:
             return Response(200, self.limits_body())
+        if head == "search" and method == "GET" and len(parts) == 1:
+            return Response(200, sosl.search(request.query.get("q"), self.em.queries, self.em.store, api_version))
         if head == "sobjects":
             return self.sobjects(request, parts, api_version)
         if head == "composite" and len(parts) >= 2 and parts[1] == "sobjects":
