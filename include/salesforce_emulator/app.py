@@ -253,7 +253,7 @@ class EmulatorApp:
         if head == "composite" and len(parts) == 1 and method == "POST":
             return composite.run_composite(self, request)
         if head == "composite" and len(parts) == 2 and parts[1] == "batch" and method == "POST":
-            return composite.run_batch(self, request, api_version)
+            return composite.run_batch(self, request)
         if head == "jobs" and len(parts) >= 2 and parts[1] in ("query", "ingest"):
             return self.jobs(request, parts[1], parts[2:], api_version)
         raise _NOT_FOUND

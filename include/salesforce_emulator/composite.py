@@ -73,9 +73,9 @@ def _resolve(value: Any, answers: dict[str, Any]) -> Any:
 
 
 def _answer_body(response: "Response") -> Any:
-    if response.body is None or isinstance(response.body, (bytes, str)):
-        return None if not response.body else (response.body.decode() if isinstance(response.body, bytes) else response.body)
-    return response.body
+    """A subrequest's answer as JSON value: parsed bodies as they are, text as text, no body as null."""
+    body = response.body.decode() if isinstance(response.body, bytes) else response.body
+    return body if body != "" else None
 
 
 def run_composite(app: "EmulatorApp", request: "Request") -> "Response":
@@ -98,10 +98,10 @@ def run_composite(app: "EmulatorApp", request: "Request") -> "Response":
                 sub_body = _resolve(item.get("body"), answers)
             except _UnresolvedReference as missing:
                 failed = True
-                results.append({"body": [{"errorCode": "PROCESSING_HALTED", "message": (
-                    f"Invalid reference specified. No value for {missing} found in {reference or 'this request'}. "
-                    "Provided referenceId ('" + str(missing).split(".")[0].split("[")[0] + "') must be of an earlier "
-                    "subrequest that succeeded.")}], "httpHeaders": {}, "httpStatusCode": 400, "referenceId": reference})
+                message = (f"Invalid reference specified. No value for {missing} found in an earlier subrequest "
+                           "that succeeded.")
+                results.append({"body": [{"errorCode": "PROCESSING_HALTED", "message": message}], "httpHeaders": {},
+                                "httpStatusCode": 400, "referenceId": reference})
                 continue
             response = app.subrequest(item["method"], url, sub_body, item.get("httpHeaders") or {})
             answer = _answer_body(response)
@@ -119,7 +119,7 @@ def run_composite(app: "EmulatorApp", request: "Request") -> "Response":
     return Response(200, {"compositeResponse": results})
 
 
-def run_batch(app: "EmulatorApp", request: "Request", api_version: str) -> "Response":
+def run_batch(app: "EmulatorApp", request: "Request") -> "Response":
     from .app import Response
 
     body = request.json()
