@@ -45,7 +45,7 @@ class QueryEngine:
         if compiled.is_count:
             return {"totalSize": len(matched), "done": True, "records": []}
         if compiled.is_aggregate:  # AggregateResult rows come in one answer (no query locator)
-            rows = compiled.aggregate(matched, self.store.lookup)
+            rows = compiled.aggregate(matched, self.store.lookup, now=now)
             return {"totalSize": len(rows), "done": True, "records": rows}
         cursor = Cursor(compiled, matched, batch_size or DEFAULT_BATCH_SIZE)
         self._counter += 1

@@ -16,6 +16,9 @@ Subqueries read the other objects' live (not deleted) records through the schema
 its id set once per run, and parent-to-child subqueries (``(SELECT ... FROM Contacts)``) build one
 parent id -> children index per run, which ``run`` attaches to (copies of) the parent records.
 ``FIELDS(ALL|STANDARD|CUSTOM)`` expands to the object's fields.
+
+Aggregate queries give their AggregateResult rows through ``CompiledQuery.aggregate``; HAVING is compiled like
+WHERE, over one record per group that also holds the group's aggregates (``_Having``).
 """
 
 from __future__ import annotations
@@ -350,6 +353,7 @@ class _Compiler:
             self.check_grouped(select, group_by)
 
         where = self.condition(ast.where) if ast.where is not None else None
+        having = self.having(ast.having, group_by) if ast.having is not None else None
         order_by = [_OrderKey(self.resolve(o.path), o.descending, o.nulls_last) for o in ast.order_by]
         if select.aggregates and not group_by and order_by:
             raise self.error(MALFORMED_QUERY, "Ordered field must be grouped or aggregated: "
@@ -375,6 +379,7 @@ class _Compiler:
             order_by=order_by,
             aggregates=select.aggregates,
             group_by=group_by,
+            having=having,
         )
 
     def select_list(self) -> _SelectList:
@@ -431,6 +436,11 @@ class _Compiler:
         for child in select.outputs:
             if isinstance(child, _ChildQuery):
                 raise self.error(MALFORMED_QUERY, f"Field must be grouped or aggregated: {child.key}", child.pos)
+
+    def having(self, node, group_by: list[_FieldRef]) -> _Having:
+        compiler = _HavingCompiler(self, group_by)
+        condition = compiler.condition(node)
+        return _Having(condition, [(key, function, ref) for key, (function, ref) in compiler.aggregates.items()])
 
     def child_query(self, item: ChildQuery) -> _ChildQuery:
         """A parent-to-child subquery: FROM names a child relationship of the queried object, optionally
@@ -578,8 +588,11 @@ class _Compiler:
         where = inner.condition(ast.where) if ast.where is not None else None
         return _IdSubquery(sobject, ref, where, self.schema.live_rows)
 
+    def compared_field(self, node: Comparison) -> _FieldRef:
+        return self.resolve(node.path)
+
     def _cost(self, node: Comparison) -> int:
-        ref = self.resolve(node.path)
+        ref = self.compared_field(node)
         if ref.hops:
             return 10 * len(ref.hops)
         if node.operator in ("=", "!=") and ref.kind in (ID, NUMBER_KIND, BOOLEAN):
@@ -589,7 +602,7 @@ class _Compiler:
         return 2 if ref.kind == DATETIME_KIND else 3
 
     def comparison(self, node: Comparison) -> _Binder:
-        ref = self.resolve(node.path)
+        ref = self.compared_field(node)
         kind = ref.kind
         normalize = _normalizer(kind)
         op = node.operator
@@ -710,6 +723,66 @@ class _Compiler:
         return bind
 
 
+# The type of an aggregate's value, which decides the literals it compares with; MIN and MAX keep the field's type.
+_AGGREGATE_TYPE = {"COUNT": "int", "COUNT_DISTINCT": "int", "SUM": "double", "AVG": "double"}
+
+
+class _HavingCompiler(_Compiler):
+    """HAVING compiles like WHERE, over one record per group (see ``_Having``): a comparison reads an aggregate
+    of the group or a grouped field."""
+
+    def __init__(self, outer: _Compiler, group_by: list[_FieldRef]):
+        super().__init__(outer.query, outer.token_starts, outer.schema, outer.ast, api_version=outer.api_version,
+                         role=outer.role)
+        self.sobject = outer.sobject
+        self.grouped = {ref.canonical_path for ref in group_by}
+        self.aggregates: dict[str, tuple[str, _FieldRef | None]] = {}  # key -> (function, field): what groups compute
+
+    def compared_field(self, node: Comparison) -> _FieldRef:
+        if isinstance(node.path, AggregateItem):
+            return self.aggregate_field(node.path)
+        ref = self.resolve(node.path)
+        if ref.canonical_path not in self.grouped:
+            written = ".".join(node.path.names)
+            raise self.error(MALFORMED_QUERY, f"Field must be grouped or aggregated: {written}", node.path.pos)
+        return ref
+
+    def aggregate_field(self, item: AggregateItem) -> _FieldRef:
+        """The aggregate as a field of the group record, named by its key (e.g. ``COUNT(Id)``)."""
+        if item.path is None:
+            self.aggregates["COUNT()"] = ("COUNT", None)
+            return _FieldRef((), FieldInfo("COUNT()", "int"), item.pos)
+        ref = self.resolve(item.path)
+        self.check_aggregate(item, ref)
+        key = f"{item.function}({'.'.join(ref.canonical_path)})"
+        self.aggregates[key] = (item.function, ref)
+        return _FieldRef((), FieldInfo(key, _AGGREGATE_TYPE.get(item.function, ref.field.type)), item.pos)
+
+    def semi_join(self, node: SemiJoin, place: str) -> _Binder:
+        raise self.error(MALFORMED_QUERY, "Semi join sub-selects are not allowed in the HAVING clause", node.path.pos)
+
+
+@dataclass(frozen=True)
+class _Having:
+    """A compiled HAVING clause. Its condition reads a group record: the group's first record (whose grouped
+    fields hold the group's values) plus the aggregates the condition names, under keys such as ``COUNT(Id)``
+    (no field name has parentheses)."""
+
+    condition: _Binder
+    aggregates: list[tuple[str, str, _FieldRef | None]]  # (key, function, field)
+
+    def bind(self, env: _Env) -> Callable[[list[dict]], bool]:
+        """Whether a group (its records) passes."""
+        test = self.condition(env)
+
+        def passes(members: list[dict]) -> bool:
+            values = {key: _aggregate_value(function, ref, members, env.lookup)
+                      for key, function, ref in self.aggregates}
+            return test({**members[0], **values})
+
+        return passes
+
+
 def _bind_datetime_order(name: str, op: str, literal: str) -> _Binder:
     """The hot path of incremental syncs (``SystemModstamp >= ...``): canonical stamps compare as
     plain strings; anything else is converted first."""
@@ -828,6 +901,7 @@ class CompiledQuery:
         order_by: list[_OrderKey],
         aggregates: list[tuple[str, str, _FieldRef | None]],
         group_by: list[_FieldRef],
+        having: _Having | None,
     ):
         select_refs = [output for output in outputs if isinstance(output, _FieldRef)]
         self.sobject = sobject
@@ -841,6 +915,7 @@ class CompiledQuery:
         self.has_child_queries = bool(self._child_queries)
         self._aggregates = aggregates
         self._group_by = group_by
+        self._having = having
         self._grouped_select = [(ref.field.name, ref) for ref in select_refs]
         self._where = where
         self._order_by = order_by
@@ -854,8 +929,7 @@ class CompiledQuery:
         ``lookup(sobject, id)`` returns a related stored record (or None) for relationship paths.
         ``now`` is the clock for date literals such as TODAY (default: the real UTC time).
         """
-        moment = now or datetime.now(timezone.utc)
-        env = _Env(_caching(lookup), moment.astimezone(timezone.utc).date() if moment.tzinfo else moment.date())
+        env = _run_env(lookup, now)
         matching = self._matching(records, env)
         if self.is_aggregate:  # ORDER BY, LIMIT and OFFSET apply to the groups
             return matching
@@ -891,36 +965,48 @@ class CompiledQuery:
         """``record`` as the REST API returns it: attributes first, then the SELECT fields in order."""
         return _project(record, self.sobject, self._projection, lookup, api_version)
 
-    def aggregate(self, matching: list[dict], lookup: Lookup) -> list[dict]:
-        """AggregateResult rows: one per group (one in all without GROUP BY), then ORDER BY, OFFSET, LIMIT.
+    def aggregate(self, matching: list[dict], lookup: Lookup, *, now: datetime | None = None) -> list[dict]:
+        """AggregateResult rows: one per group (one in all without GROUP BY) that passes HAVING, then ORDER BY,
+        OFFSET, LIMIT.
 
         Each row holds the grouped fields of the SELECT (under their field name) and the aggregates
         (under their alias, else ``expr0``, ``expr1``, ...), in SELECT order.  Aggregates skip nulls.
+        ``now`` is the clock for date literals in HAVING, as in ``run``.
         """
-        cached = _caching(lookup)
+        env = _run_env(lookup, now)
+        groups = self._groups(matching, env.lookup)
+        if self._having is not None:
+            groups = list(filter(self._having.bind(env), groups))
+        if self._group_by:
+            groups = self._ordered(groups, env)
+        return [self._row(members, env.lookup) for members in self._window(groups)]
+
+    def _groups(self, matching: list[dict], lookup: Lookup) -> list[list[dict]]:
+        """The records of each group, in order of first appearance."""
+        if not self._group_by:
+            return [matching]
+        keys = [_group_key(ref, lookup) for ref in self._group_by]
         groups: dict[tuple, list[dict]] = {}
-        if self._group_by:
-            keys = [_group_key(ref, cached) for ref in self._group_by]
-            for record in matching:
-                groups.setdefault(tuple(key(record) for key in keys), []).append(record)
-        else:
-            groups[()] = matching
-        rows: list[dict] = []
-        for members in groups.values():
-            row: dict = {"attributes": {"type": "AggregateResult"}}
-            first = members[0] if members else {}
-            for key, ref in self._grouped_select:
-                row[key] = ref.getter(cached)(first) if members else None
-            for key, function, ref in self._aggregates:
-                row[key] = _aggregate_value(function, ref, members, cached)
-            rows.append(row)
-        if self._group_by:
-            env = _Env(cached, date.today())  # ordering does not look at the date
-            representatives = [members[0] for members in groups.values()]
-            order = self._order_by or [_OrderKey(ref, False, False) for ref in self._group_by]
-            position = {id(record): i for i, record in enumerate(representatives)}
-            rows = [rows[position[id(record)]] for record in _sorted(representatives, order, env)]
-        return self._window(rows)
+        for record in matching:
+            groups.setdefault(tuple(key(record) for key in keys), []).append(record)
+        return list(groups.values())
+
+    def _ordered(self, groups: list[list[dict]], env: _Env) -> list[list[dict]]:
+        """Groups in ORDER BY order (default: by the grouped fields), sorted by their first records: ORDER BY
+        names grouped fields only, which all records of a group share."""
+        order = self._order_by or [_OrderKey(ref, False, False) for ref in self._group_by]
+        firsts = [members[0] for members in groups]
+        position = {id(record): i for i, record in enumerate(firsts)}
+        return [groups[position[id(record)]] for record in _sorted(firsts, order, env)]
+
+    def _row(self, members: list[dict], lookup: Lookup) -> dict:
+        row: dict = {"attributes": {"type": "AggregateResult"}}
+        first = members[0] if members else {}
+        for key, ref in self._grouped_select:
+            row[key] = ref.getter(lookup)(first) if members else None
+        for key, function, ref in self._aggregates:
+            row[key] = _aggregate_value(function, ref, members, lookup)
+        return row
 
 
 @dataclass(frozen=True)
@@ -983,6 +1069,12 @@ def _aggregate_value(function: str, ref: _FieldRef | None, members: list[dict], 
     if ref.kind == TEXT:
         return (min if function == "MIN" else max)(values, key=str.lower)
     return (min if function == "MIN" else max)(values)
+
+
+def _run_env(lookup: Lookup, now: datetime | None) -> _Env:
+    """The per-run things: a caching ``lookup`` and the UTC date of ``now`` (default: the real time)."""
+    moment = now or datetime.now(timezone.utc)
+    return _Env(_caching(lookup), moment.astimezone(timezone.utc).date() if moment.tzinfo else moment.date())
 
 
 def _caching(lookup: Lookup) -> Lookup:

@@ -3,16 +3,18 @@
 Grammar (the subset the emulator serves; keywords case-insensitive)::
 
     query      := SELECT items FROM name [alias] clauses
-    clauses    := [WHERE condition] [GROUP BY path (',' path)*] [ORDER BY order (',' order)*] [LIMIT int]
-                  [OFFSET int]
+    clauses    := [WHERE condition] [GROUP BY path (',' path)* [HAVING condition]] [ORDER BY order (',' order)*]
+                  [LIMIT int] [OFFSET int]
     items      := COUNT '(' ')' | item (',' item)*
-    item       := path | AGGREGATE '(' path ')' [alias]     -- COUNT COUNT_DISTINCT MIN MAX SUM AVG
+    item       := path | aggregate [alias]
                 | FIELDS '(' (ALL | STANDARD | CUSTOM) ')'
                 | '(' SELECT items FROM path [alias] clauses ')'   -- parent-to-child, e.g. FROM Contacts
+    aggregate  := AGGREGATE '(' path ')'     -- COUNT COUNT_DISTINCT MIN MAX SUM AVG
     condition  := unary (AND unary)* | unary (OR unary)*     -- mixing needs parentheses, as in SOQL
-    unary      := NOT unary | '(' condition ')' | path op value | path [NOT] IN '(' value (',' value)* ')'
-                | path [NOT] IN '(' SELECT path FROM name [alias] [WHERE condition] ')'   -- semi-/anti-join
-                | path LIKE value
+    unary      := NOT unary | '(' condition ')' | operand op value | operand [NOT] IN '(' value (',' value)* ')'
+                | operand [NOT] IN '(' SELECT path FROM name [alias] [WHERE condition] ')'   -- semi-/anti-join
+                | operand LIKE value
+    operand    := path | aggregate | COUNT '(' ')'     -- aggregates in HAVING only
     value      := string | number | datetime | date | TRUE | FALSE | NULL | DATE_LITERAL [':' int]
     order      := path [ASC | DESC] [NULLS (FIRST | LAST)]
 """
@@ -59,7 +61,7 @@ class Literal:
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    path: Path
+    path: Path | AggregateItem  # an aggregate only in HAVING
     operator: str  # = != < <= > >= LIKE IN NOT IN
     values: tuple[Literal, ...]
     operator_pos: int
@@ -117,7 +119,7 @@ class ChildQuery:
 class SemiJoin:
     """``path [NOT] IN (SELECT field FROM Object [WHERE ...])``: a semi-join, or with NOT an anti-join."""
 
-    path: Path
+    path: Path | AggregateItem  # an aggregate only in HAVING, which refuses semi-joins
     negated: bool
     query: QueryAst  # one selected Path, no clauses but WHERE
 
@@ -132,6 +134,7 @@ class QueryAst:
     alias: str | None
     where: object | None
     group_by: list[Path] = field(default_factory=list)
+    having: object | None = None  # a condition; only after GROUP BY
     order_by: list[OrderItem] = field(default_factory=list)
     limit: Token | None = None
     offset: Token | None = None
@@ -214,9 +217,12 @@ class _Parser:
         ast = QueryAst(items=items, sobject=from_target(), alias=self.alias(), where=None)
         if self.at_keyword("WHERE"):
             self.advance()
-            ast.where = self.condition()
+            ast.where = self.condition(self.path)
         if self.at_keyword("GROUP"):
             ast.group_by = self.by_clause(self.path)
+            if self.at_keyword("HAVING"):  # Salesforce's grammar has HAVING inside the GROUP BY clause
+                self.advance()
+                ast.having = self.condition(self.having_operand)
         if self.at_keyword("ORDER"):
             ast.order_by = self.by_clause(self.order_item)
         if self.at_keyword("LIMIT"):
@@ -235,7 +241,7 @@ class _Parser:
         ast = QueryAst(items=[selected], sobject=self.object_name(), alias=self.alias(), where=None)
         if self.at_keyword("WHERE"):
             self.advance()
-            ast.where = self.condition()
+            ast.where = self.condition(self.path)
         return ast
 
     def object_name(self) -> Path:
@@ -301,42 +307,58 @@ class _Parser:
             group = self.advance().upper
             self.expect_symbol(")")
             return FieldsItem(group, token.pos)
-        if followed_by_parenthesis and token.upper in AGGREGATE_FUNCTIONS:
-            self.advance()
-            self.advance()
-            if token.upper == "COUNT" and self.at_symbol(")"):
-                self.advance()
-                return AggregateItem("COUNT", None, None, token.pos)
-            path = self.path()
-            self.expect_symbol(")")
-            return AggregateItem(token.upper, path, self.alias(), token.pos)
+        if self.at_aggregate_call():
+            item = self.aggregate_call()
+            if item.path is None:
+                return item  # COUNT() takes no alias
+            return AggregateItem(item.function, item.path, self.alias(), item.pos)
         return self.path()
 
-    def condition(self):
-        operands = [self.unary()]
+    def at_aggregate_call(self) -> bool:
+        token = self.current
+        return token.kind == IDENT and token.upper in AGGREGATE_FUNCTIONS and self.tokens[self.index + 1].text == "("
+
+    def aggregate_call(self) -> AggregateItem:
+        """``COUNT()`` or ``FUNCTION(path)``, without alias."""
+        token = self.advance()
+        self.advance()
+        if token.upper == "COUNT" and self.at_symbol(")"):
+            self.advance()
+            return AggregateItem("COUNT", None, None, token.pos)
+        path = self.path()
+        self.expect_symbol(")")
+        return AggregateItem(token.upper, path, None, token.pos)
+
+    def having_operand(self) -> Path | AggregateItem:
+        return self.aggregate_call() if self.at_aggregate_call() else self.path()
+
+    def condition(self, operand):
+        """A WHERE or HAVING condition; ``operand`` reads what a comparison compares (a path, or in HAVING
+        also an aggregate)."""
+        operands = [self.unary(operand)]
         if not self.at_keyword("AND", "OR"):
             return operands[0]
         operator = self.current.upper
         while self.at_keyword(operator):
             self.advance()
-            operands.append(self.unary())
+            operands.append(self.unary(operand))
         if self.at_keyword("AND", "OR"):  # SOQL needs parentheses to mix AND and OR
             raise self.unexpected()
         return BoolOp(operator, tuple(operands))
 
-    def unary(self):
+    def unary(self, operand):
         if self.at_keyword("NOT"):
             self.advance()
-            return Not(self.unary())
+            return Not(self.unary(operand))
         if self.at_symbol("("):
             self.advance()
-            inner = self.condition()
+            inner = self.condition(operand)
             self.expect_symbol(")")
             return inner
-        return self.comparison()
+        return self.comparison(operand)
 
-    def comparison(self) -> Comparison | SemiJoin:
-        path = self.path()
+    def comparison(self, operand) -> Comparison | SemiJoin:
+        path = operand()
         token = self.current
         if token.kind == OPERATOR and token.text in _COMPARISON_OPERATORS:
             self.advance()

@@ -85,6 +85,14 @@ def test_aggregate_query_answers_aggregate_result_rows(sf, emulator):
     assert sf.query("SELECT COUNT(Email) FROM Lead")["records"][0]["expr0"] == 5
 
 
+def test_having_answers_only_the_groups_that_pass(sf, emulator):
+    emulator.seed("Lead", _leads(3, Status="Working") + _leads(1, Status="Open - Not Contacted")
+                  + _leads(2, Status="Closed - Not Converted"))
+    result = sf.query("SELECT Status, COUNT(Id) total FROM Lead GROUP BY Status HAVING COUNT(Id) > 1 ORDER BY Status")
+    assert result["totalSize"] == 2
+    assert [(r["Status"], r["total"]) for r in result["records"]] == [("Closed - Not Converted", 2), ("Working", 3)]
+
+
 def test_the_version_root_lists_its_resources(sf):
     resources = sf.restful("")
     assert resources["query"] == "/services/data/v59.0/query" and resources["sobjects"] == "/services/data/v59.0/sobjects"

@@ -214,6 +214,84 @@ def test_aggregate_queries_salesforce_refuses(soql, message):
     assert error.error_code == "MALFORMED_QUERY" and message in str(error)
 
 
+# Per Status group: Open (2 leads, 10 and no employees, revenue 1000.5), Working (1 lead, 200), null (1 lead, 10)
+@pytest.mark.parametrize(("having", "statuses"), [
+    ("COUNT(Id) > 1", ["Open"]),
+    ("COUNT() = 1", [None, "Working"]),
+    ("MAX(NumberOfEmployees) < 100", [None, "Open"]),
+    ("SUM(AnnualRevenue) >= 1000", ["Open"]),
+    ("AVG(NumberOfEmployees) IN (10, 200)", [None, "Open", "Working"]),
+    ("COUNT(Id) NOT IN (1)", ["Open"]),
+    ("COUNT_DISTINCT(LastName) = 2", ["Open"]),
+    ("MAX(SystemModstamp) > 2024-01-02T00:00:00Z", ["Open", "Working"]),
+    ("MIN(LastName) LIKE 'B%'", ["Working"]),
+    ("COUNT(Id) > 1 AND MAX(NumberOfEmployees) < 100", ["Open"]),
+    ("COUNT(Id) > 1 OR MAX(NumberOfEmployees) >= 100", ["Open", "Working"]),
+    ("NOT (COUNT(Id) > 1 OR Status = null)", ["Working"]),
+])
+def test_having_keeps_the_groups_whose_aggregates_pass(having, statuses):
+    rows = aggregate(f"SELECT Status FROM Lead GROUP BY Status HAVING {having}")
+    assert [row["Status"] for row in rows] == statuses
+
+
+@pytest.mark.parametrize(("having", "statuses"), [
+    ("Status = 'open'", ["Open"]),
+    ("Status IN ('Working', null)", [None, "Working"]),
+    ("Status LIKE 'wor%' OR Status = null", [None, "Working"]),
+])
+def test_having_compares_grouped_fields_like_where(having, statuses):
+    rows = aggregate(f"SELECT Status, COUNT(Id) FROM Lead GROUP BY Status HAVING {having}")
+    assert [row["Status"] for row in rows] == statuses
+
+
+def test_having_reads_grouped_relationship_fields():
+    rows = aggregate("SELECT COUNT(Id) FROM Lead GROUP BY ConvertedContact.LastName "
+                     "HAVING ConvertedContact.LastName LIKE 'j%'")
+    assert rows == [{"expr0": 1}]
+
+
+def test_having_filters_the_groups_before_order_by_offset_and_limit():
+    # without HAVING first, OFFSET 1 would land on the Open group, which HAVING then drops
+    rows = aggregate("SELECT Status, COUNT(Id) n FROM Lead GROUP BY Status HAVING COUNT(Id) = 1 "
+                     "ORDER BY Status DESC LIMIT 1 OFFSET 1")
+    assert rows == [{"Status": None, "n": 1}]
+
+
+def test_date_literals_in_having_use_the_given_clock():
+    query = compile_query("SELECT Status FROM Lead GROUP BY Status HAVING MAX(SystemModstamp) = LAST_N_DAYS:1", SCHEMA)
+    rows = query.aggregate(query.run(LEADS, lookup), lookup, now=datetime(2024, 1, 3, 15, 0, tzinfo=timezone.utc))
+    assert [row["Status"] for row in rows] == ["Open", "Working"]
+
+
+@pytest.mark.parametrize(("soql", "code", "message"), [
+    ("SELECT COUNT(Id) FROM Lead HAVING COUNT(Id) > 1", "MALFORMED_QUERY", "unexpected token: 'HAVING'"),
+    ("SELECT Status FROM Lead GROUP BY Status ORDER BY Status HAVING COUNT(Id) > 1", "MALFORMED_QUERY",
+     "unexpected token: 'HAVING'"),
+    ("SELECT Status FROM Lead WHERE COUNT(Id) > 1 GROUP BY Status", "MALFORMED_QUERY", "unexpected token: '('"),
+    ("SELECT Status FROM Lead GROUP BY Status HAVING COUNT(Id) > 1 AND Email LIKE 'a%'", "MALFORMED_QUERY",
+     "Field must be grouped or aggregated: Email"),
+    ("SELECT Status FROM Lead GROUP BY Status HAVING SUM(Email) > 1", "MALFORMED_QUERY",
+     "field Email does not support aggregate operator SUM"),
+    ("SELECT Status FROM Lead GROUP BY Status HAVING Status IN (SELECT Email FROM Contact)", "MALFORMED_QUERY",
+     "Semi join sub-selects are not allowed in the HAVING clause"),
+    ("SELECT Status FROM Lead GROUP BY Status HAVING COUNT(Id) > '1'", "INVALID_FIELD",
+     "value of filter criterion for field 'COUNT(Id)' must be of type integer and should not be enclosed in quotes"),
+    ("SELECT Status FROM Lead GROUP BY Status HAVING AVG(NumberOfEmployees) = true", "INVALID_FIELD",
+     "field 'AVG(NumberOfEmployees)' must be of type double and should not be enclosed in quotes"),
+    ("SELECT Status FROM Lead GROUP BY Status HAVING MAX(SystemModstamp) > 2024-01-01", "INVALID_FIELD",
+     "field 'MAX(SystemModstamp)' must be of type dateTime and should not be enclosed in quotes"),
+    ("SELECT Status FROM Lead GROUP BY Status HAVING MIN(LastName) > 5", "INVALID_FIELD",
+     "field 'MIN(LastName)' must be of type string and should be enclosed in quotes"),
+    ("SELECT Status FROM Lead GROUP BY Status HAVING Status = 5", "INVALID_FIELD",
+     "field 'Status' must be of type string and should be enclosed in quotes"),
+    ("SELECT Status FROM Lead GROUP BY Status HAVING COUNT(Id) LIKE '1%'", "INVALID_QUERY_FILTER_OPERATOR",
+     "invalid operator on int field"),
+])
+def test_having_clauses_salesforce_refuses(soql, code, message):
+    error = error_of(soql)
+    assert error.error_code == code and str(error).endswith(message)
+
+
 # --- WHERE ------------------------------------------------------------------------------------
 
 
