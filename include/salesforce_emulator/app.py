@@ -7,9 +7,9 @@ synchronous and run on the event loop: the state is single-threaded by construct
 
 from __future__ import annotations
 
-import email.utils
-
 import asyncio
+import email.utils
+import json
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -20,10 +20,10 @@ from . import admin, bulk1, composite, jsonutil, schema, sosl
 from .faults import Fault
 from .ids import is_id, to_18
 from .queries import batch_size_from
-from .schema import API_USER_ID, SObjectDef
+from .schema import API_USER_ID, METADATA_LAST_MODIFIED, SObjectDef
 from .state import Emulator
 from .store import RequestError, Txn, parse_values
-from .values import RecordError, format_epoch, parse_datetime
+from .values import RecordError, epoch_of, format_epoch, parse_datetime
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,47 @@ class Request:
 
     def json(self):
         if not self.body:
-            raise RequestError(400, "JSON_PARSER_ERROR", "The request body is empty")
+            raise RequestError(400, "JSON_PARSER_ERROR",
+                               "The HTTP entity body is required, but this request has no entity body.")
         try:
             return jsonutil.loads(self.body)
-        except (jsonutil.DecodeError, ValueError) as error:
-            raise RequestError(400, "JSON_PARSER_ERROR", f"Unexpected character in the request body: {error}") from None
+        except (jsonutil.DecodeError, ValueError):
+            raise RequestError(400, "JSON_PARSER_ERROR", json_syntax_message(self.body)) from None
+
+    def not_modified_since(self, modified_epoch: float) -> bool:
+        """True when an ``If-Modified-Since`` header is at or after ``modified_epoch`` (304 Not Modified)."""
+        header = self.headers.get("if-modified-since")
+        if not header:
+            return False
+        try:
+            since = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            return False  # an unreadable date is ignored, as HTTP caches do
+        return since.timestamp() >= int(modified_epoch)
+
+
+# Salesforce parses JSON with Jackson: its messages name the character and where it was found
+_JACKSON_EXPECTATIONS = {
+    "Expecting property name enclosed in double quotes": ": was expecting double-quote to start field name",
+    "Expecting ':' delimiter": ": was expecting a colon to separate field name and value",
+}
+
+
+def json_syntax_message(body: bytes) -> str:
+    """Jackson's wording for a body that is not JSON, e.g. ``Unexpected character ('n' (code 110)): was
+    expecting double-quote to start field name at [line:1, column:3]``."""
+    text = body.decode("utf-8", "replace")
+    try:
+        json.loads(text)
+        return "Malformed JSON in the request body"  # only the fast parser refused it (NaN, huge numbers ...)
+    except json.JSONDecodeError as error:
+        column = error.colno + 1  # Jackson reports the position after the offending character
+        where = f"at [line:{error.lineno}, column:{column}]"
+        if error.pos >= len(text):
+            return f"Unexpected end-of-input {where}"
+        char = text[error.pos]
+        expectation = _JACKSON_EXPECTATIONS.get(error.msg, "")
+        return f"Unexpected character ('{char}' (code {ord(char)})){expectation} {where}"
 
 
 class Response:
@@ -86,6 +122,10 @@ class Response:
 
 def error_response(error: RequestError) -> Response:
     return Response(error.status, error.body())
+
+
+def method_not_allowed(method: str, allowed: str) -> RequestError:
+    return RequestError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are {allowed}")
 
 
 # --- endpoint names for the request counters ---------------------------------------------------
@@ -233,6 +273,8 @@ class EmulatorApp:
 
     # --- routing ---------------------------------------------------------------------------------
     def dispatch(self, request: Request, parts: list[str], api_version: str) -> Response:
+        if request.method == "HEAD":  # Salesforce answers HEAD wherever it answers GET; the server drops the body
+            request.method = "GET"
         if not parts:
             if request.method != "GET":
                 raise _NOT_FOUND
@@ -310,8 +352,8 @@ class EmulatorApp:
         method = request.method
         if len(parts) == 1:
             if method != "GET":
-                raise RequestError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET")
-            return Response(200, schema.global_describe(api_version))
+                raise method_not_allowed(method, "HEAD,GET")
+            return self._describe(request, lambda: schema.global_describe(api_version))
         sdef = self._sobject(parts[1])
         rest = parts[2:]
         if not rest:
@@ -319,13 +361,13 @@ class EmulatorApp:
                 return Response(200, {"objectDescribe": sdef.summary(api_version), "recentItems": []})
             if method == "POST":
                 return self.create_one(request, sdef)
-            raise RequestError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET,POST")
-        if rest == ["describe"] and method == "GET":
-            return Response(200, sdef.describe(api_version))
-        if rest == ["updated"] and method == "GET":
-            return Response(200, self.updated(sdef, request))
-        if rest == ["deleted"] and method == "GET":
-            return Response(200, self.deleted(sdef, request))
+            raise method_not_allowed(method, "HEAD,GET,POST")
+        if len(rest) == 1 and rest[0] in ("describe", "updated", "deleted"):
+            if method != "GET":
+                raise method_not_allowed(method, "HEAD,GET")
+            if rest[0] == "describe":
+                return self._describe(request, lambda: sdef.describe(api_version))
+            return Response(200, self.updated(sdef, request) if rest[0] == "updated" else self.deleted(sdef, request))
         if len(rest) == 1:
             return self.one_record(request, sdef, rest[0], api_version)
         if len(rest) == 2 and method == "GET" and is_id(rest[0]) and rest[0][:3] == sdef.key_prefix:
@@ -333,6 +375,13 @@ class EmulatorApp:
         if len(rest) == 2:
             return self.by_external_id(request, sdef, rest[0], rest[1], api_version)
         raise _NOT_FOUND
+
+    @staticmethod
+    def _describe(request: Request, build: Callable[[], dict]) -> Response:
+        """Describe answers, or 304 when the metadata has not changed since ``If-Modified-Since``."""
+        if request.not_modified_since(epoch_of(METADATA_LAST_MODIFIED)):
+            return Response(304)
+        return Response(200, build())
 
     def related(self, request: Request, sdef: SObjectDef, record_id: str, name: str, api_version: str) -> Response:
         """``sobjects/Account/{id}/Contacts`` (child records, like a query) or ``sobjects/Contact/{id}/Account``."""
@@ -415,9 +464,7 @@ class EmulatorApp:
 
     def create_one(self, request: Request, sdef: SObjectDef) -> Response:
         values = parse_values(sdef, self._object_body(request))
-        if "Id" in values:
-            raise RequestError(400, "INVALID_FIELD_FOR_INSERT_UPDATE", "Record ID: cannot specify Id in an insert call",
-                               ["Id"])
+        _refuse_in_body(values, "Id")
         record_id = self._write_one(lambda txn: self.em.store.create(txn, sdef, values))
         return Response(201, {"id": record_id, "success": True, "errors": []})
 
@@ -459,15 +506,18 @@ class EmulatorApp:
         method = request.method
         if method == "GET":
             record = self._live(sdef, segment)
+            if request.not_modified_since(epoch_of(record["LastModifiedDate"])):
+                return Response(304)
             return Response(200, self.record_json(sdef, record, api_version, request.query.get("fields")))
         if method == "PATCH":
             values = parse_values(sdef, self._object_body(request))
+            _refuse_in_body(values, "Id")  # the id is the URL's
             self._write_one(lambda txn: self.em.store.update(txn, sdef, segment, values))
             return Response(204)
         if method == "DELETE":
             self._write_one(lambda txn: self.em.store.delete(txn, sdef, segment))
             return Response(204)
-        raise RequestError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET,PATCH,DELETE")
+        raise method_not_allowed(method, "HEAD,GET,PATCH,DELETE")
 
     def _external_field(self, sdef: SObjectDef, name: str) -> str:
         field = sdef.fields_lower.get(name.lower())
@@ -480,9 +530,10 @@ class EmulatorApp:
         method, store = request.method, self.em.store
         if method == "PATCH":
             values = parse_values(sdef, self._object_body(request))
+            _refuse_in_body(values, "Id", id_field)  # the key is the URL's
             values.update(parse_values(sdef, {id_field: value}))
             record_id, created = self._write_one(lambda txn: store.upsert(txn, sdef, id_field, values))
-            return Response(201 if created else 200, {"id": record_id, "success": True, "errors": [], "created": created})
+            return _upsert_response(record_id, created, api_version)
         key = to_18(value) if id_field == "Id" and is_id(value) else parse_values(sdef, {id_field: value})[id_field]
         record_id = store.find_by_external_id(sdef, id_field, key)
         if record_id is None:
@@ -493,7 +544,7 @@ class EmulatorApp:
         if method == "DELETE":
             self._write_one(lambda txn: store.delete(txn, sdef, record_id))
             return Response(204)
-        raise RequestError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET,PATCH,DELETE")
+        raise method_not_allowed(method, "HEAD,GET,PATCH,DELETE")
 
     # --- replication ------------------------------------------------------------------------------
     def _window(self, request: Request, days_back: int) -> tuple[float, float, float]:
@@ -512,8 +563,9 @@ class EmulatorApp:
         if start < now - days_back * 86400:
             raise RequestError(400, "INVALID_REPLICATION_DATE",
                                f"startDate cannot be more than {days_back} days ago")
-        if end < start:
-            raise RequestError(400, "INVALID_REPLICATION_DATE", "EndDate can not be before StartDate")
+        if end - start < 60:  # the message is Salesforce's, start and end swapped (sic)
+            raise RequestError(400, "INVALID_REPLICATION_DATE",
+                               "startDate must be at least one minute greater than endDate")
         covered = min(end, now - now % 60)
         return start, end, covered
 
@@ -732,6 +784,23 @@ class EmulatorApp:
             if len(batch_path) == 3 and batch_path[1] == "result" and method == "GET":
                 return Response(200, jobs.query_result(job_id, batch_path[0], batch_path[2]))
         raise bulk1.Bulk1Error(404, "InvalidUrl", f"Unknown resource: {method} {'/'.join(parts)}")
+
+
+def _refuse_in_body(values: dict, *key_fields: str) -> None:
+    """Single-record writes take the record's key from the URL, never from the body."""
+    for name in key_fields:
+        if name in values:
+            raise RequestError(400, "INVALID_FIELD", f"The {name} field should not be specified in the sobject data.")
+
+
+# API 46.0 added ``created`` to upsert answers and the 200 (with a body) for updates; before, an update was 204
+_UPSERT_CREATED_SINCE = (46, 0)
+
+
+def _upsert_response(record_id: str, created: bool, api_version: str) -> Response:
+    if tuple(int(part) for part in api_version.split(".")) < _UPSERT_CREATED_SINCE:
+        return Response(201, {"id": record_id, "success": True, "errors": []}) if created else Response(204)
+    return Response(201 if created else 200, {"id": record_id, "success": True, "errors": [], "created": created})
 
 
 def _in_bulk1_form(response: Response) -> Response:

@@ -11,6 +11,9 @@ from typing import Any
 
 API_USER_ID = "0058d0000000001AAA"  # the integration user behind the session id
 SALES_USER_ID = "0058d0000000002AAA"  # the "human" user behind admin edits and seeded data
+# The emulated org's metadata is fixed in code: it last "changed" with the Winter '24 (v59.0) release.
+# Describe answers 304 to an If-Modified-Since at or after it.
+METADATA_LAST_MODIFIED = "2023-10-14T00:00:00.000+0000"
 
 _SOAP_TYPES = {
     "id": "tns:ID",
@@ -59,16 +62,25 @@ class FieldDef:
             "autoNumber": False,
             "byteLength": length * 3 if is_text else 0,
             "calculated": self.calculated,
+            "calculatedFormula": None,
+            "cascadeDelete": False,
             "caseSensitive": False,
+            "compoundFieldName": "Name" if self.name in _NAME_PART_FIELDS else None,
+            "controllerName": None,
             "createable": self.createable,
             "custom": self.custom,
             "defaultValue": self.default if self.type == "boolean" else None,
+            "defaultValueFormula": None,
             "defaultedOnCreate": self.default is not None or self.name in _DEFAULTED_SYSTEM_FIELDS,
+            "dependentPicklist": False,
+            "deprecatedAndHidden": False,
             "digits": 9 if self.type == "int" else 0,
             "externalId": self.external_id,
             "filterable": True,
             "groupable": self.type not in ("double", "currency", "percent", "textarea", "datetime"),
+            "htmlFormatted": False,
             "idLookup": self.name == "Id" or self.external_id or self.name == "Email",
+            "inlineHelpText": None,
             "label": self.label or _label(self.name),
             "length": length if is_text else 0,
             "name": self.name,
@@ -78,6 +90,7 @@ class FieldDef:
                 {"active": True, "defaultValue": value == self.default, "label": value, "validFor": None, "value": value}
                 for value in self.picklist
             ],
+            "polymorphicForeignKey": False,
             "precision": 18 if self.type in ("double", "currency", "percent") else 0,
             "referenceTo": [self.reference_to] if self.reference_to else [],
             "relationshipName": self.relationship_name,
@@ -91,6 +104,8 @@ class FieldDef:
         }
 
 
+# Lead/Contact/User: the parts of the compound Name field (describe names the compound on each part)
+_NAME_PART_FIELDS = {"Salutation", "FirstName", "LastName"}
 _DEFAULTED_SYSTEM_FIELDS = {
     "Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById",
     "SystemModstamp", "OwnerId", "Name",
