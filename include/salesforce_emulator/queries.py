@@ -14,7 +14,10 @@ from .store import RequestError, Store
 DEFAULT_BATCH_SIZE = 2000
 MIN_BATCH_SIZE = 200
 MAX_BATCH_SIZE = 2000
-MAX_OPEN_CURSORS = 50  # Salesforce keeps a limited number of open query locators per user too
+# Since API 56.0 Salesforce keeps query cursors for 2 days and does not limit how many are open; the
+# emulator also drops the oldest beyond a generous count, only to bound its memory.
+CURSOR_LIFETIME_SECONDS = 2 * 86_400
+MAX_OPEN_CURSORS = 500
 
 
 @dataclass
@@ -22,6 +25,7 @@ class Cursor:
     compiled: CompiledQuery
     records: list[dict]
     batch_size: int
+    created: float  # emulator clock
 
 
 class QueryEngine:
@@ -47,7 +51,7 @@ class QueryEngine:
         if compiled.is_aggregate:  # AggregateResult rows come in one answer (no query locator)
             rows = compiled.aggregate(matched, self.store.lookup, now=now)
             return {"totalSize": len(rows), "done": True, "records": rows}
-        cursor = Cursor(compiled, matched, batch_size or DEFAULT_BATCH_SIZE)
+        cursor = Cursor(compiled, matched, batch_size or DEFAULT_BATCH_SIZE, self.store.clock.now())
         self._counter += 1
         locator = make_id("01g", self._counter)
         self.cursors[locator] = cursor
@@ -58,6 +62,9 @@ class QueryEngine:
     def more(self, locator_and_offset: str, *, batch_size: int | None, api_version: str, endpoint: str) -> dict:
         locator, _, offset_text = locator_and_offset.rpartition("-")
         cursor = self.cursors.get(locator)
+        if cursor is not None and self.store.clock.now() - cursor.created > CURSOR_LIFETIME_SECONDS:
+            del self.cursors[locator]
+            cursor = None
         if cursor is None or not offset_text.isdigit():
             raise RequestError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         self.cursors.move_to_end(locator)

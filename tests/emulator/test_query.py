@@ -126,6 +126,16 @@ def test_unknown_field_in_query_is_invalid_field(sf):
     assert error.value.content[0]["errorCode"] == "INVALID_FIELD"
 
 
+def test_a_cursor_pages_for_two_days_then_expires(sf, emulator, api):
+    emulator.seed("Lead", _leads(2500))
+    first = sf.query("SELECT Id FROM Lead")
+    emulator.advance_clock(47 * 3600)
+    assert len(sf.query_more(first["nextRecordsUrl"], identifier_is_url=True)["records"]) == 500
+    emulator.advance_clock(2 * 3600)
+    expired = api("GET", first["nextRecordsUrl"].removeprefix("/services/data/v59.0/"))
+    assert expired.status_code == 400 and expired.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
+
+
 def test_unknown_locator_is_rejected(api):
     response = api("GET", "query/01g8d0000000001AAA-2000")
     assert response.status_code == 400
