@@ -18,7 +18,8 @@ parent id -> children index per run, which ``run`` attaches to (copies of) the p
 ``FIELDS(ALL|STANDARD|CUSTOM)`` expands to the object's fields.
 
 Aggregate queries give their AggregateResult rows through ``CompiledQuery.aggregate``; HAVING is compiled like
-WHERE, over one record per group that also holds the group's aggregates (``_Having``).
+WHERE, over one record per group that also holds the group's aggregates (``CompiledQuery._group_record``); ORDER BY
+may name those aggregates too.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from .soql_parser import (
     FieldsItem,
     Literal,
     Not,
+    OrderItem,
     Path,
     QueryAst,
     SemiJoin,
@@ -353,17 +355,15 @@ class _Compiler:
             self.check_grouped(select, group_by)
 
         where = self.condition(ast.where) if ast.where is not None else None
-        having = self.having(ast.having, group_by) if ast.having is not None else None
-        order_by = [_OrderKey(self.resolve(o.path), o.descending, o.nulls_last) for o in ast.order_by]
-        if select.aggregates and not group_by and order_by:
-            raise self.error(MALFORMED_QUERY, "Ordered field must be grouped or aggregated: "
-                             + ".".join(ast.order_by[0].path.names), ast.order_by[0].path.pos)
-        if group_by:
-            grouped = {ref.canonical_path for ref in group_by}
-            for item, key in zip(ast.order_by, order_by):
-                if key.ref.canonical_path not in grouped:
-                    raise self.error(MALFORMED_QUERY, "Ordered field must be grouped or aggregated: "
-                                     + ".".join(item.path.names), item.path.pos)
+        # HAVING and ORDER BY may name aggregates of the group; they are computed once per group
+        groups = _GroupCompiler(self, group_by) if (select.aggregates or group_by) else None
+        having = groups.condition(ast.having) if ast.having is not None else None  # HAVING comes with GROUP BY
+        order_by = [self.order_key(item, groups) for item in ast.order_by]
+        for item in ast.order_by:
+            if groups is not None and isinstance(item.path, Path) \
+                    and self.resolve(item.path).canonical_path not in groups.grouped:
+                raise self.error(MALFORMED_QUERY, "Ordered field must be grouped or aggregated: "
+                                 + ".".join(item.path.names), item.path.pos)
 
         offset = int(ast.offset.text) if ast.offset is not None else None
         if offset is not None and offset > MAX_OFFSET:
@@ -380,6 +380,8 @@ class _Compiler:
             aggregates=select.aggregates,
             group_by=group_by,
             having=having,
+            group_aggregates=[(key, function, ref) for key, (function, ref) in groups.aggregates.items()]
+            if groups is not None else [],
         )
 
     def select_list(self) -> _SelectList:
@@ -437,10 +439,13 @@ class _Compiler:
             if isinstance(child, _ChildQuery):
                 raise self.error(MALFORMED_QUERY, f"Field must be grouped or aggregated: {child.key}", child.pos)
 
-    def having(self, node, group_by: list[_FieldRef]) -> _Having:
-        compiler = _HavingCompiler(self, group_by)
-        condition = compiler.condition(node)
-        return _Having(condition, [(key, function, ref) for key, (function, ref) in compiler.aggregates.items()])
+    def order_key(self, item: OrderItem, groups: _GroupCompiler | None) -> _OrderKey:
+        if not isinstance(item.path, AggregateItem):
+            return _OrderKey(self.resolve(item.path), item.descending, item.nulls_last)
+        if groups is None:
+            raise self.error(MALFORMED_QUERY, "Aggregate functions in ORDER BY need an aggregate query (GROUP BY)",
+                             item.path.pos)
+        return _OrderKey(groups.aggregate_field(item.path), item.descending, item.nulls_last)
 
     def child_query(self, item: ChildQuery) -> _ChildQuery:
         """A parent-to-child subquery: FROM names a child relationship of the queried object, optionally
@@ -727,9 +732,9 @@ class _Compiler:
 _AGGREGATE_TYPE = {"COUNT": "int", "COUNT_DISTINCT": "int", "SUM": "double", "AVG": "double"}
 
 
-class _HavingCompiler(_Compiler):
-    """HAVING compiles like WHERE, over one record per group (see ``_Having``): a comparison reads an aggregate
-    of the group or a grouped field."""
+class _GroupCompiler(_Compiler):
+    """HAVING (and aggregates in ORDER BY) compile like WHERE, over one record per group (see
+    ``CompiledQuery._group_record``): a comparison reads an aggregate of the group or a grouped field."""
 
     def __init__(self, outer: _Compiler, group_by: list[_FieldRef]):
         super().__init__(outer.query, outer.token_starts, outer.schema, outer.ast, api_version=outer.api_version,
@@ -760,27 +765,6 @@ class _HavingCompiler(_Compiler):
 
     def semi_join(self, node: SemiJoin, place: str) -> _Binder:
         raise self.error(MALFORMED_QUERY, "Semi join sub-selects are not allowed in the HAVING clause", node.path.pos)
-
-
-@dataclass(frozen=True)
-class _Having:
-    """A compiled HAVING clause. Its condition reads a group record: the group's first record (whose grouped
-    fields hold the group's values) plus the aggregates the condition names, under keys such as ``COUNT(Id)``
-    (no field name has parentheses)."""
-
-    condition: _Binder
-    aggregates: list[tuple[str, str, _FieldRef | None]]  # (key, function, field)
-
-    def bind(self, env: _Env) -> Callable[[list[dict]], bool]:
-        """Whether a group (its records) passes."""
-        test = self.condition(env)
-
-        def passes(members: list[dict]) -> bool:
-            values = {key: _aggregate_value(function, ref, members, env.lookup)
-                      for key, function, ref in self.aggregates}
-            return test({**members[0], **values})
-
-        return passes
 
 
 def _bind_datetime_order(name: str, op: str, literal: str) -> _Binder:
@@ -901,7 +885,8 @@ class CompiledQuery:
         order_by: list[_OrderKey],
         aggregates: list[tuple[str, str, _FieldRef | None]],
         group_by: list[_FieldRef],
-        having: _Having | None,
+        having: _Binder | None,
+        group_aggregates: list[tuple[str, str, _FieldRef | None]],
     ):
         select_refs = [output for output in outputs if isinstance(output, _FieldRef)]
         self.sobject = sobject
@@ -915,7 +900,8 @@ class CompiledQuery:
         self.has_child_queries = bool(self._child_queries)
         self._aggregates = aggregates
         self._group_by = group_by
-        self._having = having
+        self._having = having  # reads a group record (see ``_group_record``)
+        self._group_aggregates = group_aggregates  # what HAVING and ORDER BY read of each group
         self._grouped_select = [(ref.field.name, ref) for ref in select_refs]
         self._where = where
         self._order_by = order_by
@@ -974,12 +960,20 @@ class CompiledQuery:
         ``now`` is the clock for date literals in HAVING, as in ``run``.
         """
         env = _run_env(lookup, now)
-        groups = self._groups(matching, env.lookup)
+        groups = [(self._group_record(members, env.lookup), members) for members in self._groups(matching, env.lookup)]
         if self._having is not None:
-            groups = list(filter(self._having.bind(env), groups))
+            passes = self._having(env)
+            groups = [(record, members) for record, members in groups if passes(record)]
         if self._group_by:
             groups = self._ordered(groups, env)
-        return [self._row(members, env.lookup) for members in self._window(groups)]
+        return [self._row(members, env.lookup) for _, members in self._window(groups)]
+
+    def _group_record(self, members: list[dict], lookup: Lookup) -> dict:
+        """One record standing for a group in HAVING and ORDER BY: its first record (whose grouped fields hold
+        the group's values) plus the aggregates they name, under keys such as ``COUNT(Id)`` (no field name has
+        parentheses)."""
+        values = {key: _aggregate_value(function, ref, members, lookup) for key, function, ref in self._group_aggregates}
+        return {**(members[0] if members else {}), **values}
 
     def _groups(self, matching: list[dict], lookup: Lookup) -> list[list[dict]]:
         """The records of each group, in order of first appearance."""
@@ -991,13 +985,11 @@ class CompiledQuery:
             groups.setdefault(tuple(key(record) for key in keys), []).append(record)
         return list(groups.values())
 
-    def _ordered(self, groups: list[list[dict]], env: _Env) -> list[list[dict]]:
-        """Groups in ORDER BY order (default: by the grouped fields), sorted by their first records: ORDER BY
-        names grouped fields only, which all records of a group share."""
+    def _ordered(self, groups: list[tuple[dict, list[dict]]], env: _Env) -> list[tuple[dict, list[dict]]]:
+        """Groups in ORDER BY order (default: by the grouped fields), sorted by their group records."""
         order = self._order_by or [_OrderKey(ref, False, False) for ref in self._group_by]
-        firsts = [members[0] for members in groups]
-        position = {id(record): i for i, record in enumerate(firsts)}
-        return [groups[position[id(record)]] for record in _sorted(firsts, order, env)]
+        position = {id(record): i for i, (record, _) in enumerate(groups)}
+        return [groups[position[id(record)]] for record in _sorted([record for record, _ in groups], order, env)]
 
     def _row(self, members: list[dict], lookup: Lookup) -> dict:
         row: dict = {"attributes": {"type": "AggregateResult"}}

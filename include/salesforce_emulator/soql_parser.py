@@ -80,7 +80,7 @@ class Not:
 
 @dataclass(frozen=True, slots=True)
 class OrderItem:
-    path: Path
+    path: Path | AggregateItem  # an aggregate only in aggregate queries (``ORDER BY COUNT(Id) DESC``)
     descending: bool
     nulls_last: bool
 
@@ -406,7 +406,7 @@ class _Parser:
         raise self.unexpected()
 
     def order_item(self) -> OrderItem:
-        path = self.path()
+        path = self.aggregate_call() if self.at_aggregate_call() else self.path()
         descending = False
         if self.at_keyword("ASC", "DESC"):
             descending = self.advance().upper == "DESC"

@@ -93,6 +93,12 @@ def test_having_answers_only_the_groups_that_pass(sf, emulator):
     assert [(r["Status"], r["total"]) for r in result["records"]] == [("Closed - Not Converted", 2), ("Working", 3)]
 
 
+def test_groups_ordered_by_their_count(sf, emulator):
+    emulator.seed("Lead", _leads(1, Status="Working") + _leads(3, Status="Open - Not Contacted"))
+    result = sf.query("SELECT Status, COUNT(Id) total FROM Lead GROUP BY Status ORDER BY COUNT(Id) DESC")
+    assert [(r["Status"], r["total"]) for r in result["records"]] == [("Open - Not Contacted", 3), ("Working", 1)]
+
+
 def test_the_version_root_lists_its_resources(sf):
     resources = sf.restful("")
     assert resources["query"] == "/services/data/v59.0/query" and resources["sobjects"] == "/services/data/v59.0/sobjects"

@@ -196,6 +196,19 @@ def test_group_by_gives_a_row_per_group_in_group_order_with_limit():
     assert rows == [{"Status": "Working", "n": 1}, {"Status": "Open", "n": 2}]
 
 
+def test_order_by_an_aggregate_sorts_the_groups():
+    rows = aggregate("SELECT Status, COUNT(Id) n FROM Lead GROUP BY Status ORDER BY COUNT(Id) DESC, Status LIMIT 2")
+    assert rows == [{"Status": "Open", "n": 2}, {"Status": None, "n": 1}]
+    # the aggregate need not be selected
+    rows = aggregate("SELECT Status FROM Lead GROUP BY Status ORDER BY MAX(NumberOfEmployees) DESC, Status")
+    assert rows == [{"Status": "Working"}, {"Status": None}, {"Status": "Open"}]
+
+
+def test_order_by_an_aggregate_needs_an_aggregate_query():
+    error = error_of("SELECT Id FROM Lead ORDER BY COUNT(Id)")
+    assert error.error_code == "MALFORMED_QUERY" and "GROUP BY" in str(error)
+
+
 def test_aggregates_of_no_records_are_null_and_counts_zero():
     assert aggregate("SELECT COUNT(Id), MAX(NumberOfEmployees) FROM Lead WHERE LastName = 'nobody'") == [
         {"expr0": 0, "expr1": None}
