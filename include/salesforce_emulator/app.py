@@ -14,7 +14,8 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from urllib.parse import parse_qs, unquote
+from datetime import timezone
+from urllib.parse import parse_qs, quote, unquote
 
 from . import admin, bulk1, composite, jsonutil, schema, sosl
 from .faults import Fault
@@ -28,6 +29,7 @@ from .values import RecordError, epoch_of, format_epoch, parse_datetime
 log = logging.getLogger(__name__)
 
 _INGEST_RESULTS = {name.lower(): name for name in ("successfulResults", "failedResults", "unprocessedrecords")}
+_PRINTABLE_ASCII = "".join(map(chr, range(33, 127)))
 _FIELD_LIST = re.compile(r"\s*[A-Za-z0-9_.]+(\s*,\s*[A-Za-z0-9_.]+)*\s*")
 _API_PATH = re.compile(r"^/services/data/v(\d+\.\d)/?(.*)$")
 _BULK1_PATH = re.compile(r"^/services/async/v?(\d+\.\d)/?(.*)$")  # simple-salesforce sends the version bare
@@ -74,6 +76,8 @@ class Request:
             since = email.utils.parsedate_to_datetime(header)
         except (TypeError, ValueError):
             return False  # an unreadable date is ignored, as HTTP caches do
+        if since.tzinfo is None:  # "-0000": UTC, not the server's local time
+            since = since.replace(tzinfo=timezone.utc)
         return since.timestamp() >= int(modified_epoch)
 
 
@@ -325,7 +329,7 @@ class EmulatorApp:
         storage_max = 1024
         storage_used = records * 2 // 1024  # Salesforce counts 2 KB per record
         query_jobs = em.bulk.jobs_last_day("query")
-        ingest_jobs = em.bulk.jobs_last_day("ingest") + em.bulk1.batches_last_day()
+        ingest_jobs = em.bulk.jobs_last_day("ingest") + em.bulk1.retained_batches()
         return {
             "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200},
             "DailyApiRequests": {"Max": limits.daily_limit, "Remaining": max(0, limits.daily_limit - daily_used)},
@@ -393,7 +397,7 @@ class EmulatorApp:
             if not parent_id:
                 raise _NOT_FOUND
             return self.one_record(request, schema.OBJECTS[parent_object], parent_id, api_version)
-        child = schema.CHILD_RELATIONSHIPS.get((sdef.name.lower(), name.lower()))
+        child = self.em.queries.schema.child_relationship(sdef.name, name)
         if child is None:
             raise RequestError(404, "NOT_FOUND", f"The requested resource does not exist: no relationship {name} "
                                                  f"on {sdef.name}")
@@ -438,8 +442,11 @@ class EmulatorApp:
         parts = [unquote(p) for p in match.group(2).split("/") if p]
         if parts[:1] == ["composite"] and parts[1:2] != ["sobjects"]:
             return error_response(RequestError(400, "INVALID_API_INPUT", "A composite request cannot contain another one"))
-        scope = {"method": method.upper(), "path": path, "query_string": query.encode("latin-1"),
-                 "headers": [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers.items()]}
+        if parts[:1] == ["jobs"]:  # Bulk jobs run outside any composite transaction
+            return error_response(RequestError(400, "INVALID_API_INPUT", "Bulk API jobs are not supported in a composite request"))
+        # percent-escape what is not printable ASCII, as an HTTP client would, so UTF-8 text survives
+        scope = {"method": method.upper(), "path": path, "query_string": quote(query, safe=_PRINTABLE_ASCII).encode(),
+                 "headers": [(k.lower().encode("utf-8"), str(v).encode("utf-8")) for k, v in headers.items()]}
         try:
             return self.dispatch(Request(scope, composite.encode_body(body)), parts, match.group(1))
         except RequestError as error:

@@ -9,7 +9,6 @@ import base64
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from . import schema
 from .ids import make_id
@@ -169,7 +168,7 @@ class BulkJobs:
                                "Aggregate Relationships not supported in Bulk V2 Query with CSV content type")
         job = self._new_job("query", operation, compiled.sobject, api_version, body)
         lookup = self.store.lookup
-        now = datetime.fromtimestamp(self.store.clock.now(), tz=timezone.utc)  # TODAY etc. on the emulator clock
+        now = self.store.clock.now_datetime()  # TODAY etc. on the emulator clock
         matched = compiled.run(self.store.rows(compiled.sobject, operation == "queryAll"), lookup, now=now)
         paths = compiled.select_paths
         job.header = [".".join(path) for path in paths]

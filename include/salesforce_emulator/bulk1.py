@@ -7,7 +7,6 @@ request order), a query batch evaluates its SOQL once and keeps the records as i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from . import jsonutil, schema
 from .ids import make_id
@@ -166,7 +165,7 @@ class Bulk1Jobs:
         self._counter += 1
         return make_id(prefix, self._counter, pod=_POD)
 
-    def batches_last_day(self) -> int:
+    def retained_batches(self) -> int:
         return sum(len(job.batches) for job in self.jobs.values())
 
     # --- jobs ----------------------------------------------------------------------------------
@@ -182,7 +181,8 @@ class Bulk1Jobs:
             raise Bulk1Error(400, "InvalidJob", f"Unsupported content type: {body.get('contentType')} "
                                                 "(the emulator serves Bulk API 1.0 with JSON only)")
         mode_value = body.get("concurrencyMode", "Parallel")
-        mode = _CONCURRENCY_MODES.get(mode_value) if isinstance(mode_value, (str, int)) else None
+        # a JSON true/false is not a mode (bool is an int in Python)
+        mode = _CONCURRENCY_MODES.get(mode_value) if isinstance(mode_value, (str, int)) and not isinstance(mode_value, bool) else None
         if mode is None:
             raise Bulk1Error(400, "InvalidJob", f"Invalid concurrencyMode: {mode_value}")
         external_id = self._external_id_field(sdef, body.get("externalIdFieldName")) if operation == "upsert" else None
@@ -278,7 +278,7 @@ class Bulk1Jobs:
             return self._fail(batch, f"InvalidBatch : Failed to process query: the query selects from "
                                      f"{compiled.sobject}, the job is for {job.object}")
         lookup = self.store.lookup
-        now = datetime.fromtimestamp(self.store.clock.now(), tz=timezone.utc)  # TODAY etc. on the emulator clock
+        now = self.store.clock.now_datetime()  # TODAY etc. on the emulator clock
         matched = compiled.run(self.store.rows(job.object, job.operation == "queryAll"), lookup, now=now)
         batch.records = [bulk_json(compiled.project(record, lookup, job.api_version)) for record in matched]
         batch.result_id = self._next_id("752")

@@ -39,6 +39,11 @@ def _subrequests(body: Any, key: str) -> list[dict]:
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("method"), str) or not isinstance(item.get("url"), str):
             raise RequestError(400, "JSON_PARSER_ERROR", "Each subrequest needs a 'method' and a 'url'")
+        if not isinstance(item.get("httpHeaders") or {}, dict):
+            raise RequestError(400, "JSON_PARSER_ERROR", "A subrequest's 'httpHeaders' must be an object")
+    for name in ("allOrNone", "haltOnError", "collateSubrequests"):
+        if name in body and not isinstance(body[name], bool):
+            raise RequestError(400, "JSON_PARSER_ERROR", f"'{name}' must be true or false")
     return items
 
 
@@ -94,7 +99,7 @@ def run_composite(app: "EmulatorApp", request: "Request") -> "Response":
                 results.append({"body": [dict(_HALTED)], "httpHeaders": {}, "httpStatusCode": 400, "referenceId": reference})
                 continue
             try:
-                url = _resolve(item["url"], answers)
+                url = str(_resolve(item["url"], answers))  # a URL that is one whole reference may resolve to a number
                 sub_body = _resolve(item.get("body"), answers)
             except _UnresolvedReference as missing:
                 failed = True

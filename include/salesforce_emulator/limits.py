@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from .db import StateDB
 from .values import format_epoch
@@ -35,6 +36,10 @@ class Clock:
 
     def now_wire(self) -> str:
         return format_epoch(self.now())
+
+    def now_datetime(self) -> datetime:
+        """The emulator's now as an aware UTC datetime (date literals such as TODAY use it)."""
+        return datetime.fromtimestamp(self.now(), tz=timezone.utc)
 
     def advance(self, seconds: float) -> None:
         self.offset += float(seconds)

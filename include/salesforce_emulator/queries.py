@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from .ids import make_id
 from .query_schema import OrgSchema
@@ -17,7 +16,7 @@ MAX_BATCH_SIZE = 2000
 # Since API 56.0 Salesforce keeps query cursors for 2 days and does not limit how many are open; the
 # emulator also drops the oldest beyond a generous count, only to bound its memory.
 CURSOR_LIFETIME_SECONDS = 2 * 86_400
-MAX_OPEN_CURSORS = 500
+MAX_OPEN_CURSORS = 200
 
 
 @dataclass
@@ -44,7 +43,7 @@ class QueryEngine:
     def start(self, soql: str, *, include_deleted: bool, batch_size: int | None, api_version: str,
               endpoint: str) -> dict:
         compiled = self.compile(soql)
-        now = datetime.fromtimestamp(self.store.clock.now(), tz=timezone.utc)  # TODAY etc. on the emulator clock
+        now = self.store.clock.now_datetime()  # TODAY etc. on the emulator clock
         matched = compiled.run(self.store.rows(compiled.sobject, include_deleted), self.store.lookup, now=now)
         if compiled.is_count:
             return {"totalSize": len(matched), "done": True, "records": []}
@@ -55,20 +54,24 @@ class QueryEngine:
         self._counter += 1
         locator = make_id("01g", self._counter)
         self.cursors[locator] = cursor
-        while len(self.cursors) > MAX_OPEN_CURSORS:
-            self.cursors.popitem(last=False)
+        self._drop_old_cursors(cursor.created)
         return self._page(locator, cursor, 0, cursor.batch_size, api_version, endpoint)
 
     def more(self, locator_and_offset: str, *, batch_size: int | None, api_version: str, endpoint: str) -> dict:
         locator, _, offset_text = locator_and_offset.rpartition("-")
+        self._drop_old_cursors(self.store.clock.now())
         cursor = self.cursors.get(locator)
-        if cursor is not None and self.store.clock.now() - cursor.created > CURSOR_LIFETIME_SECONDS:
-            del self.cursors[locator]
-            cursor = None
         if cursor is None or not offset_text.isdigit():
             raise RequestError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         self.cursors.move_to_end(locator)
         return self._page(locator, cursor, int(offset_text), batch_size or cursor.batch_size, api_version, endpoint)
+
+    def _drop_old_cursors(self, now: float) -> None:
+        """Expired cursors go, and beyond MAX_OPEN_CURSORS the least recently used ones."""
+        for locator in [key for key, cursor in self.cursors.items() if now - cursor.created > CURSOR_LIFETIME_SECONDS]:
+            del self.cursors[locator]
+        while len(self.cursors) > MAX_OPEN_CURSORS:
+            self.cursors.popitem(last=False)
 
     def _page(self, locator: str, cursor: Cursor, offset: int, size: int, api_version: str, endpoint: str) -> dict:
         total = len(cursor.records)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Callable
 
 from . import schema
@@ -101,7 +100,7 @@ def search(sosl: str | None, queries: QueryEngine, store: Store, api_version: st
     except SoqlError as error:
         raise RequestError(400, error.error_code, str(error)) from None
     compiled = [_compile(item, sosl, statement.token_starts, queries) for item in statement.returning]
-    now = datetime.fromtimestamp(store.clock.now(), tz=timezone.utc)  # date literals on the emulator clock
+    now = store.clock.now_datetime()  # date literals on the emulator clock
     found: list[dict] = []
     for query in compiled:
         fields = _searched_fields(query.sobject, statement.scope)
@@ -384,9 +383,13 @@ class _StatementParser:
 def _compile(item: _Returning, sosl: str, token_starts: list[int], queries: QueryEngine) -> CompiledQuery:
     soql, segments = item.as_soql()
     try:
-        return queries.compile(soql)
+        compiled = queries.compile(soql)
     except RequestError as error:
         raise _in_sosl(error, sosl, token_starts, segments) from None
+    if compiled.is_count or compiled.is_aggregate or compiled.has_child_queries:
+        raise RequestError(400, MALFORMED_SEARCH, f"RETURNING {compiled.sobject}: only fields, WHERE, ORDER BY, "
+                                                  "LIMIT and OFFSET are allowed (no aggregates or subqueries)")
+    return compiled
 
 
 def _in_sosl(error: RequestError, sosl: str, token_starts: list[int],

@@ -8,7 +8,6 @@ the snapshot it was computed from.  Writes happen inside a ``Txn`` that can be r
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
 
 from .db import StateDB
 from .ids import MalformedId, make_id, to_18
@@ -517,7 +516,7 @@ class Store:
                            MailingCountry=lead["Country"])
             self._derive(contact_def, contact, txn.now)
         txn.put("Contact", contact)
-        today = datetime.fromtimestamp(self.clock.now(), tz=timezone.utc).date().isoformat()
+        today = self.clock.now_datetime().date().isoformat()
         txn.put("Lead", dict(lead, IsConverted=True, Status="Closed - Converted", ConvertedContactId=contact["Id"],
                              ConvertedAccountId=account_id, ConvertedDate=today, LastModifiedDate=txn.now,
                              SystemModstamp=txn.now, LastModifiedById=SALES_USER_ID))

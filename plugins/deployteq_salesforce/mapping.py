@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Iterable, Literal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 
 from deployteq_salesforce.config import ID_COLUMN  # config imports this module only lazily (no cycle)
 from deployteq_salesforce.exceptions import DeployteqSalesforceError
@@ -428,7 +429,7 @@ def dedupe_by_key(
 # ------------------------------------------------------------------------------ Deployteq -> Salesforce
 
 
-def inverse_translations(mapping: FieldMapping) -> dict[Any, tuple[str, ...]]:
+def inverse_translations(mapping: FieldMapping) -> Mapping[Any, tuple[str, ...]]:
     """Deployteq value (as stored, typed) -> the Salesforce value(s) that translate to it.
 
     More than one Salesforce value for a Deployteq value means that value is not invertible;
@@ -438,14 +439,14 @@ def inverse_translations(mapping: FieldMapping) -> dict[Any, tuple[str, ...]]:
 
 
 @lru_cache(maxsize=1024)  # asked once per value sent: 100,000 records must not rebuild it each time
-def _inverse_of(deployteq_type: str, translations: tuple[tuple[str, str | None], ...]) -> dict[Any, tuple[str, ...]]:
+def _inverse_of(deployteq_type: str, translations: tuple[tuple[str, str | None], ...]) -> Mapping[Any, tuple[str, ...]]:
     inverse: dict[Any, list[str]] = {}
     for source, target in translations:
         if target is None:
             continue  # null is always sent as null (clears the field)
         typed = convert_value(deployteq_type, target)
         inverse.setdefault(typed, []).append(source)
-    return {k: tuple(sorted(v)) for k, v in inverse.items()}
+    return MappingProxyType({k: tuple(sorted(v)) for k, v in inverse.items()})  # shared by every caller: read-only
 
 
 def _render(value: Any) -> Any:

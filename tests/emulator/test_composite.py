@@ -90,3 +90,28 @@ def test_batch_runs_independent_subrequests_and_can_halt_on_error(api, emulator)
     assert [r["statusCode"] for r in halting["results"]] == [204, 404, 412]
     assert halting["results"][2]["result"][0]["errorCode"] == "BATCH_PROCESSING_HALTED"
     assert emulator.counters()["by_endpoint"] == {"POST composite/batch": 2}
+
+
+def test_unusual_subrequests_get_a_clear_answer_not_a_server_error(api, emulator):
+    emulator.seed("Lead", [{"LastName": "Müller", "Company": "Acme"}])
+    requests = [
+        {"method": "GET", "url": V + "query?q=SELECT+Id+FROM+Lead+WHERE+LastName+=+'Müller'", "referenceId": "found"},
+        {"method": "GET", "url": "@{found.done}", "referenceId": "odd"},  # a whole-URL reference to a Boolean
+    ]
+
+    results = api("POST", "composite", json={"compositeRequest": requests}).json()["compositeResponse"]
+
+    assert results[0]["httpStatusCode"] == 200 and results[0]["body"]["totalSize"] == 1
+    assert results[1]["httpStatusCode"] == 404
+
+
+def test_malformed_composite_requests_are_refused(api):
+    limits = {"method": "GET", "url": V + "limits", "referenceId": "limits"}
+    bulk = {"method": "POST", "url": V + "jobs/ingest", "referenceId": "job", "body": {"object": "Lead", "operation": "insert"}}
+
+    headers_not_an_object = api("POST", "composite", json={"compositeRequest": [{**limits, "httpHeaders": ["x"]}]})
+    all_or_none_as_text = api("POST", "composite", json={"allOrNone": "false", "compositeRequest": [limits]})
+    with_a_bulk_job = api("POST", "composite", json={"compositeRequest": [bulk]}).json()["compositeResponse"][0]
+
+    assert headers_not_an_object.status_code == 400 and all_or_none_as_text.status_code == 400
+    assert with_a_bulk_job["httpStatusCode"] == 400 and "Bulk" in with_a_bulk_job["body"][0]["message"]

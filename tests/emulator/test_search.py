@@ -144,3 +144,9 @@ def test_each_search_counts_as_one_api_request(sf, emulator):
     sf.quick_search("Acme")
 
     assert emulator.counters() == {"total": 2, "by_endpoint": {"GET search": 2}}
+
+
+def test_returning_refuses_aggregates_and_subqueries(api):
+    for returning in ("Account(COUNT())", "Account(COUNT(Id))", "Account(Name, (SELECT LastName FROM Contacts))"):
+        answer = api("GET", "search/", params={"q": f"FIND {{Acme}} RETURNING {returning}"})
+        assert answer.status_code == 400 and answer.json()[0]["errorCode"] == "MALFORMED_SEARCH", returning

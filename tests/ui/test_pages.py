@@ -24,7 +24,6 @@ PAGES = [
     "/objects/Lead/edit",
     "/links/new",
 ]
-READ_PAGES = [page for page in PAGES if not page.endswith(("/edit", "/new"))]
 
 
 def csrf_token(html: str) -> str:
@@ -276,6 +275,16 @@ def test_links_page_shows_links_and_refuses_an_invalid_edit(client_for, seeded, 
     response = client.post("/links", data={"csrf_token": token, "links": json.dumps(bad)})
     assert response.status_code == 422 and "webhook &#39;nope&#39; is not defined" in response.text
     assert links_value() == object_links
+
+
+def test_links_page_shows_a_variable_that_is_not_a_links_document(client_for, seeded, object_links):
+    from airflow.models import Variable
+
+    from deployteq_salesforce.links import VARIABLE_NAME
+
+    Variable.set(VARIABLE_NAME, "5")
+    response = client_for("op").get("/links")
+    assert response.status_code == 200 and "No object links configured" in response.text
 
 
 def _link_form(client, url: str) -> dict[str, str]:

@@ -123,11 +123,12 @@ class SynchronizeStore:
                     f"{self.store.schema_name!r}"
                 ) from exc
 
-    def work(self, run_key: str, columns: Sequence[str], *, chunk_size: int = WORK_CHUNK) -> Iterator[list[dict[str, Any]]]:
+    def work(self, run_key: str, columns: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
         """Customers of the run still to send (``pending`` or ``on_limit``), with the columns to send.
 
-        Yields them in customer id order, ``chunk_size`` at a time, so memory does not grow with the run.
+        Yields them in customer id order, WORK_CHUNK at a time, so memory does not grow with the run.
         """
+        chunk_size = WORK_CHUNK
         wanted = list(dict.fromkeys(["sf_lead_id", "sf_contact_id", *columns]))
         query = sql.SQL(
             "SELECT o.customer_id, c.customer_id IS NOT NULL AS customer_exists, {cols} "
@@ -215,8 +216,7 @@ class SynchronizeRun:
     """One attempt of a run: route, send in batches, store outcomes as they come."""
 
     def __init__(self, *, run_key: str, target: str, objects: Mapping[str, ConfiguredObject], plan: FieldPlan,
-                 salesforce: BudgetedSalesforceHook, outcomes: SynchronizeStore, bulk_threshold: int, log,
-                 chunk_size: int | None = None):
+                 salesforce: BudgetedSalesforceHook, outcomes: SynchronizeStore, bulk_threshold: int, log):
         self.run_key = run_key
         self.target = target
         self.objects = objects
@@ -224,7 +224,6 @@ class SynchronizeRun:
         self.salesforce = salesforce
         self.outcomes = outcomes
         self.bulk_threshold = bulk_threshold
-        self.chunk_size = chunk_size or WORK_CHUNK
         self.log = log
         self.types: dict[str, dict[str, str]] = {}
         self.stopped: BudgetExhausted | None = None  # set once the budget ran out: everything after goes to on_limit
@@ -232,7 +231,7 @@ class SynchronizeRun:
         self.claimed: dict[tuple[str, str], int] = {}  # Salesforce records this run already updates
 
     def run(self) -> None:
-        for work in self.outcomes.work(self.run_key, self.plan.columns, chunk_size=self.chunk_size):
+        for work in self.outcomes.work(self.run_key, self.plan.columns):
             self._run_chunk(work)
 
     def _run_chunk(self, work: list[dict[str, Any]]) -> None:

@@ -458,8 +458,8 @@ def create_app(
             parsed, problems = editor.check_links_text(raw, load_object_links)
             view["problems"] = problems
             data = parsed if parsed is not None else _safe_json(raw)
-            items = data.get("links", data.get("object_links", [])) if isinstance(data, dict) else data
-            view["links"] = [item for item in (items or []) if isinstance(item, dict)]
+            items = data.get("links") if isinstance(data, dict) else None
+            view["links"] = [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
         return view
 
     @app.get("/links", response_class=HTMLResponse, dependencies=read_access)
