@@ -37,7 +37,7 @@ from deployteq_salesforce.config import (
     load_objects_config,
     validate_against_salesforce,
 )
-from deployteq_salesforce.links import SYNC_COLUMN, VARIABLE_NAME as LINKS_VARIABLE, load_object_links
+from deployteq_salesforce.links import SYNC_COLUMN, VARIABLE_NAME as LINKS_VARIABLE
 from deployteq_salesforce.ui import charts, csrf, editor, store_queries, view_models
 
 log = logging.getLogger(__name__)
@@ -455,7 +455,7 @@ def create_app(
         raw = _get_variable(LINKS_VARIABLE)
         view: dict[str, Any] = {"variable": LINKS_VARIABLE, "raw": raw or "", "links": [], "problems": []}
         if raw:
-            parsed, problems = editor.check_links_text(raw, load_object_links)
+            parsed, problems = editor.check_links_text(raw)
             view["problems"] = problems
             data = parsed if parsed is not None else _safe_json(raw)
             items = data.get("links") if isinstance(data, dict) else None
@@ -479,7 +479,7 @@ def create_app(
         key = editable_links_variable(user)
         form = await protect_post(request, user)
         text = form.get("links", "")
-        parsed, problems = editor.check_links_text(text, load_object_links)
+        parsed, problems = editor.check_links_text(text)
         if problems:
             view = links_view()
             view["raw"] = text

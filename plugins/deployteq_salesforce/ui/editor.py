@@ -181,18 +181,15 @@ def edit_object(
     return check_candidate(candidate, sobject, describe=describe, customer_columns=customer_columns, form_problems=form_problems)
 
 
-def check_links_text(text: str, validate) -> tuple[Any, list[str]]:  # noqa: ANN001 - the links module's loader
-    """Parse the object-links JSON and run ``validate`` (the issue-4 loader) on it; (parsed, problems)."""
+def check_links_text(text: str) -> tuple[Any, list[str]]:
+    """Parse the object-links JSON and validate it with the DAGs' model; (parsed, problems)."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, [f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"]
     try:
-        validate(data)
-    except Exception as exc:  # noqa: BLE001 - the loader's own error carries the row and reason
-        problems = getattr(exc, "problems", None)
-        if problems:
-            return None, [str(p) for p in problems]
+        load_object_links(data)
+    except ConfigurationError as exc:  # its message names the link or webhook and the reason
         return None, _problem_lines(exc)
     return data, []
 
