@@ -56,10 +56,12 @@ def test_slow_answers_normally_after_the_delay(api, emulator):
 
 
 def test_a_slow_request_outliving_a_reset_leaves_the_fresh_org_untouched(api, emulator):
-    emulator.inject_fault("slow", delay_seconds=0.8)
+    emulator.inject_fault("slow", delay_seconds=1.5)
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(api, "GET", "limits/")
-        time.sleep(0.3)
+        deadline = time.monotonic() + 5
+        while emulator.counters()["total"] == 0 and time.monotonic() < deadline:  # the request is waiting now
+            time.sleep(0.02)
         emulator.reset()
         assert waiting.result().status_code == 503
     assert emulator.limits_state()["daily_used"] == 0

@@ -298,8 +298,9 @@ def test_a_create_answered_503_is_retried(make_hook, emulator):
 
 
 def test_read_timeout_is_retried(make_hook, emulator, emulator_process, monkeypatch):
-    set_salesforce_connection(monkeypatch, emulator_connection_with(emulator_process, request_timeout=0.5))
-    emulator.inject_fault("slow", delay_seconds=2)
+    # a timeout well above a loaded machine's local round trip, and a delay well above the timeout
+    set_salesforce_connection(monkeypatch, emulator_connection_with(emulator_process, request_timeout=1.5))
+    emulator.inject_fault("slow", delay_seconds=4)
     hook = make_hook()
 
     hook.limits()
