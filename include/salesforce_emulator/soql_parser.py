@@ -33,6 +33,7 @@ from .soql_lexer import (
     OPERATOR,
     STRING,
     SYMBOL,
+    SoqlError,
     Token,
     positioned_error,
     tokenize,
@@ -153,15 +154,18 @@ DATE_LITERALS.update({name: True for name in ("LAST_N_DAYS", "NEXT_N_DAYS", "N_D
 _COMPARISON_OPERATORS = frozenset(("=", "!=", "<>", "<", "<=", ">", ">="))
 
 
-class _Parser:
-    def __init__(self, query: str):
-        self.query = query
-        self.tokens = tokenize(query)
-        # error excerpts start at a word or literal, never at punctuation
-        self.token_starts = [t.pos for t in self.tokens if t.kind not in (SYMBOL, OPERATOR)]
+class TokenCursor:
+    """A position in a statement's tokens (SOQL here, SOSL in ``sosl.py``); ``unexpected`` quotes the
+    statement with a caret under the token, with the statement kind's error code."""
+
+    error_code = MALFORMED_QUERY
+
+    def __init__(self, statement: str, tokens: list[Token], token_starts: list[int]):
+        self.text = statement
+        self.tokens = tokens
+        self.token_starts = token_starts  # where error excerpts may start
         self.index = 0
 
-    # -- token helpers -------------------------------------------------------------------------
     @property
     def current(self) -> Token:
         return self.tokens[self.index]
@@ -180,11 +184,20 @@ class _Parser:
         token = self.current
         return token.kind == SYMBOL and token.text == symbol
 
-    def unexpected(self, token: Token | None = None):
+    def unexpected(self, token: Token | None = None) -> SoqlError:
         token = token or self.current
         return positioned_error(
-            MALFORMED_QUERY, f"unexpected token: '{token.display()}'", self.query, token.pos, self.token_starts
+            self.error_code, f"unexpected token: '{token.display()}'", self.text, token.pos, self.token_starts
         )
+
+
+class _Parser(TokenCursor):
+    def __init__(self, query: str):
+        tokens = tokenize(query)
+        # error excerpts start at a word or literal, never at punctuation
+        super().__init__(query, tokens, [t.pos for t in tokens if t.kind not in (SYMBOL, OPERATOR)])
+
+    # -- token helpers -------------------------------------------------------------------------
 
     def expect_keyword(self, word: str) -> Token:
         if not self.at_keyword(word):
@@ -286,7 +299,7 @@ class _Parser:
             item = self.select_item()
             if isinstance(item, AggregateItem) and item.path is None:
                 raise positioned_error(
-                    MALFORMED_QUERY, "unexpected token: 'COUNT'", self.query, item.pos, self.token_starts
+                    MALFORMED_QUERY, "unexpected token: 'COUNT'", self.text, item.pos, self.token_starts
                 )
             items.append(item)
         return items

@@ -22,6 +22,7 @@ from typing import Callable
 from . import schema
 from .queries import QueryEngine
 from .soql import CompiledQuery
+from .soql_parser import TokenCursor
 from .soql_lexer import EOF, IDENT, MALFORMED_QUERY, NUMBER, SYMBOL, SoqlError, Token, positioned_error, tokenize
 from .store import RequestError, Store
 
@@ -288,36 +289,21 @@ def _end(token: Token) -> int:
     return token.pos + len(token.text)
 
 
-class _StatementParser:
+class _StatementParser(TokenCursor):
+    error_code = MALFORMED_SEARCH
+
     def __init__(self, sosl: str, start: int):
         try:  # padded with spaces so token offsets are offsets in the statement
-            self.tokens = tokenize(" " * start + sosl[start:])
+            tokens = tokenize(" " * start + sosl[start:])
         except SoqlError as error:
             raise SoqlError(MALFORMED_SEARCH, error.message) from None
-        self.sosl = sosl
-        self.token_starts = [token.pos for token in self.tokens]
-        self.index = 0
-
-    @property
-    def current(self) -> Token:
-        return self.tokens[self.index]
-
-    def advance(self) -> Token:
-        token = self.tokens[self.index]
-        self.index += 1
-        return token
+        super().__init__(sosl, tokens, [token.pos for token in tokens])
 
     def accept(self, text: str) -> bool:
-        token = self.current
-        if (token.kind == IDENT and token.upper == text) or (token.kind == SYMBOL and token.text == text):
-            self.index += 1
+        if self.at_keyword(text) or self.at_symbol(text):
+            self.advance()
             return True
         return False
-
-    def unexpected(self, token: Token | None = None) -> SoqlError:
-        token = token or self.current
-        return positioned_error(MALFORMED_SEARCH, f"unexpected token: '{token.display()}'", self.sosl, token.pos,
-                                self.token_starts)
 
     def parse(self) -> tuple[str, list[_Returning], int]:
         scope = self.scope() if self.accept("IN") else "ALL"
@@ -357,9 +343,9 @@ class _StatementParser:
         fields, clauses, closing = self.parenthesized()
         if not fields:
             raise self.unexpected(clauses[0] if clauses else closing)
-        clauses_text, clauses_pos = (self.sosl[clauses[0].pos:_end(clauses[-1])], clauses[0].pos) if clauses \
+        clauses_text, clauses_pos = (self.text[clauses[0].pos:_end(clauses[-1])], clauses[0].pos) if clauses \
             else ("", None)
-        return _Returning(name.text, name.pos, self.sosl[fields[0].pos:_end(fields[-1])], fields[0].pos,
+        return _Returning(name.text, name.pos, self.text[fields[0].pos:_end(fields[-1])], fields[0].pos,
                           clauses_text, clauses_pos)
 
     def parenthesized(self) -> tuple[list[Token], list[Token], Token]:
