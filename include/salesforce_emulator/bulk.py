@@ -308,10 +308,7 @@ class BulkJobs:
     def _apply(self, txn: Txn, sdef, job: Job, raw: dict) -> tuple[str, bool]:
         operation = job.operation
         if operation in ("delete", "hardDelete"):
-            record_id = self.store.delete(txn, sdef, raw["Id"])
-            if operation == "hardDelete" and sdef.name != "CampaignMember":
-                txn.remove(sdef.name, record_id)
-            return record_id, False
+            return self.store.delete(txn, sdef, raw["Id"], hard=operation == "hardDelete"), False
         # Empty cells leave a field alone; "#N/A" sets it to null.
         cells = {name: (None if value == "#N/A" else value) for name, value in raw.items() if value != ""}
         values = parse_values(sdef, cells, strict_types=False)

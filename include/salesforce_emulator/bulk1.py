@@ -326,10 +326,7 @@ class Bulk1Jobs:
             return store.update(txn, sdef, values["Id"], values), False
         if operation == "upsert":
             return store.upsert(txn, sdef, job.external_id_field, values)
-        record_id = store.delete(txn, sdef, values.get("Id"))
-        if operation == "hardDelete" and sdef.name != "CampaignMember":  # a CampaignMember delete is hard already
-            txn.remove(sdef.name, record_id)
-        return record_id, False
+        return store.delete(txn, sdef, values.get("Id"), hard=operation == "hardDelete"), False
 
     def _fail(self, batch: Batch, message: str) -> None:
         batch.state = "Failed"

@@ -388,9 +388,10 @@ class Store:
         update_values = {k: v for k, v in values.items() if k != id_field}
         return self.update(txn, sdef, existing_id, update_values), False
 
-    def delete(self, txn: Txn, sdef: SObjectDef | None, record_id: object) -> str:
+    def delete(self, txn: Txn, sdef: SObjectDef | None, record_id: object, *, hard: bool = False) -> str:
+        """Delete through the API; ``hard`` (Bulk ``hardDelete``) skips the recycle bin."""
         sdef, current = self.existing(sdef, record_id)
-        if sdef.name == "CampaignMember":  # not kept in the recycle bin
+        if hard or sdef.name == "CampaignMember":  # not kept in the recycle bin
             txn.remove(sdef.name, current["Id"])
         else:
             record = dict(current)
