@@ -116,27 +116,40 @@ class Job:
         return buffer.getvalue()
 
 
-class BulkJobs:
+class JobRegistry:
+    """The jobs of one Bulk API by id; beyond ``max_jobs`` the oldest are forgotten, as Salesforce
+    forgets jobs after 7 days."""
+
+    pod = "8d0"  # the pod part of the ids this API numbers
+
     def __init__(self, store: Store, compile_query, max_jobs: int = 200):
         self.store = store
         self.compile_query = compile_query  # (soql) -> CompiledQuery, raising RequestError
-        self.jobs: dict[str, Job] = {}
+        self.jobs: dict = {}
         self.max_jobs = max_jobs
         self._counter = 0
 
-    def _new_job(self, kind: str, operation: str, obj: str, api_version: str, body: dict) -> Job:
+    def _next_id(self, prefix: str) -> str:
         self._counter += 1
+        return make_id(prefix, self._counter, pod=self.pod)
+
+    def _retain(self, job_id: str, job) -> None:
+        self.jobs[job_id] = job
+        while len(self.jobs) > self.max_jobs:
+            self.jobs.pop(next(iter(self.jobs)))
+
+
+class BulkJobs(JobRegistry):
+    def _new_job(self, kind: str, operation: str, obj: str, api_version: str, body: dict) -> Job:
         now = self.store.clock.now_wire()
-        job = Job(make_id("750", self._counter), kind, operation, obj, now, api_version)
+        job = Job(self._next_id("750"), kind, operation, obj, now, api_version)
         job.line_ending = body.get("lineEnding") or "LF"
         job.delimiter = body.get("columnDelimiter") or "COMMA"
         if job.line_ending not in _LINE_ENDINGS:
             raise RequestError(400, "INVALIDJOB", f"Invalid lineEnding: {job.line_ending}")
         if job.delimiter not in _DELIMITERS:
             raise RequestError(400, "INVALIDJOB", f"Invalid columnDelimiter: {job.delimiter}")
-        self.jobs[job.id] = job
-        while len(self.jobs) > self.max_jobs:  # old jobs expire, like Salesforce's 7-day retention
-            self.jobs.pop(next(iter(self.jobs)))
+        self._retain(job.id, job)
         return job
 
     def get(self, job_id: str, kind: str) -> Job:

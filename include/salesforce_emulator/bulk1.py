@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import jsonutil, schema
-from .ids import make_id
-from .store import RequestError, Store, Txn, parse_values
+from .bulk import JobRegistry
+from .store import RequestError, Txn, parse_values
 from .values import RecordError, epoch_of
 
 DML_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
@@ -18,7 +18,6 @@ QUERY_OPERATIONS = ("query", "queryAll")
 # simple-salesforce sends the mode as 0 (parallel) / 1 (serial)
 _CONCURRENCY_MODES = {"Parallel": "Parallel", "Serial": "Serial", 0: "Parallel", 1: "Serial"}
 _NEXT_STATES = {"Closed": ("Open",), "Aborted": ("Open", "Closed")}  # target state: from which states
-_POD = "8d1"  # Bulk 2.0 numbers its jobs from 1 too: another pod keeps the two kinds of job ids apart
 # The shared request pipeline (session, limits, faults) answers in REST's form; Bulk 1.0 has its own.
 _FROM_REST = {
     "INVALID_SESSION_ID": (400, "InvalidSessionId", "Invalid session id"),
@@ -153,17 +152,8 @@ class Job:
         return body
 
 
-class Bulk1Jobs:
-    def __init__(self, store: Store, compile_query, max_jobs: int = 200):
-        self.store = store
-        self.compile_query = compile_query  # (soql) -> CompiledQuery, raising RequestError
-        self.jobs: dict[str, Job] = {}
-        self.max_jobs = max_jobs
-        self._counter = 0
-
-    def _next_id(self, prefix: str) -> str:
-        self._counter += 1
-        return make_id(prefix, self._counter, pod=_POD)
+class Bulk1Jobs(JobRegistry):
+    pod = "8d1"  # Bulk 2.0 numbers its jobs from 1 too: another pod keeps the two kinds of job ids apart
 
     def retained_batches(self) -> int:
         return sum(len(job.batches) for job in self.jobs.values())
@@ -188,9 +178,7 @@ class Bulk1Jobs:
         external_id = self._external_id_field(sdef, body.get("externalIdFieldName")) if operation == "upsert" else None
         job = Job(self._next_id("750"), operation, sdef.name, self.store.clock.now_wire(), api_version, mode,
                   external_id)
-        self.jobs[job.id] = job
-        while len(self.jobs) > self.max_jobs:  # old jobs expire, like Salesforce's 7-day retention
-            self.jobs.pop(next(iter(self.jobs)))
+        self._retain(job.id, job)
         return job.info()
 
     @staticmethod
