@@ -208,7 +208,7 @@ class EmulatorApp:
     async def _answer(self, request: Request, send, match: re.Match | None, bulk1_route: bool) -> Response | None:
         """Count, fault, session check, limits, handler: the same order for every API request."""
         em = self.em
-        parts = [unquote(p) for p in match.group(2).split("/") if p] if match else []
+        parts = _path_parts(match) if match else []
         if bulk1_route:
             endpoint = bulk1.endpoint_name(request.method, parts)
         else:
@@ -415,11 +415,11 @@ class EmulatorApp:
         return Txn(self.em.store, API_USER_ID)
 
     @contextmanager
-    def shared_transaction(self, enabled: bool) -> Iterator["Txn | _NoTxn"]:
+    def shared_transaction(self, enabled: bool) -> Iterator[Txn | None]:
         """With ``enabled``, every write until the end of the block joins one transaction (composite
-        ``allOrNone``): committed at the end unless the block rolled it back."""
+        ``allOrNone``): committed at the end unless the block rolled it back.  Otherwise yields None."""
         if not enabled:
-            yield _NoTxn()
+            yield None
             return
         outer = Txn(self.em.store, API_USER_ID)
         self._shared_txn = outer
@@ -439,7 +439,7 @@ class EmulatorApp:
         match = _API_PATH.match(path)
         if not match or method.upper() not in ("GET", "POST", "PATCH", "PUT", "DELETE"):
             return error_response(_NOT_FOUND)
-        parts = [unquote(p) for p in match.group(2).split("/") if p]
+        parts = _path_parts(match)
         if parts[:1] == ["composite"] and parts[1:2] != ["sobjects"]:
             return error_response(RequestError(400, "INVALID_API_INPUT", "A composite request cannot contain another one"))
         if parts[:1] == ["jobs"]:  # Bulk jobs run outside any composite transaction
@@ -793,6 +793,11 @@ class EmulatorApp:
         raise bulk1.Bulk1Error(404, "InvalidUrl", f"Unknown resource: {method} {'/'.join(parts)}")
 
 
+def _path_parts(match: re.Match) -> list[str]:
+    """The decoded segments after the API version of a matched API path."""
+    return [unquote(part) for part in match.group(2).split("/") if part]
+
+
 def _refuse_in_body(values: dict, *key_fields: str) -> None:
     """Single-record writes take the record's key from the URL, never from the body."""
     for name in key_fields:
@@ -845,8 +850,3 @@ class _JoinedTxn(Txn):
     def commit(self) -> None:  # the composite commits
         self._undo.clear()
         self._tomb_undo.clear()
-
-
-class _NoTxn:
-    def rollback(self) -> None:
-        pass
