@@ -468,15 +468,14 @@ def create_app(
         can_edit_links = _is_authorized_variable(user, "PUT", LINKS_VARIABLE)
         return render(request, "links.html", user, view=view, saved=saved, can_edit_links=can_edit_links, problems=[])
 
-    def editable_links_variable(user: Any) -> str:
-        """The links Variable's key; 403 without edit rights on the Variable."""
+    def require_links_editor(user: Any) -> None:
+        """403 without edit rights on the links Variable."""
         if not _is_authorized_variable(user, "PUT", LINKS_VARIABLE):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"Forbidden: editing needs edit rights on Variable {LINKS_VARIABLE!r}")
-        return LINKS_VARIABLE
 
     @app.post("/links", response_class=HTMLResponse)
     async def save_links(request: Request, user: Any = Depends(get_user)):
-        key = editable_links_variable(user)
+        require_links_editor(user)
         form = await protect_post(request, user)
         text = form.get("links", "")
         parsed, problems = editor.check_links_text(text)
@@ -486,19 +485,37 @@ def create_app(
             response = render(request, "links.html", user, view=view, saved=None, can_edit_links=True, problems=problems)
             response.status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
             return response
-        _set_variable(key, json.dumps(parsed, indent=2, ensure_ascii=False))
-        log.info("User %s saved the object links in Variable %s", user.get_name(), key)
+        _set_variable(LINKS_VARIABLE, json.dumps(parsed, indent=2, ensure_ascii=False))
+        log.info("User %s saved the object links in Variable %s", user.get_name(), LINKS_VARIABLE)
         return RedirectResponse(f"{base_url(request)}/links?saved=1", status_code=status.HTTP_303_SEE_OTHER)
 
     # -- one object link as a form (the manual's gear) -------------------------------------------------
 
-    def editable_links_document(key: str) -> dict[str, Any]:
-        document = editor.links_document(_get_variable(key))
+    def links_document() -> dict[str, Any]:
+        """The links Variable as a document the forms can edit; 409 when it is not one."""
+        document = editor.links_document(_get_variable(LINKS_VARIABLE))
         if document is None:  # a form cannot edit it safely: only the JSON editor can repair it
             raise HTTPException(
-                status.HTTP_409_CONFLICT, f"Variable {key!r} is not a valid object-links document; fix it in the JSON editor on the links page"
+                status.HTTP_409_CONFLICT,
+                f"Variable {LINKS_VARIABLE!r} is not a valid object-links document; fix it in the JSON editor on the links page",
             )
         return document
+
+    def editable_links_document(user: Any) -> dict[str, Any]:
+        require_links_editor(user)
+        return links_document()
+
+    def existing_link(document: dict[str, Any], name: str) -> dict[str, Any]:
+        link = editor.find_link(document, name)
+        if link is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no object link named {name!r}")
+        return link
+
+    async def link_form_post(request: Request, user: Any) -> tuple[dict[str, str], dict[str, Any]]:
+        """A link form's POST: edit rights, then the CSRF token, then the current document."""
+        require_links_editor(user)
+        form = await protect_post(request, user)
+        return form, links_document()
 
     def render_link_form(
         request: Request, user: Any, document: dict[str, Any], original_name: str, values: dict[str, str],
@@ -515,44 +532,35 @@ def create_app(
 
     @app.get("/links/new", response_class=HTMLResponse)
     def new_link_page(request: Request, user: Any = Depends(get_user)) -> HTMLResponse:
-        document = editable_links_document(editable_links_variable(user))
+        document = editable_links_document(user)
         return render_link_form(request, user, document, "", editor.link_form_values(None))
 
     @app.get("/links/edit", response_class=HTMLResponse)
     def edit_link_page(request: Request, name: str, user: Any = Depends(get_user)) -> HTMLResponse:
-        document = editable_links_document(editable_links_variable(user))
-        link = editor.find_link(document, name)
-        if link is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no object link named {name!r}")
-        return render_link_form(request, user, document, name, editor.link_form_values(link))
+        document = editable_links_document(user)
+        return render_link_form(request, user, document, name, editor.link_form_values(existing_link(document, name)))
 
     @app.post("/links/edit", response_class=HTMLResponse)
     async def save_link(request: Request, user: Any = Depends(get_user)):
-        key = editable_links_variable(user)
-        form = await protect_post(request, user)
-        document = editable_links_document(key)
+        form, document = await link_form_post(request, user)
         original_name = form.get("original_name", "")
         result = editor.edit_link(document, original_name, form)
         if not result.accepted:
             return render_link_form(request, user, document, original_name, editor.submitted_link_values(form), result.problems)
-        _set_variable(key, result.variable_text)
-        log.info("User %s saved object link %r in Variable %s", user.get_name(), form.get("name"), key)
+        _set_variable(LINKS_VARIABLE, result.variable_text)
+        log.info("User %s saved object link %r in Variable %s", user.get_name(), form.get("name"), LINKS_VARIABLE)
         return RedirectResponse(f"{base_url(request)}/links?saved=1", status_code=status.HTTP_303_SEE_OTHER)
 
     @app.post("/links/delete", response_class=HTMLResponse)
     async def delete_link(request: Request, user: Any = Depends(get_user)):
-        key = editable_links_variable(user)
-        form = await protect_post(request, user)
-        document = editable_links_document(key)
+        form, document = await link_form_post(request, user)
         name = form.get("name", "")
-        link = editor.find_link(document, name)
-        if link is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no object link named {name!r}")
+        link = existing_link(document, name)
         result = editor.delete_link(document, name)
         if not result.accepted:
             return render_link_form(request, user, document, name, editor.link_form_values(link), result.problems)
-        _set_variable(key, result.variable_text)
-        log.info("User %s deleted object link %r from Variable %s", user.get_name(), name, key)
+        _set_variable(LINKS_VARIABLE, result.variable_text)
+        log.info("User %s deleted object link %r from Variable %s", user.get_name(), name, LINKS_VARIABLE)
         return RedirectResponse(f"{base_url(request)}/links?saved=1", status_code=status.HTTP_303_SEE_OTHER)
 
     # -- sync log, errors, contact moments ------------------------------------------------------------
