@@ -988,8 +988,7 @@ class CompiledQuery:
     def _ordered(self, groups: list[tuple[dict, list[dict]]], env: _Env) -> list[tuple[dict, list[dict]]]:
         """Groups in ORDER BY order (default: by the grouped fields), sorted by their group records."""
         order = self._order_by or [_OrderKey(ref, False, False) for ref in self._group_by]
-        position = {id(record): i for i, (record, _) in enumerate(groups)}
-        return [groups[position[id(record)]] for record in _sorted([record for record, _ in groups], order, env)]
+        return [groups[i] for i in _sorted_positions([record for record, _ in groups], order, env)]
 
     def _row(self, members: list[dict], lookup: Lookup) -> dict:
         row: dict = {"attributes": {"type": "AggregateResult"}}
@@ -1105,7 +1104,11 @@ def _column(records: list[dict], ref: _FieldRef, env: _Env) -> list:
 
 
 def _sorted(records: list[dict], order_by: list[_OrderKey], env: _Env) -> list[dict]:
-    """Stable multi-key sort in Salesforce order (ASC NULLS FIRST / DESC NULLS LAST unless told).
+    return [records[i] for i in _sorted_positions(records, order_by, env)]
+
+
+def _sorted_positions(records: list[dict], order_by: list[_OrderKey], env: _Env) -> list[int]:
+    """The records' positions in Salesforce order (ASC NULLS FIRST / DESC NULLS LAST unless told).
 
     One stable pass per key, last key first, over plain value columns: faster than tuple keys
     (measured), and each key keeps its own direction and null placement.
@@ -1120,7 +1123,7 @@ def _sorted(records: list[dict], order_by: list[_OrderKey], env: _Env) -> list[d
         present = [i for i in positions if column[i] is not None]
         present.sort(key=column.__getitem__, reverse=key.descending)
         positions = present + nulls if key.nulls_last else nulls + present
-    return [records[i] for i in positions]
+    return positions
 
 
 def _projection_tree(outputs: list) -> _ProjectionNode:
