@@ -359,9 +359,8 @@ class _Compiler:
         groups = _GroupCompiler(self, group_by) if (select.aggregates or group_by) else None
         having = groups.condition(ast.having) if ast.having is not None else None  # HAVING comes with GROUP BY
         order_by = [self.order_key(item, groups) for item in ast.order_by]
-        for item in ast.order_by:
-            if groups is not None and isinstance(item.path, Path) \
-                    and self.resolve(item.path).canonical_path not in groups.grouped:
+        for item, key in zip(ast.order_by, order_by):
+            if groups is not None and isinstance(item.path, Path) and key.ref.canonical_path not in groups.grouped:
                 raise self.error(MALFORMED_QUERY, "Ordered field must be grouped or aggregated: "
                                  + ".".join(item.path.names), item.path.pos)
 
