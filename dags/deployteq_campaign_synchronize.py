@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 
 from airflow.sdk import DAG, Variable, task
 
-from deployteq_salesforce.operators.synchronize import (
+from deployteq_salesforce.flows.synchronize.operator import (
     SalesforceSynchronizeOperator,
     synchronize_exit_ids,
     synchronize_exit_outcomes,
@@ -128,7 +128,7 @@ with DAG(
 
     @task
     def record_for_follow_up() -> int:
-        from deployteq_salesforce.store import RecordError
+        from deployteq_salesforce.core.store import RecordError
 
         failed = synchronize_exit_outcomes()
         store = _store()

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG, task
 
-from deployteq_salesforce.variables import read_variable
-from deployteq_salesforce.operators.contact_moments import ContactMomentsToSalesforceOperator
+from deployteq_salesforce.core.variables import read_variable
+from deployteq_salesforce.flows.contact_moments.operator import ContactMomentsToSalesforceOperator
 
 DEMO_VARIABLE = "deployteq_demo_contact_moments"
 

@@ -5,8 +5,8 @@ link there adds its DAG.  Parsing reads that Variable once and calls nothing els
 """
 
 from deployteq_salesforce.dag_factory import object_link_dags
-from deployteq_salesforce.variables import read_variable
-from deployteq_salesforce.links import VARIABLE_NAME
+from deployteq_salesforce.core.variables import read_variable
+from deployteq_salesforce.flows.object_links.config import VARIABLE_NAME
 
 for _dag in object_link_dags(read_variable(VARIABLE_NAME)):
     globals()[_dag.dag_id] = _dag

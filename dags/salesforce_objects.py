@@ -5,8 +5,8 @@ adds its DAGs.  Parsing reads that Variable once and calls nothing else.
 """
 
 from deployteq_salesforce.dag_factory import object_sync_dags
-from deployteq_salesforce.variables import read_variable
-from deployteq_salesforce.operators.customer_sync import OBJECTS_VARIABLE
+from deployteq_salesforce.core.variables import read_variable
+from deployteq_salesforce.flows.customers.operator import OBJECTS_VARIABLE
 
 for _dag in object_sync_dags(read_variable(OBJECTS_VARIABLE)):
     globals()[_dag.dag_id] = _dag

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from deployteq_salesforce.dag_factory import object_sync_dags
-from deployteq_salesforce.exceptions import ConfigurationError
+from deployteq_salesforce.core.exceptions import ConfigurationError
 
 DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "salesforce_objects.py"
 FLAG = "Sync_to_Deployteq__c"

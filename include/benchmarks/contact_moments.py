@@ -67,7 +67,7 @@ def prepare_operator_flow(salesforce_conn_id: str, deployteq_conn_id: str, recor
                           lead_ids: list[str], contact_ids: list[str]) -> Callable[[], dict]:
     """Untimed: migrate the store, add customers and ``records`` moments.  Timed: the operator."""
     from deployteq_salesforce.hooks.deployteq import DeployteqHook
-    from deployteq_salesforce.operators.contact_moments import ContactMomentsToSalesforceOperator
+    from deployteq_salesforce.flows.contact_moments.operator import ContactMomentsToSalesforceOperator
 
     store = DeployteqHook(deployteq_conn_id)
     store.migrate()
@@ -88,7 +88,7 @@ def prepare_baseline_flow(salesforce_conn_id: str, postgres_conn_id: str, schema
     from airflow.providers.postgres.hooks.postgres import PostgresHook
     from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
 
-    from deployteq_salesforce.contact_moments import MomentRow, build_payload, route
+    from deployteq_salesforce.flows.contact_moments.logic import MomentRow, build_payload, route
 
     def flow() -> dict:
         connection = SalesforceHook.get_connection(salesforce_conn_id)

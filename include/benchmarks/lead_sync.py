@@ -132,7 +132,7 @@ def flagged_leads(admin) -> int:
 
 def prepare_operator_flow(salesforce_conn_id: str, deployteq_conn_id: str) -> Callable[[], dict]:
     """Ours: the provider's operator, exactly as a DAG runs it."""
-    from deployteq_salesforce.operators.customer_sync import SalesforceToDeployteqOperator
+    from deployteq_salesforce.flows.customers.operator import SalesforceToDeployteqOperator
 
     operator = SalesforceToDeployteqOperator(
         task_id="bench", sobject="Lead", object_config={"objects": [LEAD_CONFIG]},

@@ -68,7 +68,7 @@ LEAD_CONFIG = {"objects": [{
 
 
 def prepare_lead_flow(salesforce_conn_id: str, deployteq_conn_id: str) -> Callable[[], dict]:
-    from deployteq_salesforce.operators.customer_sync import SalesforceToDeployteqOperator
+    from deployteq_salesforce.flows.customers.operator import SalesforceToDeployteqOperator
 
     operator = SalesforceToDeployteqOperator(task_id="leads", sobject="Lead", object_config=LEAD_CONFIG,
                                              salesforce_conn_id=salesforce_conn_id, deployteq_conn_id=deployteq_conn_id)
@@ -76,7 +76,7 @@ def prepare_lead_flow(salesforce_conn_id: str, deployteq_conn_id: str) -> Callab
 
 
 def prepare_link_flow(salesforce_conn_id: str, deployteq_conn_id: str, reconcile: bool) -> Callable[[], dict]:
-    from deployteq_salesforce.operators.object_sync import ObjectLinkSyncOperator
+    from deployteq_salesforce.flows.object_links.operator import ObjectLinkSyncOperator
 
     operator = ObjectLinkSyncOperator(task_id="link", link_name="campaign_members", reconcile=reconcile,
                                       links_config=LINKS_CONFIG, salesforce_conn_id=salesforce_conn_id,

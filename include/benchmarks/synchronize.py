@@ -83,7 +83,7 @@ def _load_customers(deployteq_conn_id: str, lead_ids: Sequence[str]) -> None:
 
 def prepare_operator_flow(salesforce_conn_id: str, deployteq_conn_id: str, lead_ids: list[str]) -> Callable[[], dict]:
     """Ours: the provider's operator, exactly as a DAG runs it (customers loaded before the clock starts)."""
-    from deployteq_salesforce.operators.synchronize import SalesforceSynchronizeOperator
+    from deployteq_salesforce.flows.synchronize.operator import SalesforceSynchronizeOperator
 
     _load_customers(deployteq_conn_id, lead_ids)
     operator = SalesforceSynchronizeOperator(

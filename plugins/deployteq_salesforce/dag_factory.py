@@ -11,8 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG
 
-from deployteq_salesforce.config import ObjectsConfig, load_objects_config
-from deployteq_salesforce.operators.customer_sync import OBJECTS_VARIABLE, SalesforceToDeployteqOperator
+from deployteq_salesforce.flows.customers.config import ObjectsConfig, load_objects_config
+from deployteq_salesforce.flows.customers.operator import OBJECTS_VARIABLE, SalesforceToDeployteqOperator
 
 
 SALESFORCE_POOL = "salesforce_api"
@@ -73,8 +73,8 @@ def object_sync_dags(raw_config: str | dict | None) -> list[DAG]:
 
 def object_link_dags(raw_config: str | dict | None) -> list[DAG]:
     """Per enabled object link (R10): one incremental DAG, plus an Id-reconciliation DAG where deletes need one."""
-    from deployteq_salesforce.links import VARIABLE_NAME as LINKS_VARIABLE, load_object_links
-    from deployteq_salesforce.operators.object_sync import ObjectLinkSyncOperator
+    from deployteq_salesforce.flows.object_links.config import VARIABLE_NAME as LINKS_VARIABLE, load_object_links
+    from deployteq_salesforce.flows.object_links.operator import ObjectLinkSyncOperator
 
     if not raw_config:
         return []

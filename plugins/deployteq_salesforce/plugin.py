@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from deployteq_salesforce.webhook_app import URL_PREFIX
-from deployteq_salesforce.webhook_app import app as webhook_app
+from deployteq_salesforce.flows.object_links.webhooks import URL_PREFIX
+from deployteq_salesforce.flows.object_links.webhooks import app as webhook_app
 from deployteq_salesforce.ui.app import plugin_entries as ui_plugin_entries
 
 _ui_app, _ui_views = ui_plugin_entries()

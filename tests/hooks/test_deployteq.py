@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
-from deployteq_salesforce.store import RecordError, UpsertCounts, Watermark, discover_migrations
+from deployteq_salesforce.core.store import RecordError, UpsertCounts, Watermark, discover_migrations
 from include.local_services import postgres_connection
 
 ROOT = Path(__file__).resolve().parents[2]

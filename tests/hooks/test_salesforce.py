@@ -19,8 +19,8 @@ import requests
 import simple_salesforce.api
 from simple_salesforce.exceptions import SalesforceGeneralError, SalesforceMalformedRequest
 
-from deployteq_salesforce.budget import RetryPolicy
-from deployteq_salesforce.exceptions import (
+from deployteq_salesforce.core.budget import RetryPolicy
+from deployteq_salesforce.core.exceptions import (
     BudgetExhausted,
     ConfigurationError,
     SalesforceRequestLimitExceeded,

@@ -68,7 +68,7 @@ def objects_variable(airflow_db):
     """The configured-objects Variable in the metadata DB for one test (removed afterwards)."""
     from airflow.models import Variable
 
-    from deployteq_salesforce.config import VARIABLE_NAME
+    from deployteq_salesforce.flows.customers.config import VARIABLE_NAME
 
     Variable.set(VARIABLE_NAME, OBJECTS_TEXT, description="configured objects (ui test)")
     yield VARIABLE_NAME

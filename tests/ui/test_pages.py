@@ -243,7 +243,7 @@ def object_links(airflow_db):
     """The demo's object-links Variable (airflow_settings.yaml) for one test; its document is returned."""
     from airflow.models import Variable
 
-    from deployteq_salesforce.links import VARIABLE_NAME, load_object_links
+    from deployteq_salesforce.flows.object_links.config import VARIABLE_NAME, load_object_links
 
     import yaml
 
@@ -259,7 +259,7 @@ def object_links(airflow_db):
 def links_value() -> dict | None:
     from airflow.models import Variable
 
-    from deployteq_salesforce.links import VARIABLE_NAME
+    from deployteq_salesforce.flows.object_links.config import VARIABLE_NAME
 
     value = Variable.get(VARIABLE_NAME, default_var=None)
     return json.loads(value) if value is not None else None
@@ -280,7 +280,7 @@ def test_links_page_shows_links_and_refuses_an_invalid_edit(client_for, seeded, 
 def test_links_page_shows_a_variable_that_is_not_a_links_document(client_for, seeded, object_links):
     from airflow.models import Variable
 
-    from deployteq_salesforce.links import VARIABLE_NAME
+    from deployteq_salesforce.flows.object_links.config import VARIABLE_NAME
 
     Variable.set(VARIABLE_NAME, "5")
     response = client_for("op").get("/links")

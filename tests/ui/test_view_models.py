@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from deployteq_salesforce.config import load_objects_config
+from deployteq_salesforce.flows.customers.config import load_objects_config
 from deployteq_salesforce.ui import charts, csrf, editor, view_models
 from tests.ui.conftest import OBJECTS_CONFIG
 
@@ -43,7 +43,7 @@ def test_chart_without_data_says_so():
 def test_mapping_rows_carry_their_own_problems():
     obj = load_objects_config(OBJECTS_CONFIG).get("Lead")
     describe = {"name": "Lead", "fields": [{"name": n, "type": "string"} for n in ("Id", "Email", "LeadSource", "SystemModstamp", "MasterRecordId", "IsConverted", "ConvertedContactId")]}
-    from deployteq_salesforce.config import validate_against_salesforce
+    from deployteq_salesforce.flows.customers.config import validate_against_salesforce
 
     problems = validate_against_salesforce(obj, describe, {"sf_lead_id": "text", "email": "text", "first_name": "text", "lead_source": "text"})
     rows = view_models.mapping_rows(obj, problems)

@@ -25,7 +25,7 @@ from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
 from airflow.providers.postgres.hooks.postgres import USE_PSYCOPG3, PostgresHook
-from deployteq_salesforce.store import (
+from deployteq_salesforce.core.store import (
     DEFAULT_SCHEMA,
     FINAL_RUN_OUTCOMES,
     MIGRATIONS_DIR,

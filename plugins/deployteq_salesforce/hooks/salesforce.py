@@ -1,6 +1,6 @@
 """The one Salesforce client of the provider: the stock SalesforceHook on a budgeted session.
 
-Every request of every flow goes through ``BudgetedSession`` (``deployteq_salesforce.budget``),
+Every request of every flow goes through ``BudgetedSession`` (``deployteq_salesforce.core.budget``),
 which spends from a ledger shared by all workers in the Deployteq PostgreSQL database,
 so all DAGs together stay under the hourly budget and the org's daily allocation (R12).
 
@@ -31,7 +31,7 @@ from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceError
 
-from deployteq_salesforce.budget import (
+from deployteq_salesforce.core.budget import (
     DEFAULT_BLOCK_HOURS,
     DEFAULT_DAILY_SHARE,
     DEFAULT_HOURLY_BUDGET,
@@ -41,7 +41,7 @@ from deployteq_salesforce.budget import (
     BudgetStatus,
     RetryPolicy,
 )
-from deployteq_salesforce.exceptions import BudgetExhausted, ConfigurationError, SalesforceSessionExpired
+from deployteq_salesforce.core.exceptions import BudgetExhausted, ConfigurationError, SalesforceSessionExpired
 
 HOURLY_BUDGET_VARIABLE = "deployteq_salesforce_hourly_budget"
 COMPOSITE_CHUNK = 200  # Salesforce's maximum for composite/sobjects

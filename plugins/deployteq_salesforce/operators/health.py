@@ -10,7 +10,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-from deployteq_salesforce.operators.base import check_names
+from deployteq_salesforce.core.operator import check_names
 
 
 class DeployteqHealthCheckOperator(BaseOperator):

@@ -29,7 +29,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from deployteq_salesforce.config import (
+from deployteq_salesforce.flows.customers.config import (
     VARIABLE_NAME,
     ConfigProblem,
     InvalidConfiguration,
@@ -37,7 +37,7 @@ from deployteq_salesforce.config import (
     load_objects_config,
     validate_against_salesforce,
 )
-from deployteq_salesforce.links import SYNC_COLUMN, VARIABLE_NAME as LINKS_VARIABLE
+from deployteq_salesforce.flows.object_links.config import SYNC_COLUMN, VARIABLE_NAME as LINKS_VARIABLE
 from deployteq_salesforce.ui import charts, csrf, editor, store_queries, view_models
 
 log = logging.getLogger(__name__)

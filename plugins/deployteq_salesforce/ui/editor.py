@@ -20,14 +20,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from deployteq_salesforce.config import (
+from deployteq_salesforce.flows.customers.config import (
     ConfigProblem,
     InvalidConfiguration,
     load_objects_config,
     validate_against_salesforce,
 )
-from deployteq_salesforce.exceptions import ConfigurationError
-from deployteq_salesforce.links import ObjectLink, load_object_links
+from deployteq_salesforce.core.exceptions import ConfigurationError
+from deployteq_salesforce.flows.object_links.config import ObjectLink, load_object_links
 
 TRANSLATION_ARROW = "=>"
 ROW_FIELDS = ("salesforce_field", "deployteq_type", "deployteq_field", "translations", "translate_default")

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from deployteq_salesforce.config import ConfigProblem, ConfiguredObject
+from deployteq_salesforce.flows.customers.config import ConfigProblem, ConfiguredObject
 from deployteq_salesforce.ui.charts import Series
 
 RUN_COUNT_COLUMNS = ("fetched", "inserted", "updated", "merged", "skipped", "errors", "deleted")

@@ -1,0 +1,207 @@
+"""Salesforce Lead/Contact -> Deployteq customer table (R2-R9).
+
+One run: describe the object (validates the mapping before anything is fetched and tells the
+server's clock), read the changed records page by page (Bulk API 2.0 above a threshold), write
+them batch by batch (each batch one transaction with its watermark), then reset the sync flag
+in Salesforce in batches.  A run stopped by the API budget keeps what it committed and defers
+until budget is free again; the next run continues from the committed watermark.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+
+from deployteq_salesforce.flows.customers.config import ConfiguredObject, load_objects_config, validate_against_salesforce
+from deployteq_salesforce.flows.customers.merge import IncomingRecord
+from deployteq_salesforce.flows.customers.store import apply_batch
+from deployteq_salesforce.core.variables import require_variable
+from deployteq_salesforce.core.exceptions import ConfigurationError
+from deployteq_salesforce.hooks.deployteq import DeployteqHook
+from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
+from deployteq_salesforce.core.incremental import IncrementalReader, ProgressLog, SyncCounts, SyncWindow, batched, server_now
+from deployteq_salesforce.flows.customers.mapping import RecordProblem, build_customer_row
+from deployteq_salesforce.core.operator import SalesforceFlowOperator
+from deployteq_salesforce.core.store import RecordError
+from deployteq_salesforce.core.soql import ids_query
+from deployteq_salesforce.core.sync_support import FlagResetQueue, rest_pages
+
+OBJECTS_VARIABLE = "deployteq_salesforce_objects"
+
+
+class SalesforceToDeployteqOperator(SalesforceFlowOperator):
+    """Sync one configured object (Lead or Contact) from Salesforce into the customer table.
+
+    :param sobject: ``Lead`` or ``Contact``; its mapping is read from the Variable
+        ``deployteq_salesforce_objects`` at run time (or given as ``object_config``).
+    :param full_load: R9 initial load: every record, ignoring the sync flag and without
+        touching anything in Salesforce; resumable, and it leaves the incremental watermark at its start.
+    :param batch_size: records per database transaction.
+    """
+
+    template_fields: Sequence[str] = ("sobject", "salesforce_conn_id", "deployteq_conn_id")
+
+    def __init__(
+        self,
+        *,
+        sobject: str,
+        full_load: bool = False,
+        object_config: dict | str | None = None,
+        batch_size: int = 5000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.sobject = sobject
+        self.full_load = full_load
+        self.object_config = object_config
+        self.batch_size = batch_size
+
+    @property
+    def flow(self) -> str:
+        return f"{'full_load' if self.full_load else 'sync'}:{self.sobject}"
+
+    def build_run(self, store: DeployteqHook, salesforce: BudgetedSalesforceHook) -> "CustomerSync":
+        return CustomerSync(self._object_config(), salesforce, store, full_load=self.full_load, batch_size=self.batch_size, log=self.log)
+
+    def _object_config(self) -> ConfiguredObject:
+        raw = self.object_config if self.object_config is not None else require_variable(OBJECTS_VARIABLE)
+        config = load_objects_config(raw)
+        for obj in config.objects:
+            if obj.sobject.lower() == self.sobject.lower():
+                return obj
+        raise ConfigurationError(
+            f"{self.sobject} is not a configured object in the Variable {OBJECTS_VARIABLE!r}; "
+            f"configured: {', '.join(o.sobject for o in config.objects) or 'none'}"
+        )
+
+
+class CustomerSync:
+    """The work of one run; ``counts`` stays readable when the run stops early."""
+
+    def __init__(self, obj: ConfiguredObject, salesforce: BudgetedSalesforceHook, store: DeployteqHook, *,
+                 full_load: bool, batch_size: int, log):
+        self.obj = obj
+        self.salesforce = salesforce
+        self.store = store
+        self.full_load = full_load
+        self.batch_size = batch_size
+        self.log = log
+        self.counts = SyncCounts()
+        self.flow = f"{'full_load' if full_load else 'sync'}:{obj.sobject}"
+        self.watermark_flow = f"sync:{obj.sobject}"
+        self.use_flag = bool(obj.sync_flag_field) and not full_load
+        self.flags = FlagResetQueue(store, self.watermark_flow)
+        self.progress = ProgressLog(log, self.flow)
+
+    def run(self) -> SyncCounts:
+        describe = getattr(self.salesforce.get_conn(), self.obj.sobject).describe()
+        self._check_mapping(describe)
+        field_types = {f["name"]: f["type"] for f in describe["fields"]}
+        fields = [*self.obj.query_fields(), "IsDeleted", *([self.obj.sync_flag_field] if self.obj.sync_flag_field else [])]
+        self.reader = IncrementalReader(
+            self.salesforce, sobject=self.obj.sobject, fields=fields, field_types=field_types,
+            page_size=self.obj.page_size, bulk_threshold=self.obj.bulk_threshold, flow=self.flow, log=self.log,
+        )
+        self.window = window = SyncWindow.for_run(
+            self.store, flow=self.watermark_flow, server_now=server_now(self.salesforce),
+            lookback_seconds=self.obj.lookback_seconds, full_load=self.full_load,
+        )
+        if self.use_flag:
+            # flags left over by an interrupted run go first: they cost no read
+            self.counts.flags_reset += self.flags.flush(self.salesforce, self.obj)
+        self.mapped_columns = list(dict.fromkeys(m.deployteq_field for m in self.obj.value_mappings))
+
+        # with the flag, deleted rows are read separately (a deleted record's flag cannot be reset)
+        include_deleted = not self.use_flag and not self.full_load and self.obj.deleted_detection
+        records = self.reader.read(
+            window, sync_flag_field=self.obj.sync_flag_field if self.use_flag else None, include_deleted=include_deleted
+        )
+        for batch in batched(records, self.batch_size):
+            self._write_batch(batch, in_order=self.reader.ordered)
+        if self.use_flag and self.obj.deleted_detection:
+            for batch in batched(self.reader.read_deleted(window), self.batch_size):
+                self._write_batch(batch)
+        self._retry_requested()
+        window.complete(self.store)
+        if self.use_flag:
+            self.counts.flags_reset += self.flags.flush(self.salesforce, self.obj)
+        return self.counts
+
+    def _retry_requested(self) -> None:
+        """Read again the failed records someone queued for retry (UI action), whatever their timestamp."""
+        with self.store.connect() as conn:
+            ids = [row[0] for row in conn.execute(
+                "SELECT record_id FROM sync_error WHERE flow = %s AND retry_requested AND resolved_at IS NULL "
+                "AND record_id <> '' ORDER BY record_id",
+                (self.watermark_flow,),
+            )]
+        if not ids:
+            return
+        self.log.info("%s: reading %s records queued for retry", self.flow, len(ids))
+        for soql in ids_query(self.obj.sobject, ids, self.reader.fields):
+            for _, page in rest_pages(self.salesforce.get_conn(), soql, include_deleted=True, batch_size=2000):
+                for batch in batched(page, self.batch_size):
+                    self._write_batch(batch)
+        with self.store.connect() as conn:
+            # records Salesforce no longer has are not asked for again
+            conn.execute(
+                "UPDATE sync_error SET retry_requested = false WHERE flow = %s AND retry_requested AND record_id = ANY(%s)",
+                (self.watermark_flow, ids),
+            )
+
+    def _check_mapping(self, describe: dict) -> None:
+        problems = validate_against_salesforce(self.obj, describe, self.store.table_columns("customer"))
+        for warning in (p for p in problems if not p.is_error):
+            self.log.warning("Mapping: %s", warning)
+        errors = [p for p in problems if p.is_error]
+        if errors:
+            raise ConfigurationError(
+                f"The mapping of {self.obj.sobject} is invalid; nothing was fetched:\n" + "\n".join(f"- {p}" for p in errors)
+            )
+
+    # -- writing -------------------------------------------------------------------------------------------
+
+    def _write_batch(self, records: list[dict], *, in_order: bool = False) -> None:
+        """Map, plan and write one batch in one transaction; ``in_order``: the main read in
+        (SystemModstamp, Id) order, whose last record marks how far the window is stored."""
+        self.counts.fetched += len(records)
+        incoming: list[IncomingRecord] = []
+        errors: list[RecordError] = []
+        for record in records:
+            built = build_customer_row(self.obj, record)
+            if isinstance(built, RecordProblem):
+                errors.append(RecordError(record_id=built.record_id, reason=built.reason, detail=built.detail))
+            else:
+                incoming.append(built.to_incoming_record())
+        with self.store.connect() as conn:
+            skip = self.flags.permanently_failed(conn, incoming) if self.use_flag else set()
+            incoming = [r for r in incoming if r.sf_id not in skip]
+            plan, written = apply_batch(conn, incoming, self.mapped_columns, unique_field=self.obj.unique_field)
+            for outcome in plan.outcomes:
+                if outcome.action == "error":
+                    errors.append(RecordError(record_id=outcome.sf_id, reason=outcome.reason, detail={"sobject": self.obj.sobject}))
+            for loser in plan.losers:
+                errors.append(
+                    RecordError(record_id=loser.sf_id, reason=f"merged: {loser.reason}", detail={"winner_id": loser.winner_id})
+                )
+            # earlier errors of records that went through now are settled; new ones recorded after
+            self.store.resolve_errors(self.watermark_flow, [o.sf_id for o in plan.outcomes if o.action != "error"], conn=conn)
+            if errors:
+                # one error list per object, whichever DAG met the record
+                self.store.record_errors(self.watermark_flow, errors, conn=conn)
+            if self.use_flag:
+                # R3: only stored records lose their flag; a failed one keeps it and is read again next run
+                failed = {o.sf_id for o in plan.outcomes if o.action == "error"}
+                self.flags.enqueue(conn, [r for r in incoming if not r.is_deleted and r.sf_id not in failed])
+            if in_order and not self.use_flag:
+                self.window.record_progress(self.store, records[-1], conn=conn)
+        self.counts.inserted += written.inserted
+        self.counts.updated += written.updated
+        self.counts.merged += plan.count("merged")
+        self.counts.skipped += plan.count("skipped") + written.unchanged + len(skip)
+        self.counts.deleted += plan.count("deleted")
+        self.counts.errors += len(errors) - len(plan.losers)
+        self.progress(self.counts.fetched, self.reader.total, self.salesforce.requests_sent)
+

@@ -1,0 +1,142 @@
+"""Write a batch of Salesforce leads/contacts into the customer table in one transaction.
+
+Loads every customer the batch can touch, lets ``customer_merge`` plan the result, then writes
+it set-based: COPY into a temporary table, one UPDATE for existing customers (only rows that
+really change), one INSERT for new ones.  Lead and Contact syncs share one advisory lock so two
+flows cannot both create a customer for the same new address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from psycopg import Connection, sql
+
+from deployteq_salesforce.flows.customers.merge import CustomerPlan, CustomerState, IncomingRecord, plan_customer_writes
+
+# the columns the sync itself maintains next to the mapped Deployteq fields
+SYSTEM_COLUMNS = (
+    "email",
+    "status",
+    "sf_lead_id",
+    "sf_contact_id",
+    "sf_system_modstamp",
+    "sf_deleted",
+    "sf_deleted_at",
+    "sf_merged_into",
+)
+CUSTOMER_SYNC_LOCK = "deployteq_salesforce.customer_sync"
+
+
+@dataclass(frozen=True)
+class WriteCounts:
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+def lock_customer_sync(conn: Connection) -> None:
+    """Serialise customer writes of all Lead/Contact flows until the transaction ends."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s || current_schema()))", (CUSTOMER_SYNC_LOCK,))
+
+
+def load_candidates(conn: Connection, records: Sequence[IncomingRecord], columns: Sequence[str]) -> list[CustomerState]:
+    """Customers a batch can touch: by its lead ids, contact ids (incl. converted-to) and e-mail keys."""
+    lead_ids = [r.sf_id for r in records if r.sobject == "Lead"]
+    contact_ids = [r.sf_id for r in records if r.sobject == "Contact"]
+    contact_ids += [r.converted_contact_id for r in records if r.converted_contact_id]
+    emails = [r.email_key for r in records if r.email_key]
+    value_columns = [c for c in columns if c not in SYSTEM_COLUMNS or c == "email"]
+    query = sql.SQL(
+        "SELECT customer_id, sf_lead_id, sf_contact_id, sf_system_modstamp, status, sf_deleted, sf_merged_into, {cols} "
+        "FROM customer WHERE customer_id IN ("
+        # three index lookups; one WHERE with ORs would scan the whole table for every batch
+        " SELECT customer_id FROM customer WHERE sf_lead_id = ANY(%(leads)s)"
+        " UNION SELECT customer_id FROM customer WHERE sf_contact_id = ANY(%(contacts)s)"
+        " UNION SELECT customer_id FROM customer WHERE email_key = ANY(%(emails)s) AND email_key <> ''"
+        ") ORDER BY customer_id"
+    ).format(cols=sql.SQL(", ").join(map(sql.Identifier, value_columns)))
+    customers = []
+    with conn.cursor() as cur:
+        cur.execute(query, {"leads": lead_ids, "contacts": contact_ids, "emails": emails})
+        for row in cur:
+            customer_id, lead_id, contact_id, stamp, status, deleted, merged_into, *values = row
+            customers.append(
+                CustomerState(
+                    customer_id=customer_id,
+                    values=dict(zip(value_columns, values)),
+                    sf_lead_id=lead_id,
+                    sf_contact_id=contact_id,
+                    sf_system_modstamp=stamp,
+                    status=status,
+                    sf_deleted=deleted,
+                    sf_merged_into=merged_into,
+                )
+            )
+    return customers
+
+
+def write_plan(conn: Connection, plan: CustomerPlan, columns: Sequence[str]) -> WriteCounts:
+    """Write every touched customer of ``plan``; ``columns`` = mapped columns (system ones are added)."""
+    touched = plan.to_write
+    if not touched:
+        return WriteCounts(0, 0, 0)
+    write_columns = list(dict.fromkeys([*columns, *SYSTEM_COLUMNS]))
+    ident = sql.SQL(", ").join(map(sql.Identifier, write_columns))
+    conn.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE customer_stage ON COMMIT DROP AS "
+            "SELECT customer_id, {cols} FROM customer WITH NO DATA"
+        ).format(cols=ident)
+    )
+    # ids may move between customers inside one batch (conversion, lost duplicates)
+    conn.execute("SET CONSTRAINTS ALL DEFERRED")
+    with conn.cursor() as cur:
+        with cur.copy(sql.SQL("COPY customer_stage (customer_id, {cols}) FROM STDIN").format(cols=ident)) as copy:
+            for customer in touched:
+                copy.write_row([customer.customer_id, *_row(customer, write_columns)])
+        cur.execute(
+            sql.SQL(
+                "UPDATE customer c SET ({cols}) = ROW({stage_cols}), updated_at = now() "
+                "FROM customer_stage s WHERE s.customer_id = c.customer_id "
+                "AND ROW({target_cols}) IS DISTINCT FROM ROW({stage_cols})"
+            ).format(
+                cols=ident,
+                stage_cols=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in write_columns),
+                target_cols=sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(c)) for c in write_columns),
+            )
+        )
+        updated = cur.rowcount
+        cur.execute(
+            sql.SQL("INSERT INTO customer ({cols}) SELECT {cols} FROM customer_stage WHERE customer_id IS NULL").format(
+                cols=ident
+            )
+        )
+        inserted = cur.rowcount
+    conn.execute("DROP TABLE customer_stage")
+    existing = sum(1 for c in touched if c.customer_id is not None)
+    return WriteCounts(inserted=inserted, updated=updated, unchanged=existing - updated)
+
+
+def _row(customer: CustomerState, columns: Sequence[str]) -> list:
+    system = {
+        "status": customer.status,
+        "sf_lead_id": customer.sf_lead_id,
+        "sf_contact_id": customer.sf_contact_id,
+        "sf_system_modstamp": customer.sf_system_modstamp,
+        "sf_deleted": customer.sf_deleted,
+        "sf_deleted_at": customer.sf_system_modstamp if customer.sf_deleted else None,
+        "sf_merged_into": customer.sf_merged_into,
+    }
+    return [system[c] if c in system else customer.values.get(c) for c in columns]
+
+
+def apply_batch(
+    conn: Connection, records: Sequence[IncomingRecord], columns: Sequence[str], *, unique_field: str
+) -> tuple[CustomerPlan, WriteCounts]:
+    """Plan and write one batch inside the caller's transaction (which must stay open until commit)."""
+    lock_customer_sync(conn)
+    existing = load_candidates(conn, records, columns)
+    plan = plan_customer_writes(records, existing, unique_field=unique_field)  # type: ignore[arg-type]
+    return plan, write_plan(conn, plan, columns)

@@ -1,0 +1,279 @@
+"""Other Salesforce objects -> datamodel tables through a webhook definition (R10).
+
+``ObjectLinkSyncOperator(link_name=...)`` runs one object link ("objectkoppeling"):
+
+- incremental like leads/contacts (the shared ``IncrementalReader`` / ``SyncWindow``), each batch one
+  transaction with its rows, customer relations, errors, watermark and flag-reset queue entries;
+- allow inserts = no: only rows already in the datamodel are updated, new ones count as skipped;
+- use sync column = yes: only ``SyncWithClang__c = true`` records are read, and the flags are reset
+  after the commit by the same ``FlagResetQueue`` as the lead/contact flag;
+- delete = yes: records deleted in Salesforce (queryAll ``IsDeleted``) are deleted from the datamodel;
+- rows whose customer is not there yet are stored without it and resolved on later runs (the count
+  of unresolved rows is in the run log, ``details.unresolved_relations``).
+
+``ObjectLinkSyncOperator(link_name=..., reconcile=True)`` is the scheduled Id reconciliation for
+objects Salesforce hard-deletes (CampaignMember): ONE ``SELECT Id FROM <object>`` read through REST
+pages (2,000 Ids a request) or, above the link's bulk threshold, one Bulk API 2.0 job; rows whose
+Id Salesforce no longer has are deleted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Sequence
+
+
+from deployteq_salesforce.core.bulk import Bulk2Client
+from deployteq_salesforce.flows.customers.config import SALESFORCE_TYPES_FOR
+from deployteq_salesforce.flows.object_links.datamodel import convert_record
+from deployteq_salesforce.flows.object_links.store import DatamodelStore
+from deployteq_salesforce.core.variables import require_variable
+from deployteq_salesforce.core.exceptions import ConfigurationError
+from deployteq_salesforce.hooks.deployteq import DeployteqHook
+from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
+from deployteq_salesforce.core.incremental import IncrementalReader, ProgressLog, SyncCounts, SyncWindow, batched, server_now
+from deployteq_salesforce.flows.object_links.config import VARIABLE_NAME, ObjectLink, Webhook, load_object_links
+from deployteq_salesforce.core.operator import SalesforceFlowOperator
+from deployteq_salesforce.core.soql import validate_identifier
+from deployteq_salesforce.core.store import RecordError
+from deployteq_salesforce.core.sync_support import FlagResetQueue, parse_sf_datetime, rest_pages
+
+LINKS_VARIABLE = VARIABLE_NAME
+
+
+class ObjectLinkSyncOperator(SalesforceFlowOperator):
+    """Sync one object link into its datamodel table, or (``reconcile=True``) reconcile its Ids.
+
+    :param link_name: the link's name in the Variable ``deployteq_salesforce_object_links``
+        (read at run time), or in ``links_config`` when given.
+    :param reconcile: run the Id reconciliation instead of the incremental sync.
+    :param batch_size: records per database transaction.
+    """
+
+    template_fields: Sequence[str] = ("link_name", "salesforce_conn_id", "deployteq_conn_id")
+
+    def __init__(
+        self,
+        *,
+        link_name: str,
+        reconcile: bool = False,
+        links_config: dict | str | None = None,
+        batch_size: int = 5000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(link_name, str) or not link_name:
+            raise ValueError("link_name must be the name of an object link")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.link_name = link_name
+        self.reconcile = reconcile
+        self.links_config = links_config
+        self.batch_size = batch_size
+
+    @property
+    def flow(self) -> str:
+        return f"{'reconcile' if self.reconcile else 'link'}:{self.link_name}"
+
+    def build_run(self, store: DeployteqHook, salesforce: BudgetedSalesforceHook):
+        link, webhook = self._link()
+        if self.reconcile:
+            return IdReconciliation(link, webhook, salesforce, store, log=self.log)
+        return ObjectLinkSync(link, webhook, salesforce, store, batch_size=self.batch_size, log=self.log)
+
+    def _link(self) -> tuple[ObjectLink, Webhook]:
+        raw = self.links_config if self.links_config is not None else require_variable(LINKS_VARIABLE)
+        config = load_object_links(raw)
+        link = config.link(self.link_name)
+        if link is None:
+            raise ConfigurationError(
+                f"{self.link_name!r} is not an object link in the Variable {LINKS_VARIABLE!r}; "
+                f"links: {', '.join(l.name for l in config.links) or 'none'}"
+            )
+        return link, config.webhook_of(link)
+
+
+def check_link_against_describe(link: ObjectLink, webhook: Webhook, describe: dict) -> list[str]:
+    """Problems that stop the link before anything is fetched: unknown fields, types that do not fit."""
+    types = {f["name"]: f["type"] for f in describe["fields"]}
+    problems = []
+    for f in webhook.fields:
+        sf_type = types.get(f.json_field)
+        if sf_type is None:
+            problems.append(f"field {f.json_field!r} (column {f.column!r}) is not a field of {link.sobject}")
+        elif sf_type not in SALESFORCE_TYPES_FOR[f.type]:
+            problems.append(f"field {f.json_field!r} is a Salesforce {sf_type}, which a {f.type} column cannot hold")
+    if link.use_sync_column and link.sync_flag_field not in types:
+        problems.append(
+            f"use sync column is on, but {link.sobject} has no field {link.sync_flag_field!r}; "
+            "create the custom Boolean field SyncWithClang in Salesforce, or turn use sync column off"
+        )
+    elif link.use_sync_column and types[link.sync_flag_field] != "boolean":
+        problems.append(f"{link.sync_flag_field} of {link.sobject} is a {types[link.sync_flag_field]}, not a Boolean")
+    return problems
+
+
+def _describe(salesforce, link: ObjectLink, webhook: Webhook) -> dict:
+    validate_identifier(link.sobject, "object")
+    describe = getattr(salesforce.get_conn(), link.sobject).describe()
+    problems = check_link_against_describe(link, webhook, describe)
+    if problems:
+        raise ConfigurationError(
+            f"Object link {link.name!r} ({link.sobject} -> {webhook.datamodel}) is invalid; nothing was fetched:\n"
+            + "\n".join(f"- {p}" for p in problems)
+        )
+    return describe
+
+
+class _Flagged:
+    """What FlagResetQueue stores per record."""
+
+    __slots__ = ("sf_id", "modstamp")
+
+    def __init__(self, record: dict):
+        self.sf_id = record["Id"]
+        self.modstamp = parse_sf_datetime(record.get("SystemModstamp"))
+
+
+class ObjectLinkSync:
+    """The work of one incremental run of a link; ``counts`` stays readable when the run stops early."""
+
+    def __init__(self, link: ObjectLink, webhook: Webhook, salesforce, store: DeployteqHook, *, batch_size: int, log):
+        self.link = link
+        self.webhook = webhook
+        self.salesforce = salesforce
+        self.store = store
+        self.datamodel = DatamodelStore(store)
+        self.batch_size = batch_size
+        self.log = log
+        self.flow = f"link:{link.name}"
+        self.counts = SyncCounts()
+        self.use_flag = link.use_sync_column
+        self.flags = FlagResetQueue(store, self.flow)
+        self.progress = ProgressLog(log, self.flow)
+
+    def run(self) -> SyncCounts:
+        describe = _describe(self.salesforce, self.link, self.webhook)
+        changes = self.datamodel.ensure_table(self.webhook)
+        if changes:
+            self.counts.details["datamodel_changes"] = changes
+        field_types = {f["name"]: f["type"] for f in describe["fields"]}
+        fields = [f.json_field for f in self.webhook.fields] + ["Id", "IsDeleted"] + ([self.link.sync_flag_field] if self.use_flag else [])
+        self.reader = IncrementalReader(
+            self.salesforce, sobject=self.link.sobject, fields=fields, field_types=field_types,
+            page_size=self.link.page_size, bulk_threshold=self.link.bulk_threshold, flow=self.flow, log=self.log,
+        )
+        self.window = window = SyncWindow.for_run(
+            self.store, flow=self.flow, server_now=server_now(self.salesforce), lookback_seconds=self.link.lookback_seconds
+        )
+        if self.use_flag:
+            self.counts.flags_reset += self.flags.flush(self.salesforce, self.link)
+        # with the flag, deleted rows are read separately (a deleted record's flag cannot be reset)
+        include_deleted = self.link.delete and not self.use_flag
+        records = self.reader.read(window, sync_flag_field=self.link.sync_flag_field, include_deleted=include_deleted)
+        for batch in batched(records, self.batch_size):
+            self._write_batch(batch, in_order=self.reader.ordered)
+        if self.use_flag and self.link.delete:
+            for batch in batched(self.reader.read_deleted(window), self.batch_size):
+                self._write_batch(batch)
+        with self.store.connect() as conn:
+            resolved_late = self.datamodel.resolve_relations(conn, self.webhook)
+            unresolved = self.datamodel.unresolved_count(conn, self.webhook)
+        window.complete(self.store)
+        if self.webhook.customer_relation:
+            self.counts.details.update(relations_resolved_late=resolved_late, unresolved_relations=unresolved)
+        if self.use_flag:
+            self.counts.flags_reset += self.flags.flush(self.salesforce, self.link)
+        return self.counts
+
+    def _write_batch(self, records: list[dict], *, in_order: bool = False) -> None:
+        self.counts.fetched += len(records)
+        rows: list[tuple] = []
+        written_records: list[dict] = []
+        deleted_ids: list[str] = []
+        errors: list[RecordError] = []
+        for record in records:
+            if record.get("IsDeleted"):
+                deleted_ids.append(record["Id"])
+                continue
+            converted = convert_record(self.webhook, record)
+            if isinstance(converted, list):
+                errors.append(RecordError(
+                    record_id=record.get("Id"), reason="; ".join(str(p) for p in converted),
+                    detail={"sobject": self.link.sobject, "datamodel": self.webhook.datamodel},
+                ))
+                continue
+            rows.append(converted)
+            written_records.append(record)
+        with self.store.connect() as conn:
+            skip: set[str] = set()
+            if self.use_flag:
+                flagged = [_Flagged(r) for r in written_records]
+                skip = self.flags.permanently_failed(conn, flagged)
+                if skip:
+                    keep = [i for i, r in enumerate(written_records) if r["Id"] not in skip]
+                    rows = [rows[i] for i in keep]
+                    written_records = [written_records[i] for i in keep]
+            deleted = self.datamodel.delete_ids(conn, self.webhook, deleted_ids) if self.link.delete else 0
+            written = self.datamodel.write_rows(conn, self.webhook, rows, allow_inserts=self.link.allow_inserts)
+            self.datamodel.resolve_relations(conn, self.webhook, rows=rows)
+            self.store.resolve_errors(self.flow, [r["Id"] for r in written_records], conn=conn)
+            if errors:
+                self.store.record_errors(self.flow, errors, conn=conn)
+            if self.use_flag:
+                self.flags.enqueue(conn, [_Flagged(r) for r in written_records])
+            if in_order and not self.use_flag:
+                self.window.record_progress(self.store, records[-1], conn=conn)
+        self.counts.inserted += written.inserted
+        self.counts.updated += written.updated
+        self.counts.deleted += deleted
+        not_deleted = 0 if self.link.delete else len(deleted_ids)
+        self.counts.skipped += written.unchanged + written.not_inserted + len(skip) + not_deleted
+        if written.not_inserted:
+            self.counts.details["not_inserted"] = self.counts.details.get("not_inserted", 0) + written.not_inserted
+        self.counts.errors += len(errors)
+        self.progress(self.counts.fetched, self.reader.total, self.salesforce.requests_sent)
+
+
+class IdReconciliation:
+    """Remove datamodel rows whose Salesforce record is gone (hard deletes leave no trace in queryAll)."""
+
+    def __init__(self, link: ObjectLink, webhook: Webhook, salesforce, store: DeployteqHook, *, log):
+        self.link = link
+        self.webhook = webhook
+        self.salesforce = salesforce
+        self.store = store
+        self.datamodel = DatamodelStore(store)
+        self.log = log
+        self.counts = SyncCounts()
+
+    def salesforce_ids(self) -> Iterator[str]:
+        """Every Id of the object: REST pages of 2,000, or one Bulk API 2.0 job when there are many."""
+        soql = f"SELECT Id FROM {validate_identifier(self.link.sobject, 'object')}"
+        pages = rest_pages(self.salesforce.get_conn(), soql, include_deleted=False, batch_size=2000)
+        total, first_page = next(pages)
+        self.counts.details["salesforce_ids"] = total
+        if total > self.link.bulk_threshold:
+            pages.close()
+            self.log.info("reconcile:%s: %s Ids in Salesforce, read with Bulk API 2.0", self.link.name, total)
+            for record in Bulk2Client(self.salesforce.get_conn()).query(self.link.sobject, soql, field_types={"Id": "id"}):
+                yield record["Id"]
+            return
+        for record in first_page:
+            yield record["Id"]
+        for _, page in pages:
+            for record in page:
+                yield record["Id"]
+
+    def run(self) -> SyncCounts:
+        _describe(self.salesforce, self.link, self.webhook)
+        self.datamodel.ensure_table(self.webhook)
+        with self.store.connect() as conn:
+            started = self.datamodel.start_reconciliation(conn)
+            self.counts.details["stored_rows"] = self.datamodel.count_rows(conn, self.webhook)
+            self.counts.fetched = self.datamodel.stage_salesforce_ids(conn, self.salesforce_ids())
+            self.counts.deleted = self.datamodel.delete_missing(conn, self.webhook, started)
+        self.log.info(
+            "reconcile:%s: %s Ids in Salesforce, %s stored rows, %s rows of deleted records removed",
+            self.link.name, self.counts.fetched, self.counts.details["stored_rows"], self.counts.deleted,
+        )
+        return self.counts
