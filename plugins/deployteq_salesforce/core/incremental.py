@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 from deployteq_salesforce.core.bulk import Bulk2Client
 from deployteq_salesforce.core.soql import incremental_query
 from deployteq_salesforce.core.store import Watermark
-from deployteq_salesforce.core.sync_support import parse_sf_datetime, rest_pages
+from deployteq_salesforce.core.salesforce_values import parse_salesforce_datetime
 
 PROGRESS_EVERY_SECONDS = 15.0
 
@@ -84,7 +84,7 @@ class SyncWindow:
 
     def record_progress(self, store, last_record: dict, *, conn) -> None:
         """After a batch read in (SystemModstamp, Id) order: everything up to this record is stored."""
-        stamp = parse_sf_datetime(last_record["SystemModstamp"])
+        stamp = parse_salesforce_datetime(last_record["SystemModstamp"])
         store.set_watermark(self.progress_flow, Watermark(stamp, last_record["Id"]), conn=conn)
 
     def complete(self, store) -> None:
@@ -108,6 +108,21 @@ def batched(records: Iterable[dict], size: int) -> Iterator[list[dict]]:
             batch = []
     if batch:
         yield batch
+
+
+def rest_pages(sf, soql: str, *, include_deleted: bool, batch_size: int = 2000) -> Iterator[tuple[int, list[dict]]]:
+    """Yield ``(totalSize, records)`` per REST page, following ``nextRecordsUrl``; records lose ``attributes``."""
+    headers = {"Sforce-Query-Options": f"batchSize={batch_size}"}
+    result = sf.query(soql, include_deleted=include_deleted, headers=headers)
+    while True:
+        records = result.get("records", [])
+        for record in records:
+            record.pop("attributes", None)
+        yield result["totalSize"], records
+        next_url = result.get("nextRecordsUrl")
+        if result.get("done", True) or not next_url:
+            return
+        result = sf.query_more(next_url, identifier_is_url=True, include_deleted=include_deleted, headers=headers)
 
 
 class IncrementalReader:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, Sequence
 
 from airflow.sdk import BaseOperator
@@ -11,7 +11,6 @@ from deployteq_salesforce.core.exceptions import BudgetExhausted
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
 from deployteq_salesforce.core.incremental import SyncCounts
-from deployteq_salesforce.core.sync_support import defer_or_skip_for_budget
 
 
 def check_names(owner: str, **names: Any) -> None:
@@ -102,3 +101,18 @@ class SalesforceFlowOperator(BaseOperator):
         store.finish_run(
             run_log_id, outcome=outcome, counts=counts.as_log_counts(), message=message, api_requests=salesforce.requests_sent
         )
+
+
+def defer_or_skip_for_budget(operator, exc: BudgetExhausted, max_wait: timedelta) -> None:
+    """Free the worker slot: wait on a trigger when budget returns soon, else end this run as skipped."""
+    from airflow.sdk.exceptions import AirflowSkipException
+    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+    wait = exc.resume_at - datetime.now(timezone.utc)
+    if wait <= max_wait:
+        operator.log.info("Waiting for Salesforce API budget until %s (deferred, no worker slot held)", exc.resume_at.isoformat())
+        operator.defer(trigger=DateTimeTrigger(moment=exc.resume_at), method_name="execute_complete")
+    raise AirflowSkipException(
+        f"Salesforce API budget exhausted ({exc.reason}) until {exc.resume_at.isoformat()}; "
+        "this run ends here with its progress committed and the next run continues."
+    )

@@ -110,3 +110,22 @@ def is_request_limit_exceeded(status_code: int, body: Any) -> bool:
 def is_invalid_session(status_code: int, body: Any) -> bool:
     """The session id / access token is expired or was never valid."""
     return status_code == 401 and INVALID_SESSION_ID in error_codes(body)
+
+
+def parse_bulk_error(text: str | None) -> tuple[str, str, tuple[str, ...]]:
+    """An ingest result's ``sf__Error`` (``STATUS_CODE:message:field1,field2 --``) -> (statusCode, message, fields).
+
+    The message may itself contain colons; only a trailing ``--`` marks the field list after the last one.
+    """
+    text = (text or "").strip()
+    if not text:
+        return "UNKNOWN_ERROR", "Salesforce gave no message", ()
+    code, _, rest = text.partition(":")
+    message, fields = rest, ()
+    if rest.endswith("--"):
+        body = rest[:-2].rstrip()
+        message, sep, names = body.rpartition(":")
+        if not sep:
+            message, names = body, ""
+        fields = tuple(n.strip() for n in names.split(",") if n.strip())
+    return code.strip() or "UNKNOWN_ERROR", message.strip() or "Salesforce gave no message", fields

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import quote_plus
 
-from deployteq_salesforce.flows.customers.config import SALESFORCE_NAME, SALESFORCE_NAME_MAX
+from deployteq_salesforce.core.config_checks import SALESFORCE_NAME, SALESFORCE_NAME_MAX
 
 # Salesforce's limit on one SOQL statement (Bulk API 2.0 sends it in a POST body)
 SOQL_MAX_LENGTH = 100_000

@@ -24,7 +24,6 @@ from deployteq_salesforce.flows.contact_moments.logic import (
     composite_results,
     decide,
     format_age,
-    parse_bulk_error,
     payload_hash,
     plan_sends,
     requests_allowed,
@@ -222,13 +221,6 @@ def test_composite_errors_keep_status_code_and_message():
     ])
     assert results[0].success and results[0].created and results[0].record_id == "a0X1"
     assert results[1].reason == "ENTITY_IS_DELETED: entity is deleted" and results[1].fields == ("Lead__c",)
-
-
-def test_bulk_error_text_is_split_into_code_message_and_fields():
-    assert parse_bulk_error("FIELD_CUSTOM_VALIDATION_EXCEPTION:Onderwerp: niet toegestaan:Subject__c --") == (
-        "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Onderwerp: niet toegestaan", ("Subject__c",))
-    assert parse_bulk_error("ENTITY_IS_DELETED:entity is deleted:--") == ("ENTITY_IS_DELETED", "entity is deleted", ())
-    assert parse_bulk_error("") == ("UNKNOWN_ERROR", "Salesforce gave no message", ())
 
 
 def test_bulk_results_are_matched_on_the_external_id():

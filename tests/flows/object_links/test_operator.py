@@ -327,7 +327,7 @@ def test_link_dag_file_runs_with_dag_test(airflow_db, monkeypatch, env):
 
     from airflow.dag_processing.dagbag import DagBag
 
-    dag_file = Path(__file__).resolve().parents[2] / "dags" / "salesforce_object_links.py"
+    dag_file = Path(__file__).resolve().parents[3] / "dags" / "salesforce_object_links.py"
     cfg = links(MEMBER_LINK, use_sync_column=True)
     monkeypatch.setenv("AIRFLOW_VAR_DEPLOYTEQ_SALESFORCE_OBJECT_LINKS", json.dumps(cfg))
     campaign_id = env.sf.seed("Campaign", [campaign(1)])[0]

@@ -18,7 +18,6 @@ from deployteq_salesforce.flows.synchronize.logic import (
     choose_target,
     count_exits,
     outcome_from_result,
-    parse_bulk_error,
     plan_fields,
     plan_updates,
     redirect_to_contact,
@@ -186,13 +185,6 @@ def test_failed_result_keeps_status_code_message_and_fields():
     assert (outcome.exit, outcome.status_code, outcome.message, outcome.fields) == (
         ON_ERROR, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "No partners", ("LeadSource",))
     assert "Lead 00Q3" in outcome.reason and "No partners" in outcome.reason
-
-
-def test_bulk_error_text_is_parsed():
-    assert parse_bulk_error("FIELD_CUSTOM_VALIDATION_EXCEPTION:No partners:LeadSource --") == (
-        "FIELD_CUSTOM_VALIDATION_EXCEPTION", "No partners", ("LeadSource",))
-    assert parse_bulk_error("CANNOT_UPDATE_CONVERTED_LEAD:cannot reference converted lead:--") == (
-        "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", ())
 
 
 def test_limited_update_says_it_was_not_sent():

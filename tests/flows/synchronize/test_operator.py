@@ -504,7 +504,7 @@ def test_example_campaign_dag_runs_the_exits_and_marks_the_queue(services, airfl
     monkeypatch.setenv("AIRFLOW_VAR_DEPLOYTEQ_CAMPAIGN_DEMO", "true")
     leads = seed_leads(emulator, 4)
     enriched = lead_customers(store, leads, newsletter=False, email_optin=False)  # the demo flips them to true
-    dag_file = Path(__file__).resolve().parents[2] / "dags" / "deployteq_campaign_synchronize.py"
+    dag_file = Path(__file__).resolve().parents[3] / "dags" / "deployteq_campaign_synchronize.py"
     bag = DagBag(dag_folder=dag_file, safe_mode=False)
     assert bag.import_errors == {}
 

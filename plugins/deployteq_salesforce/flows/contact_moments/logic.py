@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
+from deployteq_salesforce.core.salesforce_errors import parse_bulk_error
+
 FLOW = "contact_moments"
 LEAD_OBJECT = "ClangLeadContactMoment__c"
 CONTACT_OBJECT = "ClangContactContactMoment__c"
@@ -433,22 +435,6 @@ def composite_results(moments: Sequence[Outgoing], answers: Sequence[dict]) -> l
             )
         )
     return results
-
-
-def parse_bulk_error(text: str | None) -> tuple[str, str, tuple[str, ...]]:
-    """Bulk API's ``sf__Error`` (``STATUS_CODE:message:fields --``) -> (statusCode, message, fields)."""
-    text = (text or "").strip()
-    if not text:
-        return "UNKNOWN_ERROR", "Salesforce gave no message", ()
-    code, _, rest = text.partition(":")
-    message, fields = rest, ()
-    if rest.endswith("--"):
-        body = rest[:-2].rstrip()
-        message, sep, names = body.rpartition(":")
-        if not sep:
-            message, names = body, ""
-        fields = tuple(n.strip() for n in names.split(",") if n.strip())
-    return code.strip() or "UNKNOWN_ERROR", message.strip() or "Salesforce gave no message", fields
 
 
 def bulk_results(moments: Sequence[Outgoing], successful: Iterable[dict], failed: Sequence[dict]) -> list[SendResult]:

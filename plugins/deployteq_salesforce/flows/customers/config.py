@@ -32,7 +32,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from deployteq_salesforce.core.config_checks import (
+    check_salesforce_name,
+    check_schedule,
+    pydantic_message,
+    value_at,
+)
 from deployteq_salesforce.core.exceptions import ConfigurationError
+from deployteq_salesforce.flows.customers.mapping import ID_COLUMN, ConversionError, convert_value
 
 VARIABLE_NAME = "deployteq_salesforce_objects"
 
@@ -40,15 +47,10 @@ SObject = Literal["Lead", "Contact"]
 DeployteqType = Literal["text", "email", "integer", "decimal", "boolean", "date", "datetime", "optin"]
 UniqueField = Literal["id", "email"]
 
-# Salesforce API names: letters, digits, underscores, starting with a letter (custom: ``__c``).
-# Nothing else can reach SOQL, so no quoting of identifiers is ever needed.
-SALESFORCE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(__c)?$")
-SALESFORCE_NAME_MAX = 80
 # Deployteq columns are unquoted-style PostgreSQL names (they are always quoted anyway).
 DEPLOYTEQ_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 DEPLOYTEQ_NAME_MAX = 63
 
-ID_COLUMN = {"Lead": "sf_lead_id", "Contact": "sf_contact_id"}
 EMAIL_COLUMN = "email"
 OPTIN_COLUMN = "email_optin"
 # columns the sync maintains itself; ``sf_*`` is reserved as a whole
@@ -60,8 +62,6 @@ SYSTEM_PREFIX = "sf_"
 # Fields every incremental query selects besides the mapped ones (see ``ConfiguredObject.query_fields``).
 BASE_FIELDS = ("Id", "SystemModstamp", "MasterRecordId")
 LEAD_CONVERSION_FIELDS = ("IsConverted", "ConvertedContactId")
-
-CRON_PRESETS = frozenset({"@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"})
 
 _TEXT_LIKE = frozenset(
     {"string", "textarea", "picklist", "multipicklist", "combobox", "email", "phone", "url", "id", "reference",
@@ -138,14 +138,6 @@ class InvalidConfiguration(ConfigurationError):
 # ------------------------------------------------------------------------------------------------ model
 
 
-def _check_salesforce_name(value: str, what: str) -> str:
-    if len(value) > SALESFORCE_NAME_MAX or not SALESFORCE_NAME.match(value):
-        raise ValueError(
-            f"{what} {value!r} is not a Salesforce API name (letters, digits and underscores, starting with a letter)"
-        )
-    return value
-
-
 class FieldMapping(BaseModel):
     """One mapping row: Salesforce field -> Deployteq type -> Deployteq field (-> part of the key)."""
 
@@ -162,7 +154,7 @@ class FieldMapping(BaseModel):
     @field_validator("salesforce_field")
     @classmethod
     def _salesforce_field_is_a_name(cls, value: str) -> str:
-        return _check_salesforce_name(value, "Salesforce field")
+        return check_salesforce_name(value, "Salesforce field")
 
     @field_validator("deployteq_field")
     @classmethod
@@ -197,20 +189,12 @@ class ConfiguredObject(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _schedule_is_cron_or_preset(cls, value: str | None) -> str | None:
-        if value is None or value in CRON_PRESETS:
-            return value
-        from croniter import croniter  # Airflow's own cron parser; imported late to keep import cheap
-
-        if len(value.split()) != 5 or not croniter.is_valid(value):
-            raise ValueError(
-                f"{value!r} is neither a 5-field cron expression nor one of {', '.join(sorted(CRON_PRESETS))}"
-            )
-        return value
+        return check_schedule(value)
 
     @field_validator("sync_flag_field")
     @classmethod
     def _flag_is_a_name(cls, value: str | None) -> str | None:
-        return None if value is None else _check_salesforce_name(value, "sync flag field")
+        return None if value is None else check_salesforce_name(value, "sync flag field")
 
     @model_validator(mode="after")
     def _structure(self, info: ValidationInfo) -> ConfiguredObject:
@@ -376,9 +360,6 @@ def _key_row_problems(obj: ConfiguredObject, label: str, index: int, key: FieldM
 
 
 def _translation_problems(label: str, index: int, mapping: FieldMapping) -> list[ConfigProblem]:
-    # imported here: mapping.py imports this module
-    from deployteq_salesforce.flows.customers.mapping import ConversionError, convert_value
-
     problems = []
     if mapping.translate_default == "null" and not mapping.translations:
         problems.append(
@@ -431,9 +412,9 @@ def _problem_from_pydantic(error: dict[str, Any], raw_obj: Any, label: str) -> C
     loc = list(error["loc"])
     # our own validators' messages name the setting already; pydantic's need it in front
     own = error["type"] == "value_error"
-    message = error["msg"].removeprefix("Value error, ")
+    message = pydantic_message(error)
     if len(loc) >= 2 and loc[0] == "mappings" and isinstance(loc[1], int):
-        sf_field = _get(raw_obj, "mappings", loc[1], "salesforce_field")
+        sf_field = value_at(raw_obj, "mappings", loc[1], "salesforce_field")
         setting = ".".join(str(p) for p in loc[2:])
         return ConfigProblem(
             label,
@@ -442,17 +423,6 @@ def _problem_from_pydantic(error: dict[str, Any], raw_obj: Any, label: str) -> C
             f"{setting}: {message}" if setting and not own else message,
         )
     return ConfigProblem(label, None, ".".join(str(p) for p in loc) or None, message)
-
-
-def _get(container: Any, *path: Any) -> Any:
-    for key in path:
-        if isinstance(container, dict) and isinstance(key, str):
-            container = container.get(key)
-        elif isinstance(container, list) and isinstance(key, int) and 0 <= key < len(container):
-            container = container[key]
-        else:
-            return None
-    return container
 
 
 def load_objects_config(raw: str | bytes | dict[str, Any]) -> ObjectsConfig:
@@ -477,7 +447,7 @@ def load_objects_config(raw: str | bytes | dict[str, Any]) -> ObjectsConfig:
     # each object on its own, so one broken object does not hide the problems of the others
     objects: list[ConfiguredObject] = []
     for index, raw_obj in enumerate(data.get("objects", [])):
-        label = _object_label(index, _get(raw_obj, "sobject"))
+        label = _object_label(index, value_at(raw_obj, "sobject"))
         try:
             obj = ConfiguredObject.model_validate(raw_obj, context={"collect_problems": True})
         except ValidationError as exc:

@@ -23,14 +23,16 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 
-from deployteq_salesforce.flows.customers.config import ID_COLUMN  # config imports this module only lazily (no cycle)
 from deployteq_salesforce.core.exceptions import DeployteqSalesforceError
+from deployteq_salesforce.core.salesforce_values import parse_salesforce_datetime
 
 if TYPE_CHECKING:
     from deployteq_salesforce.flows.customers.config import ConfiguredObject, FieldMapping
     from deployteq_salesforce.flows.customers.merge import IncomingRecord
 
 STATUS_BY_SOBJECT = {"Lead": "Prospect", "Contact": "Klant"}  # R7
+# where the Salesforce Id of each object is kept in the customer table (always stored, R6)
+ID_COLUMN = {"Lead": "sf_lead_id", "Contact": "sf_contact_id"}
 _INT8 = (-(2**63), 2**63 - 1)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # deliberately simple: Salesforce validated e-mail fields already; this catches text fields holding junk
@@ -74,20 +76,11 @@ def _is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value == "")
 
 
-def parse_salesforce_datetime(value: Any) -> datetime:
-    """``2024-01-01T00:00:00.000+0000`` (REST) or ``...Z`` (Bulk) -> aware UTC datetime."""
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ConversionError("not a date-time like 2024-01-01T00:00:00.000+0000") from None
-    else:
-        raise ConversionError(f"a date-time must be text, not {type(value).__name__}")
-    if parsed.tzinfo is None:
-        raise ConversionError("date-time has no time zone offset")
-    return parsed.astimezone(timezone.utc)
+def _to_datetime(value: Any) -> datetime:
+    try:
+        return parse_salesforce_datetime(value)
+    except ValueError as exc:
+        raise ConversionError(str(exc)) from None
 
 
 def _to_bool(value: Any) -> bool:
@@ -166,7 +159,7 @@ def convert_value(deployteq_type: str, value: Any) -> Any:
                 pass
         raise ConversionError("not a date like 2024-01-31")
     if deployteq_type == "datetime":
-        return parse_salesforce_datetime(value)
+        return _to_datetime(value)
     raise ConversionError(f"unknown Deployteq type {deployteq_type!r}")
 
 
@@ -307,7 +300,7 @@ def build_customer_row(obj: ConfiguredObject, record: dict[str, Any]) -> Custome
         sf_id = None
     modstamp = None
     try:
-        modstamp = parse_salesforce_datetime(record.get("SystemModstamp"))
+        modstamp = _to_datetime(record.get("SystemModstamp"))
     except ConversionError as exc:
         issues.append(FieldIssue("SystemModstamp", record.get("SystemModstamp"), str(exc)))
 

@@ -19,12 +19,14 @@ from deployteq_salesforce.core.variables import require_variable
 from deployteq_salesforce.core.exceptions import ConfigurationError
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
-from deployteq_salesforce.core.incremental import IncrementalReader, ProgressLog, SyncCounts, SyncWindow, batched, server_now
+from deployteq_salesforce.core.incremental import (
+    IncrementalReader, ProgressLog, SyncCounts, SyncWindow, batched, rest_pages, server_now,
+)
 from deployteq_salesforce.flows.customers.mapping import RecordProblem, build_customer_row
 from deployteq_salesforce.core.operator import SalesforceFlowOperator
 from deployteq_salesforce.core.store import RecordError
 from deployteq_salesforce.core.soql import ids_query
-from deployteq_salesforce.core.sync_support import FlagResetQueue, rest_pages
+from deployteq_salesforce.core.flag_reset import FlagResetQueue
 
 OBJECTS_VARIABLE = "deployteq_salesforce_objects"
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from deployteq_salesforce.flows.customers.config import CRON_PRESETS, SALESFORCE_NAME, SALESFORCE_NAME_MAX
+from deployteq_salesforce.core.config_checks import check_salesforce_name, check_schedule, pydantic_message, value_at
 from deployteq_salesforce.core.exceptions import ConfigurationError
 
 VARIABLE_NAME = "deployteq_salesforce_object_links"
@@ -59,16 +59,6 @@ HARD_DELETED_OBJECTS = frozenset({"CampaignMember"})
 def _check(pattern: re.Pattern, value: str, what: str, rule: str) -> str:
     if len(value) > MAX_IDENTIFIER or not pattern.match(value):
         raise ValueError(f"{what} {value!r} is not valid: {rule} (at most {MAX_IDENTIFIER} characters)")
-    return value
-
-
-def _check_schedule(value: str | None) -> str | None:
-    if value is None or value in CRON_PRESETS:
-        return value
-    from croniter import croniter  # Airflow's own cron parser; imported late to keep import cheap
-
-    if len(value.split()) != 5 or not croniter.is_valid(value):
-        raise ValueError(f"{value!r} is neither a 5-field cron expression nor one of {', '.join(sorted(CRON_PRESETS))}")
     return value
 
 
@@ -199,14 +189,12 @@ class ObjectLink(BaseModel):
     @field_validator("sobject")
     @classmethod
     def _sobject_is_an_api_name(cls, value: str) -> str:
-        if len(value) > SALESFORCE_NAME_MAX or not SALESFORCE_NAME.match(value):
-            raise ValueError(f"Salesforce object {value!r} is not an API name (letters, digits, underscores)")
-        return value
+        return check_salesforce_name(value, "Salesforce object")
 
     @field_validator("schedule", "reconcile_schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
-        return _check_schedule(value)
+        return check_schedule(value)
 
     @property
     def sync_flag_field(self) -> str | None:
@@ -273,17 +261,13 @@ class ObjectLinksConfig(BaseModel):
 def _location(raw: dict, loc: tuple) -> str:
     """``('links', 0, 'delete')`` -> ``links[1] ('campaign_members'), delete`` (items named where possible)."""
     parts: list[str] = []
-    node: Any = raw
-    for step in loc:
+    for depth, step in enumerate(loc):
         if isinstance(step, int):
-            name = node[step].get("name") if isinstance(node, list) and step < len(node) and isinstance(node[step], dict) else None
-            if name is None and isinstance(node, list) and step < len(node) and isinstance(node[step], dict):
-                name = node[step].get("column") or node[step].get("json_field")
+            item = value_at(raw, *loc[: depth + 1])
+            name = (item.get("name") or item.get("column") or item.get("json_field")) if isinstance(item, dict) else None
             parts[-1] = f"{parts[-1] if parts else ''}[{step + 1}]" + (f" ({name!r})" if name else "")
-            node = node[step] if isinstance(node, list) and step < len(node) else None
         else:
             parts.append(str(step))
-            node = node.get(step) if isinstance(node, dict) else None
     return ", ".join(parts)
 
 
@@ -304,6 +288,6 @@ def load_object_links(raw: str | dict | None) -> ObjectLinksConfig:
         lines = []
         for error in exc.errors():
             where = _location(raw, tuple(error["loc"]))
-            message = error["msg"].removeprefix("Value error, ")
+            message = pydantic_message(error)
             lines.append(f"- {where}: {message}" if where else f"- {message}")
         raise ConfigurationError(f"invalid configuration in {VARIABLE_NAME} ({len(lines)} problem(s)):\n" + "\n".join(lines)) from None

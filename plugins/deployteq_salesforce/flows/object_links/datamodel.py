@@ -1,6 +1,6 @@
 """Datamodel tables from webhook definitions (R10): DDL planning and JSON -> row conversion.
 
-Pure: no database connection and no Airflow.  ``datamodel_store.py`` runs what this plans.
+Pure: no database and no Airflow.  ``store.py`` turns what this plans into DDL and runs it.
 
 - :func:`table_definition` reduces a webhook to what its table looks like (stored in the registry
   table ``datamodel_table`` when applied).
@@ -19,11 +19,9 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from psycopg import sql
-
 from deployteq_salesforce.core.exceptions import ConfigurationError
 from deployteq_salesforce.flows.object_links.config import CUSTOMER_COLUMN, DEPLOYTEQ_ID_COLUMN, Webhook
-from deployteq_salesforce.core.sync_support import parse_sf_datetime
+from deployteq_salesforce.core.salesforce_values import parse_salesforce_datetime
 
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 # type changes that keep every value (besides "same type"); text may also get longer
@@ -62,64 +60,38 @@ def table_definition(webhook: Webhook) -> dict:
     }
 
 
-def sql_type(column: dict) -> sql.Composable:
-    kind = column["type"]
-    if kind == "text":
-        return sql.SQL("varchar({})").format(sql.Literal(column["max_length"])) if column.get("max_length") else sql.SQL("text")
-    return sql.SQL({"integer": "bigint", "decimal": "numeric", "boolean": "boolean", "date": "date", "datetime": "timestamptz"}[kind])
-
-
 def _label(column: dict) -> str:
     return f"{column['type']}({column['max_length']})" if column.get("max_length") else column["type"]
 
 
 @dataclass(frozen=True)
-class DdlStep:
+class TableChange:
+    """One step from the applied table to the new definition; ``store.py`` turns it into DDL.
+
+    ``kind``: ``create_table``, ``touch_trigger``, ``relation_index``, ``add_column``, ``widen_column``
+    or ``add_relation``; ``column`` is the column definition for the column steps.
+    """
+
+    kind: str
     description: str
-    statement: sql.Composed
+    column: dict | None = None
 
 
-def _create_steps(table: str, new: dict) -> list[DdlStep]:
-    t = sql.Identifier(table)
-    columns = [sql.SQL("{} {}").format(sql.Identifier(c["name"]), sql_type(c)) for c in new["columns"]]
-    key_null = [sql.SQL("{} IS NOT NULL").format(sql.Identifier(k)) for k in new["key"]]
-    parts = [
-        sql.SQL("{} bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY").format(sql.Identifier(DEPLOYTEQ_ID_COLUMN)),
-        *columns,
-    ]
-    if new["relation"]:
-        parts.append(sql.SQL("{} bigint REFERENCES customer (customer_id) ON DELETE SET NULL").format(sql.Identifier(CUSTOMER_COLUMN)))
-    parts += [
-        sql.SQL("created_at timestamptz NOT NULL DEFAULT now()"),
-        sql.SQL("updated_at timestamptz NOT NULL DEFAULT now()"),
-        sql.SQL("CONSTRAINT {} UNIQUE ({})").format(
-            sql.Identifier(_constraint_name(table, "dedup_key")), sql.SQL(", ").join(map(sql.Identifier, new["key"]))
-        ),
-        sql.SQL("CONSTRAINT {} CHECK ({})").format(sql.Identifier(_constraint_name(table, "key_present")), sql.SQL(" AND ").join(key_null)),
-    ]
+def _create_steps(table: str, new: dict) -> list[TableChange]:
     steps = [
-        DdlStep(f"create table {table}", sql.SQL("CREATE TABLE {} ({})").format(t, sql.SQL(", ").join(parts))),
-        DdlStep(
-            f"touch updated_at of {table} on change",
-            sql.SQL("CREATE TRIGGER {} BEFORE UPDATE ON {} FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) "
-                    "EXECUTE FUNCTION touch_datamodel_updated_at()").format(sql.Identifier(_constraint_name(table, "touch")), t),
-        ),
+        TableChange("create_table", f"create table {table}"),
+        TableChange("touch_trigger", f"touch updated_at of {table} on change"),
     ]
     if new["relation"]:
         steps.append(_relation_index(table))
     return steps
 
 
-def _relation_index(table: str) -> DdlStep:
-    return DdlStep(
-        f"index {table}.{CUSTOMER_COLUMN}",
-        sql.SQL("CREATE INDEX {} ON {} ({})").format(
-            sql.Identifier(_constraint_name(table, "customer_idx")), sql.Identifier(table), sql.Identifier(CUSTOMER_COLUMN)
-        ),
-    )
+def _relation_index(table: str) -> TableChange:
+    return TableChange("relation_index", f"index {table}.{CUSTOMER_COLUMN}")
 
 
-def _constraint_name(table: str, suffix: str) -> str:
+def constraint_name(table: str, suffix: str) -> str:
     return f"{table[: 62 - len(suffix)]}_{suffix}"
 
 
@@ -138,7 +110,7 @@ def _widening_problem(name: str, old: dict, new: dict) -> str | None:
     return f"column {name!r} would change from {old['type']} to {new['type']}, which cannot hold every value"
 
 
-def plan_table(table: str, applied: dict | None, new: dict) -> list[DdlStep]:
+def plan_table(table: str, applied: dict | None, new: dict) -> list[TableChange]:
     """The DDL that turns the ``applied`` definition (None: no table yet) into ``new``; [] when equal."""
     if applied is None:
         return _create_steps(table, new)
@@ -156,22 +128,15 @@ def plan_table(table: str, applied: dict | None, new: dict) -> list[DdlStep]:
                 problems.append(problem)
     if problems:
         raise DestructiveChange(table, problems)
-    t = sql.Identifier(table)
     steps = []
     for name, column in new_columns.items():
         old = old_columns.get(name)
         if old is None:
-            steps.append(DdlStep(f"add column {table}.{name}", sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(t, sql.Identifier(name), sql_type(column))))
+            steps.append(TableChange("add_column", f"add column {table}.{name}", column))
         elif (old["type"], old.get("max_length")) != (column["type"], column.get("max_length")):
-            steps.append(DdlStep(
-                f"widen column {table}.{name} from {_label(old)} to {_label(column)}",
-                sql.SQL("ALTER TABLE {t} ALTER COLUMN {c} TYPE {type} USING {c}::{type}").format(t=t, c=sql.Identifier(name), type=sql_type(column)),
-            ))
+            steps.append(TableChange("widen_column", f"widen column {table}.{name} from {_label(old)} to {_label(column)}", column))
     if new["relation"] and not applied["relation"]:
-        steps.append(DdlStep(
-            f"add customer relation {table}.{CUSTOMER_COLUMN}",
-            sql.SQL("ALTER TABLE {} ADD COLUMN {} bigint REFERENCES customer (customer_id) ON DELETE SET NULL").format(t, sql.Identifier(CUSTOMER_COLUMN)),
-        ))
+        steps.append(TableChange("add_relation", f"add customer relation {table}.{CUSTOMER_COLUMN}"))
         steps.append(_relation_index(table))
     return steps
 
@@ -256,7 +221,7 @@ def _to_datetime(value: Any) -> datetime:
         text = value.strip()
         if "T" in text or " " in text:
             try:
-                return parse_sf_datetime(text)
+                return parse_salesforce_datetime(text, naive_is_utc=True)
             except ValueError:
                 pass
     raise _Unfit(f"expected a date-time like 2024-01-31T12:00:00.000+0000, got {value!r}")

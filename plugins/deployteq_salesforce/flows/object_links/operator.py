@@ -30,12 +30,15 @@ from deployteq_salesforce.core.variables import require_variable
 from deployteq_salesforce.core.exceptions import ConfigurationError
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
-from deployteq_salesforce.core.incremental import IncrementalReader, ProgressLog, SyncCounts, SyncWindow, batched, server_now
+from deployteq_salesforce.core.incremental import (
+    IncrementalReader, ProgressLog, SyncCounts, SyncWindow, batched, rest_pages, server_now,
+)
 from deployteq_salesforce.flows.object_links.config import VARIABLE_NAME, ObjectLink, Webhook, load_object_links
 from deployteq_salesforce.core.operator import SalesforceFlowOperator
 from deployteq_salesforce.core.soql import validate_identifier
 from deployteq_salesforce.core.store import RecordError
-from deployteq_salesforce.core.sync_support import FlagResetQueue, parse_sf_datetime, rest_pages
+from deployteq_salesforce.core.flag_reset import FlagResetQueue
+from deployteq_salesforce.core.salesforce_values import parse_salesforce_datetime
 
 LINKS_VARIABLE = VARIABLE_NAME
 
@@ -131,7 +134,7 @@ class _Flagged:
 
     def __init__(self, record: dict):
         self.sf_id = record["Id"]
-        self.modstamp = parse_sf_datetime(record.get("SystemModstamp"))
+        self.modstamp = parse_salesforce_datetime(record.get("SystemModstamp"))
 
 
 class ObjectLinkSync:

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from deployteq_salesforce.flows.object_links.datamodel import plan_table, sql_type, table_definition
+from deployteq_salesforce.flows.object_links.datamodel import TableChange, constraint_name, plan_table, table_definition
 from deployteq_salesforce.core.exceptions import ConfigurationError
 from deployteq_salesforce.flows.object_links.config import CUSTOMER_COLUMN, DEPLOYTEQ_ID_COLUMN, Webhook
 
@@ -41,6 +41,53 @@ class RowsWritten:
     updated: int = 0
     unchanged: int = 0
     not_inserted: int = 0  # new rows left out because the link does not allow inserts
+
+
+def sql_type(column: dict) -> sql.Composable:
+    kind = column["type"]
+    if kind == "text":
+        return sql.SQL("varchar({})").format(sql.Literal(column["max_length"])) if column.get("max_length") else sql.SQL("text")
+    return sql.SQL({"integer": "bigint", "decimal": "numeric", "boolean": "boolean", "date": "date", "datetime": "timestamptz"}[kind])
+
+
+def ddl(table: str, change: TableChange, definition: dict) -> sql.Composed:
+    """The statement of one planned change to ``table`` (``definition``: the new table definition)."""
+    t = sql.Identifier(table)
+    relation = sql.SQL("{} bigint REFERENCES customer (customer_id) ON DELETE SET NULL").format(sql.Identifier(CUSTOMER_COLUMN))
+    if change.kind == "create_table":
+        parts = [
+            sql.SQL("{} bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY").format(sql.Identifier(DEPLOYTEQ_ID_COLUMN)),
+            *(sql.SQL("{} {}").format(sql.Identifier(c["name"]), sql_type(c)) for c in definition["columns"]),
+            *([relation] if definition["relation"] else []),
+            sql.SQL("created_at timestamptz NOT NULL DEFAULT now()"),
+            sql.SQL("updated_at timestamptz NOT NULL DEFAULT now()"),
+            sql.SQL("CONSTRAINT {} UNIQUE ({})").format(
+                sql.Identifier(constraint_name(table, "dedup_key")), sql.SQL(", ").join(map(sql.Identifier, definition["key"]))
+            ),
+            sql.SQL("CONSTRAINT {} CHECK ({})").format(
+                sql.Identifier(constraint_name(table, "key_present")),
+                sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(sql.Identifier(k)) for k in definition["key"]),
+            ),
+        ]
+        return sql.SQL("CREATE TABLE {} ({})").format(t, sql.SQL(", ").join(parts))
+    if change.kind == "touch_trigger":
+        return sql.SQL(
+            "CREATE TRIGGER {} BEFORE UPDATE ON {} FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) "
+            "EXECUTE FUNCTION touch_datamodel_updated_at()"
+        ).format(sql.Identifier(constraint_name(table, "touch")), t)
+    if change.kind == "relation_index":
+        return sql.SQL("CREATE INDEX {} ON {} ({})").format(
+            sql.Identifier(constraint_name(table, "customer_idx")), t, sql.Identifier(CUSTOMER_COLUMN)
+        )
+    if change.kind == "add_column":
+        return sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(t, sql.Identifier(change.column["name"]), sql_type(change.column))
+    if change.kind == "widen_column":
+        return sql.SQL("ALTER TABLE {t} ALTER COLUMN {c} TYPE {type} USING {c}::{type}").format(
+            t=t, c=sql.Identifier(change.column["name"]), type=sql_type(change.column)
+        )
+    if change.kind == "add_relation":
+        return sql.SQL("ALTER TABLE {} ADD COLUMN {}").format(t, relation)
+    raise ValueError(f"unknown table change {change.kind!r}")
 
 
 class DatamodelStore:
@@ -72,7 +119,7 @@ class DatamodelStore:
                 )
             steps = plan_table(table, applied, definition)
             for step in steps:
-                conn.execute(step.statement)
+                conn.execute(ddl(table, step, definition))
                 log.info("Datamodel %s: %s", table, step.description)
             if steps or applied is None:
                 conn.execute(

@@ -315,19 +315,6 @@ def outcome_from_result(update: Update, result: Mapping[str, Any], *, sent_via: 
     return update.failed(code, message, fields, sent_via=sent_via)
 
 
-def parse_bulk_error(text: str | None) -> tuple[str, str, tuple[str, ...]]:
-    """Bulk API ``sf__Error``: ``STATUS_CODE:message:field1,field2 --`` -> (code, message, fields)."""
-    text = (text or "").strip()
-    if text.endswith("--"):
-        text = text[:-2].rstrip()
-    code, _, rest = text.partition(":")
-    message, fields = rest, ""
-    if ":" in rest:
-        message, _, fields = rest.rpartition(":")
-    field_names = tuple(f.strip() for f in fields.split(",") if f.strip())
-    return (code.strip() or "UNKNOWN_ERROR", message.strip() or "no message", field_names)
-
-
 def is_converted_lead_error(outcome: Outcome) -> bool:
     return outcome.exit == ON_ERROR and outcome.sobject == "Lead" and outcome.status_code == CONVERTED_LEAD
 

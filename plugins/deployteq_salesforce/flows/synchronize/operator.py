@@ -38,6 +38,7 @@ from deployteq_salesforce.core.variables import require_variable
 from deployteq_salesforce.core.exceptions import BudgetExhausted, ConfigurationError, SalesforceRequestLimitExceeded
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 from deployteq_salesforce.hooks.salesforce import COMPOSITE_CHUNK, BudgetedSalesforceHook
+from deployteq_salesforce.core.salesforce_errors import parse_bulk_error
 from deployteq_salesforce.core.soql import ids_query
 from deployteq_salesforce.flows.synchronize.logic import (
     BUDGET,
@@ -55,7 +56,6 @@ from deployteq_salesforce.flows.synchronize.logic import (
     Update,
     is_converted_lead_error,
     outcome_from_result,
-    parse_bulk_error,
     plan_fields,
     plan_updates,
     redirect_to_contact,

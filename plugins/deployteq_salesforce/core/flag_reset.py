@@ -1,14 +1,17 @@
-"""Pieces every Salesforce -> Deployteq flow shares: paging, the sync-flag reset, budget waits."""
+"""The sync-flag reset (R3, R10 "use sync column"): records whose flag must go back to false in Salesforce.
+
+Shared by the customer and object-link flows.  Ids are queued in the same transaction as the data
+read with them; the queue is flushed in chunks (composite 200 per request, Bulk API 2.0 ingest when
+that is cheaper).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from psycopg import Connection
 
 from deployteq_salesforce.core.bulk import Bulk2Client
-from deployteq_salesforce.core.exceptions import BudgetExhausted
 
 # Salesforce answers that will not change by trying again: stop resetting those records
 PERMANENT_RESET_ERRORS = {
@@ -22,49 +25,6 @@ PERMANENT_RESET_ERRORS = {
 COMPOSITE_LIMIT = 200
 FLAG_RESET_CHUNK = 50_000  # ids per read of the reset queue (and per Bulk job): bounds memory
 BULK_RESET_MIN = 2_000  # from here one Bulk ingest job (~5 requests) beats composite (10+ requests)
-
-
-def parse_sf_datetime(value: str | datetime | None) -> datetime | None:
-    """``2024-01-01T00:00:00.000+0000`` (REST and Bulk) -> aware datetime."""
-    if value is None or isinstance(value, datetime):
-        return value
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    elif len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
-        text = f"{text[:-2]}:{text[-2:]}"
-    parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def rest_pages(sf, soql: str, *, include_deleted: bool, batch_size: int = 2000) -> Iterator[tuple[int, list[dict]]]:
-    """Yield ``(totalSize, records)`` per REST page, following ``nextRecordsUrl``; records lose ``attributes``."""
-    headers = {"Sforce-Query-Options": f"batchSize={batch_size}"}
-    result = sf.query(soql, include_deleted=include_deleted, headers=headers)
-    while True:
-        records = result.get("records", [])
-        for record in records:
-            record.pop("attributes", None)
-        yield result["totalSize"], records
-        next_url = result.get("nextRecordsUrl")
-        if result.get("done", True) or not next_url:
-            return
-        result = sf.query_more(next_url, identifier_is_url=True, include_deleted=include_deleted, headers=headers)
-
-
-def defer_or_skip_for_budget(operator, exc: BudgetExhausted, max_wait: timedelta) -> None:
-    """Free the worker slot: wait on a trigger when budget returns soon, else end this run as skipped."""
-    from airflow.sdk.exceptions import AirflowSkipException
-    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-
-    wait = exc.resume_at - datetime.now(timezone.utc)
-    if wait <= max_wait:
-        operator.log.info("Waiting for Salesforce API budget until %s (deferred, no worker slot held)", exc.resume_at.isoformat())
-        operator.defer(trigger=DateTimeTrigger(moment=exc.resume_at), method_name="execute_complete")
-    raise AirflowSkipException(
-        f"Salesforce API budget exhausted ({exc.reason}) until {exc.resume_at.isoformat()}; "
-        "this run ends here with its progress committed and the next run continues."
-    )
 
 
 class FlagResetQueue:
