@@ -25,6 +25,7 @@ from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
 from airflow.providers.postgres.hooks.postgres import USE_PSYCOPG3, PostgresHook
+from deployteq_salesforce.core.budget import ApiBudget, BudgetSettings
 from deployteq_salesforce.core.store import (
     DEFAULT_SCHEMA,
     FINAL_RUN_OUTCOMES,
@@ -153,6 +154,17 @@ class DeployteqHook(PostgresHook):
                 )
             self._warn_on_changed_migrations(migrations, self._applied_migrations(conn) or {})
         return applied_now
+
+    def api_budget(self, settings: BudgetSettings) -> ApiBudget:
+        """The Salesforce API ledger of ``settings.budget_key`` in our schema (migrated first), shared by all workers."""
+        self.migrate()  # idempotent and concurrency-safe; makes sure the ledger tables exist
+        return ApiBudget(settings, self.get_conn)
+
+    def migration_version(self) -> int | None:
+        """The newest migration applied to our schema, None before the first one."""
+        with self.connect() as conn:
+            applied = self._applied_migrations(conn)
+        return max(applied) if applied else None
 
     def _qualified(self, name: str) -> sql.Composable:
         return sql.Identifier(self.schema_name, name)
@@ -484,6 +496,24 @@ class DeployteqHook(PostgresHook):
                 (flow, ids),
             )
             return cur.rowcount
+
+    def retry_requested(self, flow: str) -> list[str]:
+        """Record ids of open errors of ``flow`` that someone queued for retry (the Salesforce page's action)."""
+        with self.connect() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            rows = cur.execute(
+                "SELECT record_id FROM sync_error WHERE flow = %s AND retry_requested AND resolved_at IS NULL "
+                "AND record_id <> '' ORDER BY record_id",
+                (flow,),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def clear_retry_requests(self, flow: str, record_ids: Sequence[str]) -> None:
+        """The queued retries of these records were done (whatever their outcome)."""
+        with self.connect() as conn:
+            conn.execute(
+                "UPDATE sync_error SET retry_requested = false WHERE flow = %s AND retry_requested AND record_id = ANY(%s)",
+                (flow, list(record_ids)),
+            )
 
     def open_errors(self, flow: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
         """Unresolved errors (most recently seen first), of one flow or of all."""

@@ -25,7 +25,6 @@ from functools import cached_property
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import psycopg
 import requests
 from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
 from simple_salesforce import Salesforce
@@ -177,19 +176,10 @@ class BudgetedSalesforceHook(SalesforceHook):
     # -- the budget and the session -----------------------------------------------------------
     @cached_property
     def budget(self) -> ApiBudget:
-        return ApiBudget(self.budget_settings, self._open_ledger_connection)
-
-    def _open_ledger_connection(self) -> psycopg.Connection:
+        """The shared ledger this hook spends from; it lives in the Deployteq database (``deployteq_conn_id``)."""
         from deployteq_salesforce.hooks.deployteq import DeployteqHook
 
-        store = DeployteqHook(self.deployteq_conn_id)
-        if not getattr(self, "_ledger_migrated", False):
-            store.migrate()  # idempotent and concurrency-safe; makes sure the ledger tables exist
-            self._ledger_migrated = True
-        opened = store.connect()
-        if isinstance(opened, psycopg.Connection):
-            return opened
-        return opened.__enter__()  # a context manager around the connection: we keep it open
+        return DeployteqHook(self.deployteq_conn_id).api_budget(self.budget_settings)
 
     @cached_property
     def budgeted_session(self) -> BudgetedSession:

@@ -55,7 +55,7 @@ class DeployteqHealthCheckOperator(BaseOperator):
         self.log.info("Deployteq: %s", message)
 
         applied = deployteq.migrate()
-        version = self._migration_version(deployteq)
+        version = deployteq.migration_version()
         if applied:
             message = deployteq.test_connection()[1]  # describe the schema as it is now
         self.log.info(
@@ -113,11 +113,6 @@ class DeployteqHealthCheckOperator(BaseOperator):
             run_log_id, outcome="success", counts={}, message="connections OK", api_requests=salesforce.requests_sent
         )
         return report
-
-    @staticmethod
-    def _migration_version(deployteq) -> int | None:
-        with deployteq.connect() as conn:
-            return conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
 
 
 def org_daily_usage(status: Any) -> dict | None:

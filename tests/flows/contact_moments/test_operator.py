@@ -338,9 +338,9 @@ def test_backlog_over_the_hourly_budget_is_sent_oldest_first_over_several_runs(e
 
 
 def test_a_backlog_read_in_small_chunks_is_planned_and_sent_oldest_first(env, emulator_process, monkeypatch):
-    from deployteq_salesforce.flows.contact_moments import operator as operator_module
+    from deployteq_salesforce.flows.contact_moments import store as moments_store
 
-    monkeypatch.setattr(operator_module, "READ_CHUNK", 7)  # many keyset chunks, boundaries inside batches
+    monkeypatch.setattr(moments_store, "READ_CHUNK", 7)  # many keyset chunks, boundaries inside batches
     budget(monkeypatch, emulator_process, hourly=2)
     (lead_id,) = env.sf.seed("Lead", [{"LastName": "Jansen", "Company": "J"}])
     (contact_id,) = env.sf.seed("Contact", [{"LastName": "Smit"}])
@@ -418,7 +418,7 @@ def test_demo_moments_are_seeded_once_per_customer_then_get_new_events(env):
 def test_the_sql_target_filter_agrees_with_route(env):
     """Pass 2 reads moments by object in SQL; it must pick exactly the object ``route`` sends a moment to."""
     from deployteq_salesforce.flows.contact_moments.logic import MomentRow, route
-    from deployteq_salesforce.flows.contact_moments.operator import CANDIDATES_SQL, FIRST_KEY, LAST_KEY
+    from deployteq_salesforce.flows.contact_moments.store import CANDIDATES_SQL, FIRST_KEY, LAST_KEY
 
     store = env.store
     customers = [

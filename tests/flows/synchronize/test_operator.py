@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
-from deployteq_salesforce.flows.synchronize import operator as synchronize_module
+from deployteq_salesforce.flows.synchronize import store as synchronize_store
 from deployteq_salesforce.flows.synchronize.operator import (
     SalesforceSynchronizeOperator,
     SynchronizeExitBranchOperator,
@@ -294,7 +294,7 @@ def test_budget_running_out_half_way_splits_exactly_and_a_rerun_sends_only_the_r
 
 def test_a_run_larger_than_one_pass_is_read_and_sent_in_passes(services, monkeypatch):
     store, emulator = services
-    monkeypatch.setattr(synchronize_module, "WORK_CHUNK", 3)
+    monkeypatch.setattr(synchronize_store, "WORK_CHUNK", 3)
     leads = seed_leads(emulator, 7)
     customers = lead_customers(store, leads)
     # the same 18-character id in another case: a later pass must not update lead 0 a second time
@@ -313,7 +313,7 @@ def test_a_run_larger_than_one_pass_is_read_and_sent_in_passes(services, monkeyp
 
 def test_budget_running_out_in_one_pass_sends_every_later_pass_to_on_limit(services, monkeypatch, emulator_process):
     store, emulator = services
-    monkeypatch.setattr(synchronize_module, "WORK_CHUNK", 2)
+    monkeypatch.setattr(synchronize_store, "WORK_CHUNK", 2)
     customers = lead_customers(store, seed_leads(emulator, 6))
     set_budget(monkeypatch, emulator_process, 2)  # describe + the first pass's composite request
 

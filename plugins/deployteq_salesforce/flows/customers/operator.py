@@ -133,12 +133,7 @@ class CustomerSync:
 
     def _retry_requested(self) -> None:
         """Read again the failed records someone queued for retry (UI action), whatever their timestamp."""
-        with self.store.connect() as conn:
-            ids = [row[0] for row in conn.execute(
-                "SELECT record_id FROM sync_error WHERE flow = %s AND retry_requested AND resolved_at IS NULL "
-                "AND record_id <> '' ORDER BY record_id",
-                (self.watermark_flow,),
-            )]
+        ids = self.store.retry_requested(self.watermark_flow)
         if not ids:
             return
         self.log.info("%s: reading %s records queued for retry", self.flow, len(ids))
@@ -146,12 +141,8 @@ class CustomerSync:
             for _, page in rest_pages(self.salesforce.get_conn(), soql, include_deleted=True, batch_size=2000):
                 for batch in batched(page, self.batch_size):
                     self._write_batch(batch)
-        with self.store.connect() as conn:
-            # records Salesforce no longer has are not asked for again
-            conn.execute(
-                "UPDATE sync_error SET retry_requested = false WHERE flow = %s AND retry_requested AND record_id = ANY(%s)",
-                (self.watermark_flow, ids),
-            )
+        # records Salesforce no longer has are not asked for again
+        self.store.clear_retry_requests(self.watermark_flow, ids)
 
     def _check_mapping(self, describe: dict) -> None:
         problems = validate_against_salesforce(self.obj, describe, self.store.table_columns("customer"))

@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from deployteq_salesforce.core.exceptions import ConfigurationError
-from deployteq_salesforce.flows.object_links.config import CUSTOMER_COLUMN, DEPLOYTEQ_ID_COLUMN, Webhook
+from deployteq_salesforce.flows.object_links.config import CUSTOMER_COLUMN, Webhook
 from deployteq_salesforce.core.salesforce_values import parse_salesforce_datetime
 
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1

@@ -1,0 +1,139 @@
+"""The contact moments' SQL: which moments wait to be sent, and what became of each one sent.
+
+``contact_moment`` (Deployteq's own table) is read oldest first in keyset chunks; ``contact_moment_sync``
+(migration 0003) remembers per moment the version sent, its Salesforce record and failures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+
+from psycopg.rows import args_row
+
+from deployteq_salesforce.core.store import RecordError
+from deployteq_salesforce.flows.contact_moments.logic import CONTACT_OBJECT, FLOW, LEAD_OBJECT, MomentRow, SendResult
+from deployteq_salesforce.hooks.deployteq import DeployteqHook
+
+# The object a moment goes to, as ``contact_moments.route`` decides it (kept equal by a test): pass 2 reads
+# only the moments of the objects it sends.
+TARGET_OBJECT_SQL = f"""
+CASE WHEN nullif(s.sf_object, '') IS NOT NULL AND nullif(s.sf_parent_id, '') IS NOT NULL THEN s.sf_object
+     WHEN nullif(c.sf_contact_id, '') IS NOT NULL THEN '{CONTACT_OBJECT}'
+     WHEN nullif(c.sf_lead_id, '') IS NOT NULL THEN '{LEAD_OBJECT}' END"""
+# New and changed moments (columns in MomentRow's order): never dealt with, or their row changed since (changed_at differs); oldest first,
+# one keyset chunk at a time (contact_moment_changed_at_idx).
+CANDIDATES_SQL = f"""
+SELECT cm.contact_moment_id, cm.changed_at, cm.sent_at, cm.mailing_name, cm.subject,
+       cm.opened_first_at, cm.open_count, cm.clicked_first_at, cm.click_count, cm.bounced_at, cm.bounce_type,
+       cm.online_version_url, cm.mailing_id, c.sf_lead_id, c.sf_contact_id,
+       s.sf_object AS sent_object, s.sf_parent_id AS sent_parent_id, s.sent_hash, s.failed_hash,
+       coalesce(s.attempts, 0) AS attempts, coalesce(e.retry_requested, false) AS retry_requested
+  FROM contact_moment cm
+  LEFT JOIN customer c ON c.customer_id = cm.customer_id AND NOT c.sf_deleted
+  LEFT JOIN contact_moment_sync s ON s.contact_moment_id = cm.contact_moment_id
+  LEFT JOIN sync_error e ON e.flow = %(flow)s AND e.record_id = cm.contact_moment_id::text AND e.resolved_at IS NULL
+ WHERE (s.contact_moment_id IS NULL OR s.synced_changed_at IS DISTINCT FROM cm.changed_at)
+   AND (cm.changed_at, cm.contact_moment_id) > (%(after_at)s, %(after_id)s)
+   AND (cm.changed_at, cm.contact_moment_id) <= (%(upto_at)s, %(upto_id)s)
+   AND (%(targets)s::text[] IS NULL OR {TARGET_OBJECT_SQL} = ANY(%(targets)s::text[]))
+ ORDER BY cm.changed_at, cm.contact_moment_id
+ LIMIT %(chunk)s
+"""
+# Keyset bounds that include every row.
+FIRST_KEY = (datetime(1, 1, 1, tzinfo=timezone.utc), -(2**63))
+LAST_KEY = (datetime(9999, 12, 31, tzinfo=timezone.utc), 2**63 - 1)
+READ_CHUNK = 5_000  # candidates per query: memory stays flat however large the backlog
+
+MARK_SENT_SQL = """
+INSERT INTO contact_moment_sync AS s (contact_moment_id, synced_changed_at, sent_hash, sf_object, sf_parent_id,
+                                      sf_record_id, sent_at, attempts, failed_hash, last_error, last_error_at, updated_at)
+SELECT r.id, r.changed_at, r.hash, r.sobject, r.parent_id, r.record_id, clock_timestamp(), 0, NULL, NULL, NULL,
+       clock_timestamp()
+  FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[])
+       AS r (id, changed_at, hash, sobject, parent_id, record_id)
+ON CONFLICT (contact_moment_id) DO UPDATE SET
+    synced_changed_at = excluded.synced_changed_at, sent_hash = excluded.sent_hash, sf_object = excluded.sf_object,
+    sf_parent_id = excluded.sf_parent_id, sf_record_id = coalesce(excluded.sf_record_id, s.sf_record_id),
+    sent_at = excluded.sent_at, attempts = 0, failed_hash = NULL, last_error = NULL, last_error_at = NULL,
+    updated_at = excluded.updated_at
+"""
+
+MARK_FAILED_SQL = """
+INSERT INTO contact_moment_sync AS s (contact_moment_id, attempts, failed_hash, last_error, last_error_at, updated_at)
+SELECT r.id, 1, r.hash, r.error, clock_timestamp(), clock_timestamp()
+  FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS r (id, hash, error)
+ON CONFLICT (contact_moment_id) DO UPDATE SET
+    attempts = CASE WHEN s.failed_hash = excluded.failed_hash THEN s.attempts + 1 ELSE 1 END,
+    failed_hash = excluded.failed_hash, last_error = excluded.last_error, last_error_at = excluded.last_error_at,
+    updated_at = excluded.updated_at
+"""
+
+# Looked at, payload as sent before: remember this row version so it is not read again.
+MARK_UNCHANGED_SQL = """
+UPDATE contact_moment_sync s SET synced_changed_at = r.changed_at, updated_at = clock_timestamp()
+  FROM unnest(%s::bigint[], %s::timestamptz[]) AS r (id, changed_at)
+ WHERE s.contact_moment_id = r.id
+"""
+
+FLOW_HOURLY_USE_SQL = """
+SELECT count(*) FROM api_ledger
+ WHERE budget_key = %s AND flow = %s AND requested_at > clock_timestamp() - interval '1 hour'
+"""
+
+
+class ContactMomentStore:
+    """Reads and writes of one contact-moment run; each method is its own short transaction."""
+
+    def __init__(self, store: DeployteqHook) -> None:
+        self.store = store
+
+    def now(self) -> datetime:
+        with self.store.connect() as conn:
+            return conn.execute("SELECT clock_timestamp()").fetchone()[0]
+
+    def candidates(self, upto: tuple[datetime, int] = LAST_KEY, targets: set[str] | None = None) -> Iterator[MomentRow]:
+        """New and changed moments oldest first, up to ``upto`` (changed_at, id), READ_CHUNK rows per query;
+        with ``targets`` only moments that go to those objects.
+
+        Each chunk is its own short transaction: what the run commits in between (sent, unchanged) is
+        behind the keyset and never read twice.
+        """
+        after = FIRST_KEY
+        while True:
+            with self.store.connect() as conn, conn.cursor(row_factory=args_row(MomentRow)) as cur:
+                cur.execute(CANDIDATES_SQL, {"flow": FLOW, "after_at": after[0], "after_id": after[1],
+                                             "upto_at": upto[0], "upto_id": upto[1], "chunk": READ_CHUNK,
+                                             "targets": sorted(targets) if targets is not None else None})
+                rows = cur.fetchall()
+            yield from rows
+            if len(rows) < READ_CHUNK:
+                return
+            after = (rows[-1].changed_at, rows[-1].contact_moment_id)
+
+    def mark_unchanged(self, rows: Sequence[MomentRow]) -> None:
+        if rows:
+            with self.store.connect() as conn:
+                conn.execute(MARK_UNCHANGED_SQL, ([r.contact_moment_id for r in rows], [r.changed_at for r in rows]))
+
+    def flow_hourly_use(self, budget_key: str) -> int:
+        """Requests this flow spent from ``budget_key`` in the last hour (its share of the hourly budget)."""
+        with self.store.connect() as conn:
+            return conn.execute(FLOW_HOURLY_USE_SQL, (budget_key, FLOW)).fetchone()[0]
+
+    def record(self, sent: Sequence[SendResult], failed: Sequence[SendResult], errors: Sequence[RecordError]) -> None:
+        """One transaction per batch: the sent moments, the failed ones and their ``sync_error`` rows."""
+        with self.store.connect() as conn:
+            if sent:
+                conn.execute(MARK_SENT_SQL, (
+                    [r.moment.moment_id for r in sent], [r.moment.row.changed_at for r in sent],
+                    [r.moment.payload_hash for r in sent], [r.moment.target.sobject for r in sent],
+                    [r.moment.target.parent_id for r in sent], [r.record_id for r in sent],
+                ))
+                self.store.resolve_errors(FLOW, [str(r.moment.moment_id) for r in sent], conn=conn)
+            if failed:
+                conn.execute(MARK_FAILED_SQL, (
+                    [r.moment.moment_id for r in failed], [r.moment.payload_hash for r in failed],
+                    [r.reason for r in failed],
+                ))
+                self.store.record_errors(FLOW, errors, conn=conn)
