@@ -3,28 +3,22 @@
 A Deployteq preference centre queues every customer whose newsletter / e-mail opt-in changed in
 the table ``campaign_preference_change``.  Each run:
 
-1. ``preference_centre`` makes sure the queue exists.  In the demo (Variable
-   ``deployteq_campaign_demo`` = ``true``) it also plays the customers: it flips the preferences of a
-   few customers that came from Salesforce and queues them, plus one Deployteq-only customer without a
-   lead/contact id (R15: that one must end in ``on_error``).  Without the Variable it changes nothing.
+1. ``preference_queue`` makes sure the queue exists.
 2. ``synchronize`` sends Newsletter__c and Email_Opt_In__c of the queued customers to their lead or
    contact (``sobject="auto"``: contact id if known, else lead id; matched on the Salesforce Id).
 3. The exits: ``on_success`` marks them synced, ``on_error`` records them for follow-up (open errors
-   of flow ``campaign:preferences``, visible in the demo report and the Integrations page) and takes them
-   off the queue until their preferences change again, ``on_limit`` leaves them queued for the next
-   run, and ``continue`` goes on to the next campaign step (here: a summary).
+   of flow ``campaign:preferences``, visible in the Integrations page) and takes them off the queue
+   until their preferences change again, ``on_limit`` leaves them queued for the next run, and
+   ``continue`` goes on to the next campaign step (here: a summary).
 
-The demo customers come from the Lead/Contact sync DAGs; ``make demo`` runs those first (tag
-``demo-stage:40``) and sets ``AIRFLOW_VAR_DEPLOYTEQ_CAMPAIGN_DEMO=true``.  When they
-did not run (a fresh database), only the Deployteq-only customer is queued and the run shows the
-``on_error`` exit alone.  Re-running the demo picks other customers (the pick rotates per run).
+In ``make demo`` the demo plays the preference centre before this DAG runs (include/demo_campaign.py).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from airflow.sdk import DAG, Variable, task
+from airflow.sdk import DAG, task
 
 from deployteq_salesforce.flows.synchronize.operator import (
     SalesforceSynchronizeOperator,
@@ -33,10 +27,7 @@ from deployteq_salesforce.flows.synchronize.operator import (
     synchronize_exits,
 )
 
-DEMO_VARIABLE = "deployteq_campaign_demo"
 FLOW = "campaign:preferences"
-DEMO_CUSTOMERS = 6
-DEPLOYTEQ_ONLY_EMAIL = "alleen-in-deployteq@voorbeeld.nl"
 QUEUE_DDL = """
 CREATE TABLE IF NOT EXISTS campaign_preference_change (
     customer_id     bigint PRIMARY KEY REFERENCES customer (customer_id) ON DELETE CASCADE,
@@ -75,35 +66,10 @@ with DAG(
 ):
 
     @task
-    def preference_centre() -> dict:
-        """The queue; in the demo also a few customers changing their preferences."""
-        store = _store()
-        with store.connect() as conn:
+    def preference_queue() -> None:
+        """The queue the preference centre fills (created on first use)."""
+        with _store().connect() as conn:
             conn.execute(QUEUE_DDL)
-            if str(Variable.get(DEMO_VARIABLE, default="false")).lower() != "true":
-                return {"simulated": 0}
-            runs = conn.execute("SELECT count(*) FROM synchronize_run WHERE task_id = 'synchronize'").fetchone()[0]
-            changed = conn.execute(
-                "UPDATE customer SET newsletter = NOT coalesce(newsletter, false), email_optin = NOT email_optin "
-                "WHERE customer_id IN (SELECT customer_id FROM customer "
-                "  WHERE (sf_lead_id IS NOT NULL OR sf_contact_id IS NOT NULL) AND NOT sf_deleted "
-                "  ORDER BY md5(customer_id::text || %s::text) LIMIT %s) RETURNING customer_id",
-                (runs, DEMO_CUSTOMERS),
-            ).fetchall()
-            row = conn.execute("SELECT customer_id FROM customer WHERE email = %s", (DEPLOYTEQ_ONLY_EMAIL,)).fetchone()
-            if row is None:
-                row = conn.execute(
-                    "INSERT INTO customer (email, first_name, last_name, newsletter, email_optin) "
-                    "VALUES (%s, 'Nog', 'Niet in Salesforce', true, true) RETURNING customer_id",
-                    (DEPLOYTEQ_ONLY_EMAIL,),
-                ).fetchone()
-            queued = [r[0] for r in changed] + [row[0]]
-            conn.execute(
-                "INSERT INTO campaign_preference_change (customer_id) SELECT unnest(%s::bigint[]) "
-                "ON CONFLICT (customer_id) DO UPDATE SET changed_at = now(), synced_at = NULL, needs_follow_up = false",
-                (queued,),
-            )
-        return {"simulated": len(queued), "from_salesforce": len(changed)}
 
     synchronize = SalesforceSynchronizeOperator(
         task_id="synchronize",
@@ -159,7 +125,7 @@ with DAG(
         summary = context["ti"].xcom_pull(task_ids="synchronize")
         return {name: summary[name] for name in ("continue", "on_success", "on_error", "on_limit")}
 
-    preference_centre() >> synchronize
+    preference_queue() >> synchronize
     synchronize_exits(
         synchronize,
         on_success=mark_synced(),

@@ -123,11 +123,10 @@ def start_postgres(*, keep_running: bool) -> tuple[str, object | None]:
     url = os.environ.get("DEPLOYTEQ_DATABASE_URL")
     if url:
         return url, None
-    import pgserver
+    from include.local_services import embedded_postgres
 
-    STATE.mkdir(parents=True, exist_ok=True)
     # cleanup_mode "stop": the server stops when this process exits (unless asked to keep it).
-    server = pgserver.get_server(str(POSTGRES_DIR), cleanup_mode=None if keep_running else "stop")
+    server = embedded_postgres(POSTGRES_DIR, cleanup_mode=None if keep_running else "stop")
     return server.get_uri(), server
 
 
@@ -247,11 +246,6 @@ def airflow_environment() -> dict[str, str]:
         # Shared by the API server and the workers, so task tokens verify across processes.
         "AIRFLOW__API_AUTH__JWT_SECRET": _secret_file("jwt.secret", lambda: secrets.token_urlsafe(64)),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        # demo only: dags/deployteq_contact_moments.py then first adds demo e-mail contact moments
-        # for the customers the Lead/Contact sync brought in (include/demo_contact_moments.py)
-        "AIRFLOW_VAR_DEPLOYTEQ_DEMO_CONTACT_MOMENTS": "true",
-        # demo only: dags/deployteq_campaign_synchronize.py then plays a few customers changing their preferences
-        "AIRFLOW_VAR_DEPLOYTEQ_CAMPAIGN_DEMO": "true",
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     }
 
@@ -529,11 +523,45 @@ def demo_webhook_push(services: Services) -> str:
         return f"failed: {type(error).__name__}: {error}"
 
 
+def _demo_store():
+    from deployteq_salesforce.hooks.deployteq import DeployteqHook
+
+    store = DeployteqHook()
+    store.migrate()
+    return store
+
+
+def _demo_contact_moments(dag) -> dict:
+    """E-mails "sent from Deployteq" to the customers the Lead/Contact syncs brought in."""
+    from include.demo_contact_moments import seed_demo_contact_moments
+
+    return seed_demo_contact_moments(_demo_store())
+
+
+def _demo_preference_changes(dag) -> dict:
+    """A few customers change their preferences; the queue table is the one the campaign DAG defines."""
+    from include.demo_campaign import play_preference_centre
+
+    queue_ddl = dag.get_task("preference_queue").python_callable.__globals__["QUEUE_DDL"]
+    return play_preference_centre(_demo_store(), queue_ddl)
+
+
+# Demo data a DAG needs, made right before the demo runs it (production DAGs carry no demo code).
+DEMO_PREPARATIONS = {
+    "deployteq_contact_moments": _demo_contact_moments,
+    "deployteq_campaign_synchronize": _demo_preference_changes,
+}
+
+
 def run_demo_dags(console: Console, services: Services) -> tuple[list[DagResult], dict[str, str]]:
     with console.step("Parse DAGs"):
         dags, import_errors = demo_dags()
     results = []
     for dag in dags:
+        prepare = DEMO_PREPARATIONS.get(dag.dag_id)
+        if prepare is not None:
+            with console.step(f"Demo data for {dag.dag_id}"):
+                console.say(f"    {prepare(dag)}")
         with console.step(f"Run {dag.dag_id}"):
             result = run_dag(dag, services.admin_client, LOG_DIR / f"{dag.dag_id}.log")
         results.append(result)

@@ -1,9 +1,8 @@
 """Demo data for the contact-moment flow: e-mails "sent from Deployteq" to the demo customers.
 
-Only used by ``make demo``: ``include/demo.py`` sets the Variable ``deployteq_demo_contact_moments``
-(as ``AIRFLOW_VAR_DEPLOYTEQ_DEMO_CONTACT_MOMENTS``), and only then does
-``dags/deployteq_contact_moments.py`` add a first task that calls ``seed_demo_contact_moments``.
-The demo customers come from the Lead/Contact sync, which the demo runs first (demo stage 10).
+Only used by ``make demo``: ``include/demo.py`` calls ``seed_demo_contact_moments`` right before it
+runs ``deployteq_contact_moments``.  The demo customers come from the Lead/Contact sync, which the
+demo runs first (demo stage 10).
 
 - Customers with a Salesforce id and no contact moment yet get a few mailings each, with opens,
   clicks and bounces (deterministic per customer id).

@@ -12,17 +12,24 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 
-def embedded_postgres_url(data_dir: str | Path) -> str:
-    """Start (or reuse) an embedded PostgreSQL in ``data_dir`` and return its URL."""
+def embedded_postgres(data_dir: str | Path, *, cleanup_mode: str | None = None):
+    """Start (or reuse) an embedded PostgreSQL (``pgserver``) in ``data_dir``, creating its parent folders.
+
+    ``cleanup_mode``: pgserver's (None: keep running, "stop" at exit, "delete" the data too).
+    """
     import logging
 
     import pgserver  # imported lazily: only needed where no server is configured
 
     # pgserver logs its shutdown at interpreter exit, after pytest/Airflow closed their log streams
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    Path(data_dir).parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no .state/ yet
+    return pgserver.get_server(str(data_dir), cleanup_mode=cleanup_mode)
 
-    server = pgserver.get_server(str(data_dir), cleanup_mode=None)
-    return server.get_uri()
+
+def embedded_postgres_url(data_dir: str | Path) -> str:
+    """Start (or reuse) an embedded PostgreSQL in ``data_dir`` and return its URL."""
+    return embedded_postgres(data_dir).get_uri()
 
 
 def postgres_url(env_var: str, data_dir: str | Path) -> str:

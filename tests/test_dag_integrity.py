@@ -87,3 +87,21 @@ def test_health_check_dag_shape(parsed):
     assert [(t.task_id, type(t).__name__, t.pool) for t in dag.tasks] == [
         ("check_connections", "DeployteqHealthCheckOperator", "salesforce_api")
     ]
+
+
+def test_unreadable_variable_is_an_import_error_naming_it(monkeypatch):
+    """A Variable store that cannot be reached must not make the generated DAGs vanish silently."""
+    import sqlalchemy.exc
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.variable import Variable
+
+    def unreachable(*args, **kwargs):
+        raise sqlalchemy.exc.OperationalError("SELECT variable", {}, Exception("could not connect to server"))
+
+    monkeypatch.delenv("AIRFLOW_VAR_DEPLOYTEQ_SALESFORCE_OBJECTS", raising=False)
+    monkeypatch.setattr(Variable, "get", unreachable)
+    bag = DagBag(dag_folder=DAGS_FOLDER / "salesforce_objects.py", safe_mode=False)
+
+    assert bag.dags == {}
+    (message,) = bag.import_errors.values()
+    assert "'deployteq_salesforce_objects' could not be read" in message and "could not connect to server" in message

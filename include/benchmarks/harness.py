@@ -241,10 +241,10 @@ def fresh_services(*, api_limit: int = BENCH_API_LIMIT, log_level: str = "WARNIN
         pg_url = os.environ.get(DATABASE_URL_ENV)
         pg_source = DATABASE_URL_ENV
         if not pg_url:
-            import pgserver
+            from include.local_services import embedded_postgres
 
             # "stop": the server stops when this process lets go of it (unless someone else holds it)
-            server = stack.enter_context(pgserver.get_server(str(EMBEDDED_PG_DIR), cleanup_mode="stop"))
+            server = stack.enter_context(embedded_postgres(EMBEDDED_PG_DIR, cleanup_mode="stop"))
             pg_url, pg_source = server.get_uri(), "embedded pgserver"
         emulator = stack.enter_context(
             start_emulator(workdir / "emulator", hourly_limit=api_limit, daily_limit=api_limit)

@@ -53,15 +53,12 @@ def main(argv: list[str] | None = None) -> dict:
     airflow_env.configure(ROOT / ".state" / "bench-airflow")
     import psycopg
 
-    from include.local_services import postgres_connection
+    from include.local_services import embedded_postgres, postgres_connection
 
     url = os.environ.get("DEPLOYTEQ_DATABASE_URL")
     if not url:
-        import pgserver
-
         # a throw-away embedded server, deleted when this script ends
-        server = pgserver.get_server(str(ROOT / ".state" / "bench-postgres"), cleanup_mode="delete")
-        url = server.get_uri()
+        url = embedded_postgres(ROOT / ".state" / "bench-postgres", cleanup_mode="delete").get_uri()
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     os.environ["AIRFLOW_CONN_DEPLOYTEQ_BENCH"] = json.dumps(postgres_connection(url, deployteq_schema=schema))
 

@@ -26,7 +26,29 @@ class FlowRun(Protocol):
     def run(self) -> SyncCounts: ...
 
 
-class SalesforceFlowOperator(BaseOperator):
+class DeployteqSalesforceOperator(BaseOperator):
+    """Base of every operator of the provider: the two connections, checked when the DAG is parsed.
+
+    :param salesforce_conn_id: the Salesforce connection (``deployteq_salesforce`` or stock ``salesforce`` type).
+    :param deployteq_conn_id: the Deployteq PostgreSQL connection (also holds the shared API ledger).
+    """
+
+    template_fields: Sequence[str] = ("salesforce_conn_id", "deployteq_conn_id")
+
+    def __init__(
+        self,
+        *,
+        salesforce_conn_id: str = "salesforce_default",
+        deployteq_conn_id: str = "deployteq_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        check_names(type(self).__name__, salesforce_conn_id=salesforce_conn_id, deployteq_conn_id=deployteq_conn_id)
+        self.salesforce_conn_id = salesforce_conn_id
+        self.deployteq_conn_id = deployteq_conn_id
+
+
+class SalesforceFlowOperator(DeployteqSalesforceOperator):
     """Base of the sync operators: one run-log row per run, a readable summary, budget handling.
 
     A run stopped by the API budget keeps what it committed, is logged as ``limited`` and defers
@@ -34,21 +56,10 @@ class SalesforceFlowOperator(BaseOperator):
     skipped and the next scheduled run continues).  Subclasses give ``flow`` and ``build_run``.
     """
 
-    template_fields: Sequence[str] = ("salesforce_conn_id", "deployteq_conn_id")
     ui_color = "#e8f4fb"
 
-    def __init__(
-        self,
-        *,
-        salesforce_conn_id: str = "salesforce_default",
-        deployteq_conn_id: str = "deployteq_default",
-        max_budget_wait: timedelta = timedelta(hours=1),
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, max_budget_wait: timedelta = timedelta(hours=1), **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        check_names(type(self).__name__, salesforce_conn_id=salesforce_conn_id, deployteq_conn_id=deployteq_conn_id)
-        self.salesforce_conn_id = salesforce_conn_id
-        self.deployteq_conn_id = deployteq_conn_id
         self.max_budget_wait = max_budget_wait
 
     @property

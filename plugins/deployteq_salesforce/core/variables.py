@@ -32,9 +32,14 @@ def read_variable(name: str, default: str | None = None) -> str | None:
         from airflow.models.variable import Variable as StoredVariable
 
         return StoredVariable.get(name, default_var=default)
-    except Exception as exc:  # no metadata DB reachable (e.g. a bare import): no generated DAGs
-        log.warning("Variable %s could not be read (%s); no DAGs generated from it", name, exc)
-        return default
+    except Exception as exc:
+        # A DAG file must not silently generate no DAGs: this becomes an import error in the UI.
+        raise ConfigurationError(
+            f"The Airflow Variable {name!r} could not be read ({type(exc).__name__}: {exc}); the DAGs and tasks "
+            "configured by it cannot be built. Check that Airflow's metadata database (or the API server) is "
+            "reachable from this process, or set the Variable as environment variable "
+            f"AIRFLOW_VAR_{name.upper()}."
+        ) from exc
 
 
 def require_variable(name: str) -> str:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-from deployteq_salesforce.core.operator import check_names
+from deployteq_salesforce.core.operator import DeployteqSalesforceOperator, check_names
 
 
-class DeployteqHealthCheckOperator(BaseOperator):
+class DeployteqHealthCheckOperator(DeployteqSalesforceOperator):
     """Test the Salesforce and Deployteq connections and report the state of both.
 
     In order: tests the Deployteq (PostgreSQL) connection, creates/migrates the Deployteq schema,
@@ -27,21 +25,11 @@ class DeployteqHealthCheckOperator(BaseOperator):
     :param flow: name under which requests and the run are recorded.
     """
 
-    template_fields: Sequence[str] = ("salesforce_conn_id", "deployteq_conn_id")
     ui_color = "#e8f4fd"
 
-    def __init__(
-        self,
-        *,
-        salesforce_conn_id: str = "salesforce_default",
-        deployteq_conn_id: str = "deployteq_default",
-        flow: str = "health_check",
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, flow: str = "health_check", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        check_names(type(self).__name__, salesforce_conn_id=salesforce_conn_id, deployteq_conn_id=deployteq_conn_id, flow=flow)
-        self.salesforce_conn_id = salesforce_conn_id
-        self.deployteq_conn_id = deployteq_conn_id
+        check_names(type(self).__name__, flow=flow)
         self.flow = flow
 
     def execute(self, context: Any) -> dict:

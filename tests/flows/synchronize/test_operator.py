@@ -501,17 +501,20 @@ def test_example_campaign_dag_runs_the_exits_and_marks_the_queue(services, airfl
 
     store, emulator = services
     monkeypatch.setenv("AIRFLOW_VAR_DEPLOYTEQ_SALESFORCE_OBJECTS", json.dumps(CONFIG))
-    monkeypatch.setenv("AIRFLOW_VAR_DEPLOYTEQ_CAMPAIGN_DEMO", "true")
     leads = seed_leads(emulator, 4)
     enriched = lead_customers(store, leads, newsletter=False, email_optin=False)  # the demo flips them to true
     dag_file = Path(__file__).resolve().parents[3] / "dags" / "deployteq_campaign_synchronize.py"
     bag = DagBag(dag_folder=dag_file, safe_mode=False)
     assert bag.import_errors == {}
+    dag = bag.dags["deployteq_campaign_synchronize"]
+    from include.demo import _demo_preference_changes  # the demo's preference centre queues them
 
-    dag_run = bag.dags["deployteq_campaign_synchronize"].test()
+    assert _demo_preference_changes(dag) == {"simulated": 5, "from_salesforce": 4}
+
+    dag_run = dag.test()
 
     states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()}
-    assert states == {"preference_centre": "success", "synchronize": "success", "synchronize_exits": "success",
+    assert states == {"preference_queue": "success", "synchronize": "success", "synchronize_exits": "success",
                       "mark_synced": "success", "record_for_follow_up": "success", "next_campaign_step": "success",
                       "requeue_for_next_run": "skipped"}
     assert all(r["Newsletter__c"] and r["Email_Opt_In__c"] == "Y" for r in emulator.records("Lead"))

@@ -22,7 +22,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 
-from airflow.sdk import BaseOperator
 
 try:  # Airflow 3.3 ships the branch base in the Task SDK; older 3.x in the standard provider
     from airflow.sdk.bases.branch import BaseBranchOperator
@@ -31,7 +30,7 @@ except ImportError:  # pragma: no cover
 
 from deployteq_salesforce.core.bulk import Bulk2Client
 from deployteq_salesforce.flows.customers.config import ConfiguredObject, load_objects_config
-from deployteq_salesforce.core.operator import check_names
+from deployteq_salesforce.core.operator import DeployteqSalesforceOperator
 from deployteq_salesforce.core.variables import require_variable
 from deployteq_salesforce.core.exceptions import BudgetExhausted, ConfigurationError, SalesforceRequestLimitExceeded
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
@@ -266,7 +265,7 @@ class SynchronizeRun:
 # ------------------------------------------------------------------------------------------- operators
 
 
-class SalesforceSynchronizeOperator(BaseOperator):
+class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
     """Update Leads or Contacts in Salesforce from Deployteq customers and route each to an exit (R13-R15).
 
     Give the customers in exactly one way:
@@ -310,8 +309,6 @@ class SalesforceSynchronizeOperator(BaseOperator):
         object_config: dict | str | None = None,
         bulk_threshold: int = DEFAULT_BULK_THRESHOLD,
         run_key: str | None = None,
-        salesforce_conn_id: str = "salesforce_default",
-        deployteq_conn_id: str = "deployteq_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -330,17 +327,14 @@ class SalesforceSynchronizeOperator(BaseOperator):
             raise ValueError(f"source_table {source_table!r} must be a table name like 'campaign_selection' or 'schema.table'")
         if not isinstance(bulk_threshold, int) or bulk_threshold < 1:
             raise ValueError("bulk_threshold must be a whole number >= 1")
-        check_names(type(self).__name__, salesforce_conn_id=salesforce_conn_id, deployteq_conn_id=deployteq_conn_id)
         self.sobject = sobject
-        self.fields = list(fields) if fields is not None else None
+        self.fields = fields
         self.selection_sql = selection_sql
         self.customer_ids = customer_ids
         self.source_table = source_table
         self.object_config = object_config
         self.bulk_threshold = bulk_threshold
         self.run_key = run_key
-        self.salesforce_conn_id = salesforce_conn_id
-        self.deployteq_conn_id = deployteq_conn_id
 
     @property
     def flow(self) -> str:
@@ -379,7 +373,7 @@ class SalesforceSynchronizeOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict:
         objects = self._objects()
-        plan = plan_fields(self.sobject, objects, self.fields)
+        plan = plan_fields(self.sobject, objects, list(self.fields) if self.fields is not None else None)
         store = DeployteqHook(deployteq_conn_id=self.deployteq_conn_id)
         store.migrate()
         outcomes = SynchronizeStore(store)
