@@ -303,6 +303,43 @@ def test_reserve_survives_a_lost_database_connection(ledger, sql):
 # -- settings ---------------------------------------------------------------------------------
 
 
+def test_a_ledger_lock_held_too_long_is_reported_with_the_budget_key_and_holder(ledger, monkeypatch):
+    from deployteq_salesforce.core import budget as budget_module
+    from deployteq_salesforce.core.exceptions import BudgetLedgerBusy
+
+    monkeypatch.setattr(budget_module, "LEDGER_LOCK_TIMEOUT_SECONDS", 1)
+    monkeypatch.setattr(budget_module, "LEDGER_LOCK_ATTEMPTS", 2)
+    holder = ledger()  # a process stuck inside its ledger transaction
+    holder.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_lock_key(KEY),))
+    holder_pid = holder.info.backend_pid
+
+    with pytest.raises(BudgetLedgerBusy) as refused:
+        budget(ledger).reserve(method="GET", endpoint="query/", flow="sync:Lead")
+
+    message = str(refused.value)
+    assert f"budget '{KEY}'" in message and f"pid {holder_pid}" in message and "not sent" in message
+    holder.rollback()
+
+
+def test_a_frozen_worker_inside_its_ledger_transaction_is_released_by_postgresql(ledger, sql, monkeypatch):
+    from deployteq_salesforce.core import budget as budget_module
+
+    monkeypatch.setattr(budget_module, "LEDGER_IDLE_TIMEOUT_SECONDS", 1)
+    monkeypatch.setattr(budget_module, "LEDGER_LOCK_TIMEOUT_SECONDS", 5)
+    frozen = budget(ledger)
+    conn = frozen._connection()  # the frozen worker's ledger session, with the idle timeout set
+    conn.execute("BEGIN")
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_lock_key(KEY),))  # ... and then it stops
+
+    other = budget(ledger)
+    other.reserve(method="GET", endpoint="query/", flow="sync:Contact")
+
+    assert ledger_count(sql) == 1
+    # the frozen worker's next request gets a new session and goes on
+    frozen.reserve(method="GET", endpoint="query/", flow="sync:Lead")
+    assert ledger_count(sql) == 2
+
+
 @pytest.mark.parametrize(
     ("settings", "field"),
     [

@@ -297,6 +297,47 @@ def test_a_create_answered_503_is_retried(make_hook, emulator):
     assert [r["LastName"] for r in emulator.records("Lead")] == ["Once"]
 
 
+def test_creating_a_bulk_ingest_job_is_retried_after_a_server_error(make_hook, emulator):
+    from deployteq_salesforce.core.bulk import Bulk2Client
+
+    lead_id = emulator.seed("Lead", [{"LastName": "Once", "Company": "Acme"}])[0]
+    emulator.inject_fault("500", path_contains="jobs/ingest")  # the job-creating POST fails once
+    hook = make_hook()
+
+    result = Bulk2Client(hook.get_conn(), poll_initial=0.05).ingest(
+        "Lead", "update", [{"Id": lead_id, "LastName": "Twice"}], columns=["Id", "LastName"], want_successful=False
+    )
+
+    assert result.failed == []
+    assert [r["LastName"] for r in emulator.records("Lead")] == ["Twice"]
+
+
+def test_a_lost_answer_to_a_bulk_ingest_job_creation_is_retried(make_hook, emulator):
+    from deployteq_salesforce.core.bulk import Bulk2Client
+
+    lead_id = emulator.seed("Lead", [{"LastName": "Once", "Company": "Acme"}])[0]
+    emulator.inject_fault("drop", path_contains="jobs/ingest")
+    hook = make_hook()
+
+    Bulk2Client(hook.get_conn(), poll_initial=0.05).ingest(
+        "Lead", "update", [{"Id": lead_id, "LastName": "Twice"}], columns=["Id", "LastName"], want_successful=False
+    )
+
+    assert [r["LastName"] for r in emulator.records("Lead")] == ["Twice"]
+
+
+def test_sobject_collections_retrieve_is_retried(make_hook, emulator):
+    lead_id = emulator.seed("Lead", [{"LastName": "Read", "Company": "Acme"}])[0]
+    emulator.inject_fault("drop", path_contains="composite/sobjects/Lead")
+    hook = make_hook()
+
+    (record,) = hook.get_conn().restful(
+        "composite/sobjects/Lead", method="POST", data=json.dumps({"ids": [lead_id], "fields": ["LastName"]})
+    )
+
+    assert record["LastName"] == "Read" and hook.requests_sent == 2
+
+
 def test_read_timeout_is_retried(make_hook, emulator, emulator_process, monkeypatch):
     # a timeout well above a loaded machine's local round trip, and a delay well above the timeout
     set_salesforce_connection(monkeypatch, emulator_connection_with(emulator_process, request_timeout=1.5))

@@ -22,6 +22,7 @@ import email.utils
 import hashlib
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ import urllib3
 
 from deployteq_salesforce.core.exceptions import (
     BudgetExhausted,
+    BudgetLedgerBusy,
     ConfigurationError,
     SalesforceRequestLimitExceeded,
     SalesforceSessionExpired,
@@ -60,6 +62,11 @@ ORG_USAGE_RECHECK = timedelta(hours=1)
 # Ledger rows older than this are deleted (once per client): the rules need 24 hours, the
 # rest is for "who spent the budget" questions.
 LEDGER_RETENTION = timedelta(days=7)
+
+# The ledger's per-key lock is held for milliseconds; waiting longer means a stuck process.
+LEDGER_LOCK_TIMEOUT_SECONDS = 15
+LEDGER_LOCK_ATTEMPTS = 5  # 75 s in all: longer than LEDGER_IDLE_TIMEOUT_SECONDS, so a frozen holder is gone by then
+LEDGER_IDLE_TIMEOUT_SECONDS = 60
 
 DEFAULT_HOURLY_BUDGET = 3600
 DEFAULT_DAILY_SHARE = 0.5
@@ -127,6 +134,25 @@ class BudgetStatus:
     def blocked(self) -> bool:
         return self.blocked_until is not None
 
+    def refused_by(self) -> str | None:
+        """Which rule refuses the next request right now (``blocked``, ``hourly``, ``daily``, ``org``), or None."""
+        if self.blocked:
+            return "blocked"
+        if self.hourly_used >= self.hourly_limit:
+            return "hourly"
+        if self.daily_limit is not None and self.daily_used >= self.daily_limit:
+            return "daily"
+        if (
+            self.org_daily_max is not None
+            and self.org_daily_used is not None
+            and self.org_daily_used >= self.org_daily_max
+            and self.org_observed_at is not None
+            and self.org_observed_at + ORG_USAGE_RECHECK > self.checked_at
+        ):
+            # a stale observation blocks only ORG_USAGE_RECHECK long: then one request may learn the current usage
+            return "org"
+        return None
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-able (datetimes as ISO strings) for XCom and the UI."""
         return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
@@ -174,6 +200,9 @@ class ApiBudget:
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 conn.commit()  # e.g. a SET search_path the opener ran; session-level, so it stays
             conn.autocommit = True  # every unit of work below is an explicit transaction
+            # A worker frozen inside a ledger transaction (SIGSTOP, a hung VM) would hold the budget
+            # key's lock for good; PostgreSQL ends such a session and so releases the lock.
+            conn.execute(f"SET idle_in_transaction_session_timeout = '{LEDGER_IDLE_TIMEOUT_SECONDS}s'")
             self._conn = conn
         return self._conn
 
@@ -183,8 +212,11 @@ class ApiBudget:
                 conn = self._connection()
                 with conn.transaction():
                     return work(conn)
-            except psycopg.OperationalError:
-                # The server restarted or the connection went stale: one fresh try.
+            except psycopg.errors.LockNotAvailable:
+                raise  # the connection is fine (the transaction rolled back); reserve() decides
+            except (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout):
+                # The server restarted, the connection went stale, or PostgreSQL ended this session after
+                # it sat inside a transaction too long (a frozen process): one fresh try.
                 self._discard()
                 conn = self._connection()
                 with conn.transaction():
@@ -204,66 +236,86 @@ class ApiBudget:
 
     # -- the rules -------------------------------------------------------------------
     def reserve(self, *, method: str, endpoint: str, flow: str | None) -> int:
-        """Take one request from the budget (a ledger row) or raise ``BudgetExhausted``."""
-        return self._run(lambda conn: self._reserve(conn, method=method, endpoint=endpoint, flow=flow))
+        """Take one request from the budget (a ledger row) or raise ``BudgetExhausted``.
+
+        The budget key's lock is waited for at most ``LEDGER_LOCK_TIMEOUT_SECONDS`` at a time; after
+        ``LEDGER_LOCK_ATTEMPTS`` such waits ``BudgetLedgerBusy`` names the key and the process holding it.
+        """
+        for attempt in range(1, LEDGER_LOCK_ATTEMPTS + 1):
+            try:
+                return self._run(lambda conn: self._reserve(conn, method=method, endpoint=endpoint, flow=flow))
+            except psycopg.errors.LockNotAvailable:
+                holder = self._lock_holder()
+                if attempt == LEDGER_LOCK_ATTEMPTS:
+                    raise BudgetLedgerBusy(
+                        f"the API ledger of budget '{self.settings.budget_key}' stayed locked for "
+                        f"{LEDGER_LOCK_ATTEMPTS * LEDGER_LOCK_TIMEOUT_SECONDS} s by {holder}; the request was not sent. "
+                        "PostgreSQL ends a session idle inside a transaction after "
+                        f"{LEDGER_IDLE_TIMEOUT_SECONDS} s; if the lock stays, end that session "
+                        "(SELECT pg_terminate_backend(<pid>)) and retry the task"
+                    ) from None
+                log.warning(
+                    "The API ledger of budget '%s' is locked by %s for more than %s s; waiting again (%s of %s)",
+                    self.settings.budget_key, holder, LEDGER_LOCK_TIMEOUT_SECONDS, attempt, LEDGER_LOCK_ATTEMPTS,
+                )
+        raise AssertionError("unreachable")
+
+    def _lock_holder(self) -> str:
+        """Who holds this budget key's advisory lock, for the message (best effort)."""
+        high, low = (self._lock_id >> 32) & 0xFFFFFFFF, self._lock_id & 0xFFFFFFFF
+        try:
+            row = self._run(lambda conn: conn.execute(
+                "SELECT a.pid, a.state, a.application_name, a.client_addr::text, a.xact_start "
+                "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = %s AND l.objid::bigint = %s "
+                "AND l.objsubid = 1",
+                (high, low),
+            ).fetchone())
+        except psycopg.Error:
+            row = None
+        if row is None:
+            return "another process (it has let go by now)"
+        pid, state, app, client, since = row
+        return f"PostgreSQL session pid {pid} ({state or 'unknown state'}, {app or 'no application name'}, " \
+               f"client {client or 'local'}, transaction since {_fmt(since)})"
 
     def _reserve(self, conn: psycopg.Connection, *, method: str, endpoint: str, flow: str | None) -> int:
         key = self.settings.budget_key
+        conn.execute(f"SET LOCAL lock_timeout = '{LEDGER_LOCK_TIMEOUT_SECONDS}s'")
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_id,))
         now = conn.execute("SELECT clock_timestamp()").fetchone()[0]
-        state = self._state_row(conn)
-        hourly_used, daily_used = conn.execute(
-            """
-            SELECT count(*) FILTER (WHERE requested_at > %(now)s - %(hour)s),
-                   count(*)
-              FROM api_ledger
-             WHERE budget_key = %(key)s AND requested_at > %(now)s - %(day)s
-            """,
-            {"key": key, "now": now, "hour": HOUR, "day": DAY},
-        ).fetchone()
-
-        if state and state["blocked_until"] is not None and state["blocked_until"] > now:
+        status = self._snapshot(conn, now)
+        refusal = status.refused_by()
+        if refusal == "blocked":
             raise SalesforceRequestLimitExceeded(
                 f"Salesforce blocked API requests of {key} (REQUEST_LIMIT_EXCEEDED) since "
-                f"{_fmt(state['blocked_since'])}; expected to be lifted at {_fmt(state['blocked_until'])}. "
+                f"{_fmt(status.blocked_since)}; expected to be lifted at {_fmt(status.blocked_until)}. "
                 "The request was not sent; nothing is lost, runs resume automatically after that.",
-                since=_utc(state["blocked_since"] or now),
-                resume_at=_utc(state["blocked_until"]),
+                since=_utc(status.blocked_since or now),
+                resume_at=_utc(status.blocked_until),
             )
-
-        hourly_limit = self.settings.hourly_budget
-        if hourly_used >= hourly_limit:
-            resume_at = self._window_exit(conn, now, HOUR, hourly_used - hourly_limit)
+        if refusal == "hourly":
+            resume_at = self._window_exit(conn, now, HOUR, status.hourly_used - status.hourly_limit)
             raise BudgetExhausted(
-                f"hourly Salesforce API budget of {key} used up ({hourly_used}/{hourly_limit} requests in the "
-                f"last hour); the request was not sent; budget frees up at {_fmt(resume_at)}",
+                f"hourly Salesforce API budget of {key} used up ({status.hourly_used}/{status.hourly_limit} requests "
+                f"in the last hour); the request was not sent; budget frees up at {_fmt(resume_at)}",
                 resume_at=_utc(resume_at),
                 reason="hourly",
             )
-
-        org_max = state["daily_max"] if state else None
-        daily_limit = self.settings.daily_limit(org_max)
-        if daily_limit is not None and daily_used >= daily_limit:
-            resume_at = self._window_exit(conn, now, DAY, daily_used - daily_limit)
+        if refusal == "daily":
+            resume_at = self._window_exit(conn, now, DAY, status.daily_used - status.daily_limit)
             raise BudgetExhausted(
-                f"daily Salesforce API share of {key} used up ({daily_used}/{daily_limit} requests in the last "
-                f"24 hours = {self.settings.daily_share:g} of the org's {org_max}); the request was not sent; "
-                f"budget frees up at {_fmt(resume_at)}",
+                f"daily Salesforce API share of {key} used up ({status.daily_used}/{status.daily_limit} requests in "
+                f"the last 24 hours = {self.settings.daily_share:g} of the org's {status.org_daily_max}); the request "
+                f"was not sent; budget frees up at {_fmt(resume_at)}",
                 resume_at=_utc(resume_at),
                 reason="daily",
             )
-        if (
-            state
-            and state["daily_max"] is not None
-            and state["daily_used"] is not None
-            and state["daily_used"] >= state["daily_max"]
-            and state["observed_at"] is not None
-            and state["observed_at"] + ORG_USAGE_RECHECK > now
-        ):
-            resume_at = state["observed_at"] + ORG_USAGE_RECHECK
+        if refusal == "org":
+            resume_at = status.org_observed_at + ORG_USAGE_RECHECK
             raise BudgetExhausted(
-                f"the Salesforce org's daily API allocation is used up (last seen {state['daily_used']}/"
-                f"{state['daily_max']} at {_fmt(state['observed_at'])}, by all its integrations); the request "
+                f"the Salesforce org's daily API allocation is used up (last seen {status.org_daily_used}/"
+                f"{status.org_daily_max} at {_fmt(status.org_observed_at)}, by all its integrations); the request "
                 f"was not sent; checking again at {_fmt(resume_at)}",
                 resume_at=_utc(resume_at),
                 reason="daily",
@@ -358,33 +410,36 @@ class ApiBudget:
 
     def status(self) -> BudgetStatus:
         def work(conn: psycopg.Connection) -> BudgetStatus:
-            now = conn.execute("SELECT clock_timestamp()").fetchone()[0]
-            hourly_used, daily_used = conn.execute(
-                """
-                SELECT count(*) FILTER (WHERE requested_at > %(now)s - %(hour)s), count(*)
-                  FROM api_ledger WHERE budget_key = %(key)s AND requested_at > %(now)s - %(day)s
-                """,
-                {"key": self.settings.budget_key, "now": now, "hour": HOUR, "day": DAY},
-            ).fetchone()
-            state = self._state_row(conn) or {}
-            blocked_until = state.get("blocked_until")
-            active_block = blocked_until is not None and blocked_until > now
-            return BudgetStatus(
-                budget_key=self.settings.budget_key,
-                hourly_used=hourly_used,
-                hourly_limit=self.settings.hourly_budget,
-                daily_used=daily_used,
-                daily_limit=self.settings.daily_limit(state.get("daily_max")),
-                blocked_since=state.get("blocked_since") if active_block else None,
-                blocked_until=blocked_until if active_block else None,
-                block_message=state.get("block_message") if active_block else None,
-                org_daily_used=state.get("daily_used"),
-                org_daily_max=state.get("daily_max"),
-                org_observed_at=state.get("observed_at"),
-                checked_at=now,
-            )
+            return self._snapshot(conn, conn.execute("SELECT clock_timestamp()").fetchone()[0])
 
         return self._run(work)
+
+    def _snapshot(self, conn: psycopg.Connection, now: datetime) -> BudgetStatus:
+        """Use of this budget at ``now`` (the database's clock), as the rules see it."""
+        hourly_used, daily_used = conn.execute(
+            """
+            SELECT count(*) FILTER (WHERE requested_at > %(now)s - %(hour)s), count(*)
+              FROM api_ledger WHERE budget_key = %(key)s AND requested_at > %(now)s - %(day)s
+            """,
+            {"key": self.settings.budget_key, "now": now, "hour": HOUR, "day": DAY},
+        ).fetchone()
+        state = self._state_row(conn) or {}
+        blocked_until = state.get("blocked_until")
+        active_block = blocked_until is not None and blocked_until > now
+        return BudgetStatus(
+            budget_key=self.settings.budget_key,
+            hourly_used=hourly_used,
+            hourly_limit=self.settings.hourly_budget,
+            daily_used=daily_used,
+            daily_limit=self.settings.daily_limit(state.get("daily_max")),
+            blocked_since=state.get("blocked_since") if active_block else None,
+            blocked_until=blocked_until if active_block else None,
+            block_message=state.get("block_message") if active_block else None,
+            org_daily_used=state.get("daily_used"),
+            org_daily_max=state.get("daily_max"),
+            org_observed_at=state.get("observed_at"),
+            checked_at=now,
+        )
 
 
 def _fmt(moment: datetime | None) -> str:
@@ -409,6 +464,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     requests.exceptions.ReadTimeout,
 )
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
+_COLLECTION_RETRIEVE = re.compile(r"/composite/sobjects/[^/]+$")
 # Logins do not count against the API allocation and carry credentials: they bypass the
 # ledger and are never logged.
 _LOGIN_PATHS = ("/services/oauth2/token", "/services/Soap/u/", "/services/oauth2/authorize")
@@ -449,13 +505,18 @@ def _surely_not_delivered(exc: BaseException) -> bool:
 
 
 def creates_records(method: str, url: str) -> bool:
-    """A POST that creates records (REST create, composite create, Bulk ingest job).
+    """A POST that creates records (REST create, composite create, Bulk 1.0 batches).
 
     Repeating one after a lost answer could create everything twice, so such a request is
     only retried when it surely never arrived (no connection, or 503 Service Unavailable).
-    Query POSTs (Bulk query jobs) are harmless to repeat.
+    POSTs that create no records are harmless to repeat: Bulk API 2.0 query jobs, creating an
+    ingest job (a job whose answer was lost stays empty and expires unused), and sObject
+    Collections retrieve (``POST composite/sobjects/{object}`` with ids and fields).
     """
-    return method.upper() == "POST" and "/jobs/query" not in urlsplit(url).path
+    if method.upper() != "POST":
+        return False
+    path = urlsplit(url).path.rstrip("/")
+    return not ("/jobs/query" in path or path.endswith("/jobs/ingest") or _COLLECTION_RETRIEVE.search(path))
 
 
 def _retry_wanted(method: str, url: str) -> tenacity.retry_base:

@@ -28,6 +28,13 @@ class BudgetExhausted(DeployteqSalesforceError):
         self.reason = reason  # "hourly", "daily" or "blocked"
 
 
+class BudgetLedgerBusy(DeployteqSalesforceError):
+    """The shared API ledger stayed locked by another process; the request was NOT sent.
+
+    The message names the budget key and the PostgreSQL session holding the lock.
+    """
+
+
 class SalesforceRequestLimitExceeded(BudgetExhausted):
     """Salesforce itself refused the token (403 REQUEST_LIMIT_EXCEEDED); it is blocked until ``resume_at``."""
 

@@ -12,9 +12,10 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from deployteq_salesforce.core.bulk import Bulk2Client
+from deployteq_salesforce.core.exceptions import BudgetExhausted
 from deployteq_salesforce.core.soql import incremental_query
 from deployteq_salesforce.core.store import Watermark
 from deployteq_salesforce.core.salesforce_values import parse_salesforce_datetime
@@ -40,6 +41,10 @@ class SyncCounts:
         counts = asdict(self)
         counts.update(counts.pop("details"))
         return counts
+
+    def as_resume(self) -> dict:
+        """JSON-able, for a deferred run to continue counting (``SyncCounts(**counts.as_resume())``)."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,24 @@ class SyncWindow:
 def server_now(salesforce) -> datetime:
     """Salesforce's clock as seen in its latest answer (local UTC before any request)."""
     return (getattr(salesforce, "server_time", None) or datetime.now(timezone.utc)).replace(microsecond=0)
+
+
+def write_in_batches(records: Iterable[dict], size: int, write: Callable[[list[dict]], None]) -> None:
+    """``write`` the records in batches of ``size``; when reading stops on the API budget, the records read
+    so far are written before the stop goes on (nothing read is thrown away)."""
+    batch: list[dict] = []
+    try:
+        for record in records:
+            batch.append(record)
+            if len(batch) >= size:
+                write(batch)
+                batch = []
+    except BudgetExhausted:
+        if batch:
+            write(batch)
+        raise
+    if batch:
+        write(batch)
 
 
 def batched(records: Iterable[dict], size: int) -> Iterator[list[dict]]:

@@ -21,9 +21,16 @@ def check_names(owner: str, **names: Any) -> None:
 
 
 class FlowRun(Protocol):
-    counts: SyncCounts
+    """The work of one run of a flow; ``counts`` stays readable when the run stops early."""
 
-    def run(self) -> SyncCounts: ...
+    counts: SyncCounts
+    run_log_id: int | None  # set before run(); each committed batch updates that run_log row
+
+    def run(self, resume: dict | None = None) -> SyncCounts: ...
+
+    def resume_state(self) -> dict:
+        """What a deferred run needs to continue without redoing its setup (JSON-able)."""
+        ...
 
 
 class DeployteqSalesforceOperator(BaseOperator):
@@ -52,15 +59,26 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
     """Base of the sync operators: one run-log row per run, a readable summary, budget handling.
 
     A run stopped by the API budget keeps what it committed, is logged as ``limited`` and defers
-    on a trigger until budget is free (if that is within ``max_budget_wait``; else it ends as
-    skipped and the next scheduled run continues).  Subclasses give ``flow`` and ``build_run``.
+    on ``BudgetTrigger`` until budget is free (if that is within ``max_budget_wait``; else it ends as
+    skipped and the next scheduled run continues); then ``execute_complete`` continues the same run.
+    Subclasses give ``flow`` and ``build_run``.
+
+    :param max_budget_wait: the longest a run waits deferred for budget.
+    :param budget_poll_seconds: how often the deferred run's trigger asks the ledger.
     """
 
     ui_color = "#e8f4fb"
+    # False: a budget stop ends the run as "limited" and the rest waits for the next scheduled run
+    defer_when_limited = True
 
-    def __init__(self, *, max_budget_wait: timedelta = timedelta(hours=1), **kwargs: Any) -> None:
+    def __init__(
+        self, *, max_budget_wait: timedelta = timedelta(hours=1), budget_poll_seconds: float = 30.0, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
+        if budget_poll_seconds <= 0:
+            raise ValueError(f"budget_poll_seconds must be > 0, got {budget_poll_seconds!r}")
         self.max_budget_wait = max_budget_wait
+        self.budget_poll_seconds = budget_poll_seconds
 
     @property
     def flow(self) -> str:
@@ -70,31 +88,71 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
         raise NotImplementedError
 
     def execute(self, context: Any) -> dict:
+        return self._execute(context, resume=None)
+
+    def execute_complete(self, context: Any, event: dict | None = None, resume: dict | None = None) -> dict:
+        """Back from ``BudgetTrigger``: continue the same run from its committed progress (no migrations,
+        same run-log row, the describe it already made), or end as skipped when the wait ran out."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from deployteq_salesforce.triggers.budget import BUDGET_AVAILABLE
+
+        if not event or event.get("status") != BUDGET_AVAILABLE:
+            raise AirflowSkipException(
+                f"{self.flow}: gave up waiting for Salesforce API budget ({(event or {}).get('message', 'no event')}); "
+                "its progress is committed and the next run continues."
+            )
+        self.log.info("%s: %s; continuing from the committed progress", self.flow, event.get("message"))
+        return self._execute(context, resume=resume)
+
+    def _execute(self, context: Any, resume: dict | None) -> dict:
         store = DeployteqHook(deployteq_conn_id=self.deployteq_conn_id)
-        store.migrate()
+        if resume is None:
+            store.migrate()
         salesforce = BudgetedSalesforceHook(
             salesforce_conn_id=self.salesforce_conn_id, deployteq_conn_id=self.deployteq_conn_id, flow=self.flow
         )
-        flow_run = self.build_run(store, salesforce)
         dag_run = context.get("dag_run") if context else None
-        run_log_id = store.start_run(self.flow, dag_id=getattr(dag_run, "dag_id", None), run_id=getattr(dag_run, "run_id", None))
+        if resume is None:
+            # recorded before the run is built, so a configuration error also leaves a failed row
+            run_log_id = store.start_run(self.flow, dag_id=getattr(dag_run, "dag_id", None),
+                                         run_id=getattr(dag_run, "run_id", None))
+        else:
+            run_log_id = store.reopen_run(resume["run_log_id"])
+        earlier_requests = resume["api_requests"] if resume else 0
+        flow_run: FlowRun | None = None
         try:
-            counts = flow_run.run()
+            flow_run = self.build_run(store, salesforce)
+            flow_run.run_log_id = run_log_id
+            counts = flow_run.run(resume)
         except BudgetExhausted as exc:
-            self._finish(store, run_log_id, salesforce, flow_run.counts, "limited", str(exc))
+            counts = flow_run.counts
+            requests = earlier_requests + salesforce.requests_sent
+            self._finish(store, run_log_id, requests, counts, "limited", str(exc))
             self.log.warning(
-                "%s stopped by the Salesforce API budget after %s records: %s. Everything fetched so far is "
-                "committed; the flow continues from there at %s.",
-                self.flow, flow_run.counts.fetched, exc, exc.resume_at.isoformat(),
+                "%s stopped by the Salesforce API budget after %s records: %s. Everything read so far is "
+                "committed; the flow continues from there once budget is free (about %s).",
+                self.flow, counts.fetched, exc, exc.resume_at.isoformat(),
             )
-            defer_or_skip_for_budget(self, exc, self.max_budget_wait)
-            raise
+            if not self.defer_when_limited:
+                return self._summary("limited", counts, requests)
+            self._defer_for_budget(exc, salesforce, resume={
+                "run_log_id": run_log_id, "api_requests": requests, "counts": counts.as_resume(),
+                **flow_run.resume_state(),
+            })
+            raise  # not reached: deferring or skipping raises
         except Exception as exc:
-            self._finish(store, run_log_id, salesforce, flow_run.counts, "failed", f"{type(exc).__name__}: {exc}")
+            counts = flow_run.counts if flow_run is not None else SyncCounts()
+            self._finish(store, run_log_id, earlier_requests + salesforce.requests_sent, counts, "failed",
+                         f"{type(exc).__name__}: {exc}")
             raise
         outcome = "partial" if counts.errors else "success"
-        self._finish(store, run_log_id, salesforce, counts, outcome, None)
-        summary = {"flow": self.flow, "outcome": outcome, **counts.as_log_counts(), "api_requests": salesforce.requests_sent}
+        requests = earlier_requests + salesforce.requests_sent
+        self._finish(store, run_log_id, requests, counts, outcome, None)
+        return self._summary(outcome, counts, requests)
+
+    def _summary(self, outcome: str, counts: SyncCounts, requests: int) -> dict:
+        summary = {"flow": self.flow, "outcome": outcome, **counts.as_log_counts(), "api_requests": requests}
         self.log.info(
             "%s %s: %s",
             self.flow,
@@ -103,27 +161,37 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
         )
         return summary
 
-    def execute_complete(self, context: Any, event: Any = None) -> dict:
-        """Budget is free again: run once more; it continues from the committed watermark."""
-        return self.execute(context)
+    def _defer_for_budget(self, exc: BudgetExhausted, salesforce: BudgetedSalesforceHook, *, resume: dict) -> None:
+        """Free the worker and pool slot: wait on ``BudgetTrigger`` when budget returns within
+        ``max_budget_wait``, else end this run as skipped (the next scheduled run continues)."""
+        from airflow.sdk.exceptions import AirflowSkipException
 
-    @staticmethod
-    def _finish(store, run_log_id: int, salesforce, counts: SyncCounts, outcome: str, message: str | None) -> None:
-        store.finish_run(
-            run_log_id, outcome=outcome, counts=counts.as_log_counts(), message=message, api_requests=salesforce.requests_sent
+        from deployteq_salesforce.triggers.budget import BudgetTrigger
+
+        now = datetime.now(timezone.utc)
+        if exc.resume_at - now > self.max_budget_wait:
+            raise AirflowSkipException(
+                f"Salesforce API budget exhausted ({exc.reason}) until {exc.resume_at.isoformat()}, longer than "
+                f"max_budget_wait ({self.max_budget_wait}); this run ends here with its progress committed and the "
+                "next run continues."
+            )
+        give_up_at = now + self.max_budget_wait
+        self.log.info(
+            "Waiting for Salesforce API budget (expected at %s, at the latest until %s): deferred, no worker or pool "
+            "slot held", exc.resume_at.isoformat(), give_up_at.isoformat(),
+        )
+        settings = salesforce.budget_settings
+        self.defer(
+            trigger=BudgetTrigger(
+                deployteq_conn_id=self.deployteq_conn_id,
+                budget={"budget_key": settings.budget_key, "hourly_budget": settings.hourly_budget,
+                        "daily_share": settings.daily_share, "block_hours": settings.block_hours},
+                resume_at=exc.resume_at, give_up_at=give_up_at, poll_seconds=self.budget_poll_seconds,
+            ),
+            method_name="execute_complete",
+            kwargs={"resume": resume},
         )
 
-
-def defer_or_skip_for_budget(operator, exc: BudgetExhausted, max_wait: timedelta) -> None:
-    """Free the worker slot: wait on a trigger when budget returns soon, else end this run as skipped."""
-    from airflow.sdk.exceptions import AirflowSkipException
-    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-
-    wait = exc.resume_at - datetime.now(timezone.utc)
-    if wait <= max_wait:
-        operator.log.info("Waiting for Salesforce API budget until %s (deferred, no worker slot held)", exc.resume_at.isoformat())
-        operator.defer(trigger=DateTimeTrigger(moment=exc.resume_at), method_name="execute_complete")
-    raise AirflowSkipException(
-        f"Salesforce API budget exhausted ({exc.reason}) until {exc.resume_at.isoformat()}; "
-        "this run ends here with its progress committed and the next run continues."
-    )
+    @staticmethod
+    def _finish(store, run_log_id: int, requests: int, counts: SyncCounts, outcome: str, message: str | None) -> None:
+        store.finish_run(run_log_id, outcome=outcome, counts=counts.as_log_counts(), message=message, api_requests=requests)

@@ -21,7 +21,7 @@ DEFAULT_SCHEMA = "deployteq"
 # PostgreSQL truncates longer identifiers silently; a truncated schema name would be a different schema
 MAX_IDENTIFIER_BYTES = 63
 
-RUN_OUTCOMES = ("running", "success", "failed", "limited", "partial")
+RUN_OUTCOMES = ("running", "success", "failed", "limited", "partial", "crashed")
 FINAL_RUN_OUTCOMES = tuple(o for o in RUN_OUTCOMES if o != "running")
 # counters that have their own column in run_log; any other count goes into run_log.details
 RUN_COUNT_COLUMNS = ("fetched", "inserted", "updated", "merged", "skipped", "errors", "deleted")

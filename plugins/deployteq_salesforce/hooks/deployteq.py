@@ -41,6 +41,7 @@ from deployteq_salesforce.core.store import (
 )
 
 MIGRATION_LOCK = "deployteq_salesforce.migrate:"
+RUN_LOCK = "deployteq_salesforce.run:"  # held by a live run (see start_run)
 # column of the COPY staging table that remembers input order (the last duplicate of a key wins)
 ROW_ORDER_COLUMN = "copy_upsert_row_order"
 UPSERT_WORK_MEM = "64MB"
@@ -412,14 +413,86 @@ class DeployteqHook(PostgresHook):
         run_id: str | None = None,
         conn: psycopg.Connection | None = None,
     ) -> int:
-        """Record that ``flow`` started; returns the run_log_id to pass to ``finish_run``."""
+        """Record that ``flow`` started; returns the run_log_id to pass to ``finish_run``.
+
+        Runs of ``flow`` left ``running`` by a worker that died are closed as ``crashed`` first.  The
+        new run holds a session-level advisory lock on its own connection until ``finish_run``: the
+        lock is how a later run tells a live run from a dead one (PostgreSQL drops it with the
+        connection of a killed worker).
+        """
         if not isinstance(flow, str) or not flow:
             raise ValueError(f"start_run: flow must be a non-empty string, got {flow!r}")
+        self.close_crashed_runs(flow)
         with self._unit_of_work(conn) as c, c.cursor(row_factory=tuple_row) as cur:
-            return cur.execute(
+            run_log_id = cur.execute(
                 "INSERT INTO run_log (flow, dag_id, run_id) VALUES (%s, %s, %s) RETURNING run_log_id",
                 (flow, dag_id, run_id),
             ).fetchone()[0]
+        self._hold_run_lock(run_log_id)
+        return run_log_id
+
+    def reopen_run(self, run_log_id: int) -> int:
+        """A run that waited deferred for budget goes on in the same run_log row (``running`` again)."""
+        with self.connect() as conn:
+            reopened = conn.execute(
+                "UPDATE run_log SET outcome = 'running', finished_at = NULL, message = NULL "
+                "WHERE run_log_id = %s AND outcome = 'limited'",
+                (run_log_id,),
+            ).rowcount
+        if not reopened:
+            raise LookupError(f"reopen_run: no limited run_log row {run_log_id} in schema {self.schema_name!r}")
+        self._hold_run_lock(run_log_id)
+        return run_log_id
+
+    def _hold_run_lock(self, run_log_id: int) -> None:
+        alive = self.get_conn()
+        alive.autocommit = True
+        alive.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (self._run_lock_name(run_log_id),))
+        self._live_runs[run_log_id] = alive
+
+    @cached_property
+    def _live_runs(self) -> dict[int, psycopg.Connection]:
+        return {}
+
+    def _run_lock_name(self, run_log_id: int) -> str:
+        return f"{RUN_LOCK}{self.schema_name}:{run_log_id}"
+
+    def close_crashed_runs(self, flow: str) -> list[int]:
+        """Close the ``running`` rows of ``flow`` whose run is no longer alive as ``crashed``; returns their ids."""
+        closed = []
+        with self.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+            conn.autocommit = True
+            candidates = cur.execute(
+                "SELECT run_log_id, progress_at, fetched, inserted, updated FROM run_log "
+                "WHERE flow = %s AND outcome = 'running' ORDER BY run_log_id",
+                (flow,),
+            ).fetchall()
+            for run in candidates:
+                lock = self._run_lock_name(run["run_log_id"])
+                if not cur.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0)) AS free", (lock,)).fetchone()["free"]:
+                    continue  # its worker still holds the lock: the run is alive
+                try:
+                    cur.execute(
+                        "UPDATE run_log SET outcome = 'crashed', finished_at = clock_timestamp(), message = %s "
+                        "WHERE run_log_id = %s AND outcome = 'running'",
+                        (_crash_message(run), run["run_log_id"]),
+                    )
+                    if cur.rowcount:
+                        closed.append(run["run_log_id"])
+                finally:
+                    cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (lock,))
+        if closed:
+            self.log.warning("Closed %s earlier run(s) of %s as crashed: run_log_id %s", len(closed), flow, closed)
+        return closed
+
+    def record_progress(self, run_log_id: int, counts: dict[str, Any], *, conn: psycopg.Connection) -> None:
+        """Keep a running row's counters current, in the transaction that commits the batch they count."""
+        columns, _ = split_run_counts(counts)
+        assignments = sql.SQL("").join(sql.SQL(", {} = %s").format(sql.Identifier(name)) for name in columns)
+        conn.execute(
+            sql.SQL("UPDATE run_log SET progress_at = clock_timestamp(){} WHERE run_log_id = %s").format(assignments),
+            [*columns.values(), run_log_id],
+        )
 
     def finish_run(
         self,
@@ -447,6 +520,9 @@ class DeployteqHook(PostgresHook):
                 raise LookupError(
                     f"finish_run: no run_log row with run_log_id {run_log_id} in schema {self.schema_name!r}"
                 )
+        alive = self._live_runs.pop(run_log_id, None)
+        if alive is not None:
+            alive.close()  # ends the run's advisory lock
 
     def recent_runs(self, flow: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """The latest runs (newest first), of one flow or of all."""
@@ -583,3 +659,17 @@ class DeployteqHook(PostgresHook):
         except Exception:  # noqa: BLE001 - no connection, nothing to hide
             return text
         return text.replace(password, "***") if password else text
+
+
+def _crash_message(run: dict[str, Any]) -> str:
+    if run["progress_at"] is None:
+        progress = "it had committed no progress"
+    else:
+        progress = (
+            f"its last progress was committed at {run['progress_at'].astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC "
+            f"({run['fetched']} fetched, {run['inserted']} inserted, {run['updated']} updated)"
+        )
+    return (
+        f"the run stopped without finishing (its worker was killed or lost its database connection); {progress}; "
+        "the next run continues from the committed progress"
+    )

@@ -85,6 +85,9 @@ class ContactMomentsToSalesforceOperator(SalesforceFlowOperator):
         self.bulk_job_size = bulk_job_size
         self.max_attempts = max_attempts
 
+    # the README's promise: send what fits in the budget now, the rest goes with the next scheduled run
+    defer_when_limited = False
+
     @property
     def flow(self) -> str:
         return FLOW
@@ -119,12 +122,16 @@ class ContactMomentSync:
         self.max_attempts = max_attempts
         self.log = log or logging.getLogger(__name__)
         self.counts = ContactMomentCounts()
+        self.run_log_id: int | None = None
         self._handled = 0  # moments Salesforce answered for in this run (sent or rejected)
         self._failed_ids: set[int] = set()  # rejected in this run: not "left", they wait for their retry
 
     # -- the run ---------------------------------------------------------------------------------------
 
-    def run(self) -> ContactMomentCounts:
+    def resume_state(self) -> dict:
+        return {}  # never deferred: what did not fit goes with the next run
+
+    def run(self, resume: dict | None = None) -> ContactMomentCounts:
         """Two oldest-first passes over the candidates, one keyset chunk at a time: plan, then send the plan."""
         now = self.moments.now()
         allowance = self._allowance()
@@ -292,12 +299,13 @@ class ContactMomentSync:
         """One transaction per batch: sent moments, failures (sync_error with statusCode + message)."""
         sent = [r for r in results if r.success]
         failed = [r for r in results if not r.success]
-        self.moments.record(sent, failed, [self._record_error(r) for r in failed])
-        self._handled += len(results)
-        self._failed_ids.update(r.moment.moment_id for r in failed)
         self.counts.inserted += sum(1 for r in sent if r.created)
         self.counts.updated += sum(1 for r in sent if not r.created)
         self.counts.errors += len(failed)
+        progress = (self.run_log_id, self.counts.as_log_counts()) if self.run_log_id is not None else None
+        self.moments.record(sent, failed, [self._record_error(r) for r in failed], progress=progress)
+        self._handled += len(results)
+        self._failed_ids.update(r.moment.moment_id for r in failed)
         for result in failed[:5]:
             self.log.warning(
                 "Contact moment %s -> %s rejected: %s", result.moment.moment_id, result.moment.target.sobject, result.reason

@@ -121,9 +121,13 @@ class ContactMomentStore:
         with self.store.connect() as conn:
             return conn.execute(FLOW_HOURLY_USE_SQL, (budget_key, FLOW)).fetchone()[0]
 
-    def record(self, sent: Sequence[SendResult], failed: Sequence[SendResult], errors: Sequence[RecordError]) -> None:
-        """One transaction per batch: the sent moments, the failed ones and their ``sync_error`` rows."""
+    def record(self, sent: Sequence[SendResult], failed: Sequence[SendResult], errors: Sequence[RecordError], *,
+               progress: tuple[int, dict] | None = None) -> None:
+        """One transaction per batch: the sent moments, the failed ones and their ``sync_error`` rows, and
+        (``progress`` = run_log_id, counts) the run's counters as of this batch."""
         with self.store.connect() as conn:
+            if progress is not None:
+                self.store.record_progress(*progress, conn=conn)
             if sent:
                 conn.execute(MARK_SENT_SQL, (
                     [r.moment.moment_id for r in sent], [r.moment.row.changed_at for r in sent],

@@ -20,7 +20,7 @@ from deployteq_salesforce.core.exceptions import ConfigurationError
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
 from deployteq_salesforce.core.incremental import (
-    IncrementalReader, ProgressLog, SyncCounts, SyncWindow, batched, rest_pages, server_now,
+    IncrementalReader, ProgressLog, SyncCounts, SyncWindow, rest_pages, server_now, write_in_batches,
 )
 from deployteq_salesforce.flows.customers.mapping import RecordProblem, build_customer_row
 from deployteq_salesforce.core.operator import SalesforceFlowOperator
@@ -91,45 +91,68 @@ class CustomerSync:
         self.batch_size = batch_size
         self.log = log
         self.counts = SyncCounts()
+        self.run_log_id: int | None = None
         self.flow = f"{'full_load' if full_load else 'sync'}:{obj.sobject}"
         self.watermark_flow = f"sync:{obj.sobject}"
         self.use_flag = bool(obj.sync_flag_field) and not full_load
-        self.flags = FlagResetQueue(store, self.watermark_flow)
         self.progress = ProgressLog(log, self.flow)
+        self.field_types: dict[str, str] = {}
 
-    def run(self) -> SyncCounts:
-        describe = getattr(self.salesforce.get_conn(), self.obj.sobject).describe()
-        self._check_mapping(describe)
-        field_types = {f["name"]: f["type"] for f in describe["fields"]}
+    def run(self, resume: dict | None = None) -> SyncCounts:
+        if resume and resume.get("config") == self.obj.model_dump_json():
+            # back from waiting for budget: the mapping was checked against this describe already
+            self.counts = SyncCounts(**resume["counts"])
+            self.field_types = resume["field_types"]
+        else:
+            if resume:
+                self.counts = SyncCounts(**resume["counts"])
+            describe = getattr(self.salesforce.get_conn(), self.obj.sobject).describe()
+            self._check_mapping(describe)
+            self.field_types = {f["name"]: f["type"] for f in describe["fields"]}
         fields = [*self.obj.query_fields(), "IsDeleted", *([self.obj.sync_flag_field] if self.obj.sync_flag_field else [])]
         self.reader = IncrementalReader(
-            self.salesforce, sobject=self.obj.sobject, fields=fields, field_types=field_types,
+            self.salesforce, sobject=self.obj.sobject, fields=fields, field_types=self.field_types,
             page_size=self.obj.page_size, bulk_threshold=self.obj.bulk_threshold, flow=self.flow, log=self.log,
         )
         self.window = window = SyncWindow.for_run(
             self.store, flow=self.watermark_flow, server_now=server_now(self.salesforce),
             lookback_seconds=self.obj.lookback_seconds, full_load=self.full_load,
         )
-        if self.use_flag:
-            # flags left over by an interrupted run go first: they cost no read
-            self.counts.flags_reset += self.flags.flush(self.salesforce, self.obj)
         self.mapped_columns = list(dict.fromkeys(m.deployteq_field for m in self.obj.value_mappings))
+        if self.use_flag:
+            self.flags = FlagResetQueue(
+                self.store, self.watermark_flow, sobject=self.obj.sobject, flag_field=self.obj.sync_flag_field,
+                fields=self.reader.fields, store_again=self._store_again, bulk_threshold=self.obj.bulk_threshold,
+            )
+            # a run that died between a flag reset and reading those records again: read them first
+            self.flags.read_again_after_reset(self.salesforce)
+            read_started = self.flags.read_started()
 
         # with the flag, deleted rows are read separately (a deleted record's flag cannot be reset)
         include_deleted = not self.use_flag and not self.full_load and self.obj.deleted_detection
         records = self.reader.read(
             window, sync_flag_field=self.obj.sync_flag_field if self.use_flag else None, include_deleted=include_deleted
         )
-        for batch in batched(records, self.batch_size):
-            self._write_batch(batch, in_order=self.reader.ordered)
+        write_in_batches(records, self.batch_size, lambda batch: self._write_batch(batch, in_order=self.reader.ordered))
         if self.use_flag and self.obj.deleted_detection:
-            for batch in batched(self.reader.read_deleted(window), self.batch_size):
-                self._write_batch(batch)
+            write_in_batches(self.reader.read_deleted(window), self.batch_size, self._write_batch)
         self._retry_requested()
+        if self.use_flag:
+            self.flags.drop_unread(read_started)
         window.complete(self.store)
         if self.use_flag:
-            self.counts.flags_reset += self.flags.flush(self.salesforce, self.obj)
+            self.counts.flags_reset += self.flags.flush(self.salesforce, changed_since=window.end)
         return self.counts
+
+    def resume_state(self) -> dict:
+        return {"config": self.obj.model_dump_json(), "field_types": self.field_types}
+
+    def _store_again(self, records: list[dict]) -> None:
+        """Records read again right after their flag was reset: stored like any batch, not queued again."""
+        self.counts.details["read_again_after_flag_reset"] = (
+            self.counts.details.get("read_again_after_flag_reset", 0) + len(records)
+        )
+        self._write_batch(records, queue_flags=False)
 
     def _retry_requested(self) -> None:
         """Read again the failed records someone queued for retry (UI action), whatever their timestamp."""
@@ -139,8 +162,7 @@ class CustomerSync:
         self.log.info("%s: reading %s records queued for retry", self.flow, len(ids))
         for soql in ids_query(self.obj.sobject, ids, self.reader.fields):
             for _, page in rest_pages(self.salesforce.get_conn(), soql, include_deleted=True, batch_size=2000):
-                for batch in batched(page, self.batch_size):
-                    self._write_batch(batch)
+                write_in_batches(page, self.batch_size, self._write_batch)
         # records Salesforce no longer has are not asked for again
         self.store.clear_retry_requests(self.watermark_flow, ids)
 
@@ -156,10 +178,11 @@ class CustomerSync:
 
     # -- writing -------------------------------------------------------------------------------------------
 
-    def _write_batch(self, records: list[dict], *, in_order: bool = False) -> None:
+    def _write_batch(self, records: list[dict], *, in_order: bool = False, queue_flags: bool = True) -> None:
         """Map, plan and write one batch in one transaction; ``in_order``: the main read in
         (SystemModstamp, Id) order, whose last record marks how far the window is stored."""
-        self.counts.fetched += len(records)
+        if queue_flags:
+            self.counts.fetched += len(records)
         incoming: list[IncomingRecord] = []
         errors: list[RecordError] = []
         for record in records:
@@ -169,7 +192,7 @@ class CustomerSync:
             else:
                 incoming.append(built.to_incoming_record())
         with self.store.connect() as conn:
-            skip = self.flags.permanently_failed(conn, incoming) if self.use_flag else set()
+            skip = self.flags.permanently_failed(conn, incoming) if self.use_flag and queue_flags else set()
             incoming = [r for r in incoming if r.sf_id not in skip]
             plan, written = apply_batch(conn, incoming, self.mapped_columns, unique_field=self.obj.unique_field)
             for outcome in plan.outcomes:
@@ -184,17 +207,19 @@ class CustomerSync:
             if errors:
                 # one error list per object, whichever DAG met the record
                 self.store.record_errors(self.watermark_flow, errors, conn=conn)
-            if self.use_flag:
+            if self.use_flag and queue_flags:
                 # R3: only stored records lose their flag; a failed one keeps it and is read again next run
                 failed = {o.sf_id for o in plan.outcomes if o.action == "error"}
                 self.flags.enqueue(conn, [r for r in incoming if not r.is_deleted and r.sf_id not in failed])
             if in_order and not self.use_flag:
                 self.window.record_progress(self.store, records[-1], conn=conn)
-        self.counts.inserted += written.inserted
-        self.counts.updated += written.updated
-        self.counts.merged += plan.count("merged")
-        self.counts.skipped += plan.count("skipped") + written.unchanged + len(skip)
-        self.counts.deleted += plan.count("deleted")
-        self.counts.errors += len(errors) - len(plan.losers)
+            self.counts.inserted += written.inserted
+            self.counts.updated += written.updated
+            self.counts.merged += plan.count("merged")
+            self.counts.skipped += (plan.count("skipped") + written.unchanged + len(skip)) if queue_flags else 0
+            self.counts.deleted += plan.count("deleted")
+            self.counts.errors += len(errors) - len(plan.losers)
+            if self.run_log_id is not None:
+                self.store.record_progress(self.run_log_id, self.counts.as_log_counts(), conn=conn)
         self.progress(self.counts.fetched, self.reader.total, self.salesforce.requests_sent)
 

@@ -31,7 +31,7 @@ from deployteq_salesforce.core.exceptions import ConfigurationError
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
 from deployteq_salesforce.core.incremental import (
-    IncrementalReader, ProgressLog, SyncCounts, SyncWindow, batched, rest_pages, server_now,
+    IncrementalReader, ProgressLog, SyncCounts, SyncWindow, rest_pages, server_now, write_in_batches,
 )
 from deployteq_salesforce.flows.object_links.config import VARIABLE_NAME, ObjectLink, Webhook, load_object_links
 from deployteq_salesforce.core.operator import SalesforceFlowOperator
@@ -150,46 +150,73 @@ class ObjectLinkSync:
         self.log = log
         self.flow = f"link:{link.name}"
         self.counts = SyncCounts()
+        self.run_log_id: int | None = None
         self.use_flag = link.use_sync_column
-        self.flags = FlagResetQueue(store, self.flow)
         self.progress = ProgressLog(log, self.flow)
+        self.field_types: dict[str, str] = {}
 
-    def run(self) -> SyncCounts:
-        describe = _describe(self.salesforce, self.link, self.webhook)
-        changes = self.datamodel.ensure_table(self.webhook)
-        if changes:
-            self.counts.details["datamodel_changes"] = changes
-        field_types = {f["name"]: f["type"] for f in describe["fields"]}
+    def _config(self) -> str:
+        return self.link.model_dump_json() + self.webhook.model_dump_json()
+
+    def run(self, resume: dict | None = None) -> SyncCounts:
+        if resume:
+            self.counts = SyncCounts(**resume["counts"])
+        if resume and resume.get("config") == self._config():
+            # back from waiting for budget: describe and datamodel table were checked before the wait
+            self.field_types = resume["field_types"]
+        else:
+            describe = _describe(self.salesforce, self.link, self.webhook)
+            changes = self.datamodel.ensure_table(self.webhook)
+            if changes:
+                self.counts.details["datamodel_changes"] = changes
+            self.field_types = {f["name"]: f["type"] for f in describe["fields"]}
         fields = [f.json_field for f in self.webhook.fields] + ["Id", "IsDeleted"] + ([self.link.sync_flag_field] if self.use_flag else [])
         self.reader = IncrementalReader(
-            self.salesforce, sobject=self.link.sobject, fields=fields, field_types=field_types,
+            self.salesforce, sobject=self.link.sobject, fields=fields, field_types=self.field_types,
             page_size=self.link.page_size, bulk_threshold=self.link.bulk_threshold, flow=self.flow, log=self.log,
         )
         self.window = window = SyncWindow.for_run(
             self.store, flow=self.flow, server_now=server_now(self.salesforce), lookback_seconds=self.link.lookback_seconds
         )
         if self.use_flag:
-            self.counts.flags_reset += self.flags.flush(self.salesforce, self.link)
+            self.flags = FlagResetQueue(
+                self.store, self.flow, sobject=self.link.sobject, flag_field=self.link.sync_flag_field,
+                fields=self.reader.fields, store_again=self._store_again, bulk_threshold=self.link.bulk_threshold,
+            )
+            # a run that died between a flag reset and reading those records again: read them first
+            self.flags.read_again_after_reset(self.salesforce)
+            read_started = self.flags.read_started()
         # with the flag, deleted rows are read separately (a deleted record's flag cannot be reset)
         include_deleted = self.link.delete and not self.use_flag
         records = self.reader.read(window, sync_flag_field=self.link.sync_flag_field, include_deleted=include_deleted)
-        for batch in batched(records, self.batch_size):
-            self._write_batch(batch, in_order=self.reader.ordered)
+        write_in_batches(records, self.batch_size, lambda batch: self._write_batch(batch, in_order=self.reader.ordered))
         if self.use_flag and self.link.delete:
-            for batch in batched(self.reader.read_deleted(window), self.batch_size):
-                self._write_batch(batch)
+            write_in_batches(self.reader.read_deleted(window), self.batch_size, self._write_batch)
         with self.store.connect() as conn:
             resolved_late = self.datamodel.resolve_relations(conn, self.webhook)
             unresolved = self.datamodel.unresolved_count(conn, self.webhook)
+        if self.use_flag:
+            self.flags.drop_unread(read_started)
         window.complete(self.store)
         if self.webhook.customer_relation:
             self.counts.details.update(relations_resolved_late=resolved_late, unresolved_relations=unresolved)
         if self.use_flag:
-            self.counts.flags_reset += self.flags.flush(self.salesforce, self.link)
+            self.counts.flags_reset += self.flags.flush(self.salesforce, changed_since=window.end)
         return self.counts
 
-    def _write_batch(self, records: list[dict], *, in_order: bool = False) -> None:
-        self.counts.fetched += len(records)
+    def resume_state(self) -> dict:
+        return {"config": self._config(), "field_types": self.field_types}
+
+    def _store_again(self, records: list[dict]) -> None:
+        """Records read again right after their flag was reset: stored like any batch, not queued again."""
+        self.counts.details["read_again_after_flag_reset"] = (
+            self.counts.details.get("read_again_after_flag_reset", 0) + len(records)
+        )
+        self._write_batch(records, queue_flags=False)
+
+    def _write_batch(self, records: list[dict], *, in_order: bool = False, queue_flags: bool = True) -> None:
+        if queue_flags:
+            self.counts.fetched += len(records)
         rows: list[tuple] = []
         written_records: list[dict] = []
         deleted_ids: list[str] = []
@@ -209,7 +236,7 @@ class ObjectLinkSync:
             written_records.append(record)
         with self.store.connect() as conn:
             skip: set[str] = set()
-            if self.use_flag:
+            if self.use_flag and queue_flags:
                 flagged = [_Flagged(r) for r in written_records]
                 skip = self.flags.permanently_failed(conn, flagged)
                 if skip:
@@ -222,18 +249,21 @@ class ObjectLinkSync:
             self.store.resolve_errors(self.flow, [r["Id"] for r in written_records], conn=conn)
             if errors:
                 self.store.record_errors(self.flow, errors, conn=conn)
-            if self.use_flag:
+            if self.use_flag and queue_flags:
                 self.flags.enqueue(conn, [_Flagged(r) for r in written_records])
             if in_order and not self.use_flag:
                 self.window.record_progress(self.store, records[-1], conn=conn)
-        self.counts.inserted += written.inserted
-        self.counts.updated += written.updated
-        self.counts.deleted += deleted
-        not_deleted = 0 if self.link.delete else len(deleted_ids)
-        self.counts.skipped += written.unchanged + written.not_inserted + len(skip) + not_deleted
-        if written.not_inserted:
-            self.counts.details["not_inserted"] = self.counts.details.get("not_inserted", 0) + written.not_inserted
-        self.counts.errors += len(errors)
+            self.counts.inserted += written.inserted
+            self.counts.updated += written.updated
+            self.counts.deleted += deleted
+            not_deleted = 0 if self.link.delete else len(deleted_ids)
+            if queue_flags:
+                self.counts.skipped += written.unchanged + written.not_inserted + len(skip) + not_deleted
+            if written.not_inserted:
+                self.counts.details["not_inserted"] = self.counts.details.get("not_inserted", 0) + written.not_inserted
+            self.counts.errors += len(errors)
+            if self.run_log_id is not None:
+                self.store.record_progress(self.run_log_id, self.counts.as_log_counts(), conn=conn)
         self.progress(self.counts.fetched, self.reader.total, self.salesforce.requests_sent)
 
 
@@ -248,6 +278,7 @@ class IdReconciliation:
         self.datamodel = DatamodelStore(store)
         self.log = log
         self.counts = SyncCounts()
+        self.run_log_id: int | None = None
 
     def salesforce_ids(self) -> Iterator[str]:
         """Every Id of the object: REST pages of 2,000, or one Bulk API 2.0 job when there are many."""
@@ -267,7 +298,8 @@ class IdReconciliation:
             for record in page:
                 yield record["Id"]
 
-    def run(self) -> SyncCounts:
+    def run(self, resume: dict | None = None) -> SyncCounts:
+        """All or nothing (one staging transaction): a run resumed after a budget wait starts over."""
         _describe(self.salesforce, self.link, self.webhook)
         self.datamodel.ensure_table(self.webhook)
         with self.store.connect() as conn:
@@ -280,3 +312,6 @@ class IdReconciliation:
             self.link.name, self.counts.fetched, self.counts.details["stored_rows"], self.counts.deleted,
         )
         return self.counts
+
+    def resume_state(self) -> dict:
+        return {}
