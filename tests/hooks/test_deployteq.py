@@ -407,6 +407,54 @@ def test_finish_run_rejects_unknown_outcomes_and_runs(store):
         store.finish_run(run_log_id + 1000, outcome="success", counts={})
 
 
+def test_a_run_whose_worker_died_is_closed_as_crashed_with_its_progress(store, deployteq_conn_id):
+    child = (
+        "import os, sys\n"
+        "from tests import airflow_env\n"
+        "airflow_env.configure()\n"
+        "sys.path.insert(0, 'plugins')\n"
+        "from deployteq_salesforce.hooks.deployteq import DeployteqHook\n"
+        f"hook = DeployteqHook({deployteq_conn_id!r})\n"
+        "run_log_id = hook.start_run('sync:Lead', dag_id='sf_lead', run_id='scheduled__1')\n"
+        "with hook.connect() as conn:\n"
+        "    hook.record_progress(run_log_id, {'fetched': 5000, 'inserted': 4000, 'updated': 1000}, conn=conn)\n"
+        "os._exit(0)  # the worker dies: no finish_run\n"
+    )
+    subprocess.run([sys.executable, "-c", child], cwd=ROOT, env=os.environ.copy(), check=True)
+    (orphan,) = store.recent_runs("sync:Lead")
+    assert orphan["outcome"] == "running"
+
+    next_run = store.start_run("sync:Lead")
+
+    crashed = next(r for r in store.recent_runs("sync:Lead") if r["run_log_id"] == orphan["run_log_id"])
+    assert crashed["outcome"] == "crashed" and crashed["finished_at"] is not None
+    assert "5000 fetched, 4000 inserted, 1000 updated" in crashed["message"] and "UTC" in crashed["message"]
+    assert (crashed["fetched"], crashed["inserted"]) == (5000, 4000)
+    store.finish_run(next_run, outcome="success", counts={})
+
+
+def test_a_live_run_is_never_closed_as_crashed(store, deployteq_conn_id):
+    running = store.start_run("sync:Lead")
+    other_worker = DeployteqHook(deployteq_conn_id)
+
+    assert other_worker.close_crashed_runs("sync:Lead") == []
+    assert store.recent_runs("sync:Lead")[0]["outcome"] == "running"
+    store.finish_run(running, outcome="success", counts={})
+    assert other_worker.close_crashed_runs("sync:Lead") == []
+
+
+def test_a_limited_run_is_reopened_by_its_resumed_task(store):
+    run_log_id = store.start_run("sync:Lead")
+    store.finish_run(run_log_id, outcome="limited", counts={"fetched": 10}, message="budget")
+
+    assert store.reopen_run(run_log_id) == run_log_id
+    (run,) = store.recent_runs("sync:Lead")
+    assert (run["outcome"], run["finished_at"], run["message"], run["fetched"]) == ("running", None, None, 10)
+    store.finish_run(run_log_id, outcome="success", counts={"fetched": 25})
+    with pytest.raises(LookupError):
+        store.reopen_run(run_log_id)  # only a limited run can be continued
+
+
 def test_recent_runs_newest_first_per_flow_and_limited(store):
     ids = [store.start_run(flow) for flow in ("a", "b", "a", "a")]
     assert [r["run_log_id"] for r in store.recent_runs()] == ids[::-1]

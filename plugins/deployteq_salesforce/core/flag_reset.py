@@ -28,6 +28,7 @@ from psycopg import Connection
 
 from deployteq_salesforce.core.bulk import Bulk2Client
 from deployteq_salesforce.core.incremental import rest_pages
+from deployteq_salesforce.core.salesforce_values import parse_salesforce_datetime
 from deployteq_salesforce.core.soql import format_datetime, validate_identifier
 
 # Salesforce answers that will not change by trying again: stop resetting those records
@@ -165,8 +166,6 @@ class FlagResetQueue:
                 "SELECT sf_id, system_modstamp FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%s)",
                 (self.flow, [i for i in ids if i in current]),
             ).fetchall())
-            from deployteq_salesforce.core.salesforce_values import parse_salesforce_datetime
-
             changed = [i for i, stamp in queued.items() if parse_salesforce_datetime(current[i]) != stamp]
             conn.execute("DELETE FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%s)", (self.flow, changed))
         changed_set = set(changed)

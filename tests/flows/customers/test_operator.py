@@ -399,3 +399,82 @@ def test_records_queued_for_retry_are_read_again_whatever_their_timestamp(env):
     assert summary["inserted"] == 1
     assert env.errors() == []
     assert broken in {c["sf_lead_id"] for c in env.customers()}
+
+# -- run log, budget stops and the budget trigger ------------------------------------------------------
+
+
+def run_log(env) -> list[dict]:
+    with psycopg.connect(env.url) as conn:
+        cur = conn.execute(f'SELECT * FROM "{env.schema}".run_log ORDER BY run_log_id')
+        names = [d.name for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def set_hourly_budget(monkeypatch, hourly: int) -> None:
+    conn = json.loads(__import__("os").environ["AIRFLOW_CONN_SALESFORCE_DEFAULT"])
+    conn["extra"]["hourly_budget"] = hourly
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(conn))
+
+
+def test_a_configuration_error_found_while_building_the_run_leaves_a_failed_row(env):
+    broken = copy.deepcopy(LEAD)
+    broken["mappings"][1]["deployteq_type"] = "no_such_type"
+
+    with pytest.raises(ConfigurationError):
+        run("Lead", config(broken))
+
+    (row,) = run_log(env)
+    assert row["flow"] == "sync:Lead" and row["outcome"] == "failed"
+    assert "object 1 (Lead)" in row["message"] and "deployteq_type" in row["message"]
+    assert env.sf.counters()["total"] == 0
+
+
+def test_what_was_read_before_a_budget_stop_is_stored(env, monkeypatch):
+    from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
+
+    env.sf.seed("Lead", [lead(i, **{FLAG: False}) for i in range(1000)])
+    set_hourly_budget(monkeypatch, 4)  # describe + 3 pages of 200, then the budget is used up
+
+    with pytest.raises((AirflowSkipException, TaskDeferred)):
+        run("Lead", config(LEAD, sync_flag_field=None, page_size=200), batch_size=5000)
+
+    assert len(env.customers()) == 600, "the 600 records read were stored although no batch was full"
+    (row,) = run_log(env)
+    assert (row["outcome"], row["fetched"], row["inserted"]) == ("limited", 600, 600)
+
+
+def test_a_budget_stop_defers_on_budget_trigger_and_the_resumed_task_continues_the_same_run(env, monkeypatch):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from deployteq_salesforce.triggers.budget import BudgetTrigger
+
+    env.sf.seed("Lead", [lead(i, **{FLAG: False}) for i in range(1000)])
+    set_hourly_budget(monkeypatch, 4)
+    op = SalesforceToDeployteqOperator(task_id="sync_lead", sobject="Lead",
+                                       object_config=config(LEAD, sync_flag_field=None, page_size=200), batch_size=200)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({})
+
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, BudgetTrigger) and trigger.budget["hourly_budget"] == 4
+    assert deferred.value.method_name == "execute_complete"
+    resume = deferred.value.kwargs["resume"]
+    set_hourly_budget(monkeypatch, 3600)
+    requests_before = env.sf.counters()["by_endpoint"]
+
+    summary = op.execute_complete({}, event={"status": "budget_available", "message": "room again"}, resume=resume)
+
+    assert len(env.customers()) == 1000
+    (row,) = run_log(env)  # one run, continued: not a second row
+    assert row["outcome"] == "success" and row["fetched"] == summary["fetched"] >= 1000
+    assert row["api_requests"] == summary["api_requests"] == env.sf.counters()["total"]
+    describes = env.sf.counters()["by_endpoint"]["GET sobjects/Lead/describe"]
+    assert describes == requests_before["GET sobjects/Lead/describe"] == 1, "no second describe after the wait"
+
+
+def test_a_wait_for_budget_that_ran_out_ends_the_run_as_skipped(env):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    op = SalesforceToDeployteqOperator(task_id="sync_lead", sobject="Lead", object_config=config(LEAD))
+    with pytest.raises(AirflowSkipException, match="gave up waiting"):
+        op.execute_complete({}, event={"status": "gave_up", "message": "still refused (hourly)"}, resume={})

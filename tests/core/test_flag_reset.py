@@ -1,0 +1,146 @@
+"""The sync-flag reset never loses an edit a Salesforce user makes after we read the record.
+
+Against the emulator and a real PostgreSQL: an edit made while the reset request is in flight
+(the emulator's ``slow`` fault holds the request), a worker killed during the reset (a real
+SIGKILL of a separate process), and the Bulk path's check for records changed since the read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from deployteq_salesforce.core.flag_reset import FlagResetQueue
+from deployteq_salesforce.core.salesforce_values import parse_salesforce_datetime
+from deployteq_salesforce.hooks.deployteq import DeployteqHook
+from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
+
+ROOT = Path(__file__).resolve().parents[2]
+FLAG = "Sync_to_Deployteq__c"
+CONFIG = {"objects": [{
+    "sobject": "Lead",
+    "unique_field": "id",
+    "sync_flag_field": FLAG,
+    "mappings": [
+        {"salesforce_field": "Id", "deployteq_type": "text", "deployteq_field": "sf_lead_id", "unique_key": True},
+        {"salesforce_field": "FirstName", "deployteq_type": "text", "deployteq_field": "first_name"},
+        {"salesforce_field": "LastName", "deployteq_type": "text", "deployteq_field": "last_name"},
+        {"salesforce_field": "Email", "deployteq_type": "email", "deployteq_field": "email"},
+    ],
+}]}
+# runs one Lead sync in a child process (so it can be killed for real)
+CHILD = """
+import json, sys
+from tests import airflow_env
+airflow_env.configure()
+sys.path.insert(0, "plugins")
+from deployteq_salesforce.flows.customers.operator import SalesforceToDeployteqOperator
+SalesforceToDeployteqOperator(task_id="sync_lead", sobject="Lead", object_config=json.loads(sys.argv[1])).execute({})
+"""
+
+
+def leads(n: int) -> list[dict]:
+    return [{"FirstName": f"Voor{i}", "LastName": f"Achter{i}", "Company": "Acme", "Email": f"l{i}@example.nl", FLAG: True}
+            for i in range(n)]
+
+
+def sync() -> dict:
+    from deployteq_salesforce.flows.customers.operator import SalesforceToDeployteqOperator
+
+    return SalesforceToDeployteqOperator(task_id="sync_lead", sobject="Lead", object_config=CONFIG).execute({})
+
+
+def first_names(pg_url: str, schema: str) -> dict[str, str]:
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(f'SET search_path = "{schema}"')
+        return dict(conn.execute("SELECT sf_lead_id, first_name FROM customer").fetchall())
+
+
+def wait_for_request(emulator, endpoint: str, timeout: float = 30.0) -> None:
+    """Until the emulator has received a request of ``endpoint`` (e.g. one held by a slow fault)."""
+    deadline = time.monotonic() + timeout
+    while emulator.counters()["by_endpoint"].get(endpoint, 0) == 0:
+        assert time.monotonic() < deadline, f"no {endpoint} request within {timeout} s"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def env(emulator, salesforce_conn_id, deployteq_conn_id, pg_url, pg_schema):
+    return emulator, pg_url, pg_schema
+
+
+def test_an_edit_made_while_the_reset_request_is_in_flight_still_arrives(env):
+    emulator, pg_url, schema = env
+    ids = emulator.seed("Lead", leads(3))
+    emulator.inject_fault("slow", path_contains="composite/sobjects", delay_seconds=3)
+    worker = threading.Thread(target=sync)
+    worker.start()
+    wait_for_request(emulator, "PATCH composite/sobjects")  # the reset is held in flight
+
+    emulator.update("Lead", [{"Id": ids[0], "FirstName": "Bewerkt", FLAG: True}])
+    worker.join(timeout=60)
+
+    # the reset cleared the new flag, but the records were read again after it
+    assert first_names(pg_url, schema)[ids[0]] == "Bewerkt"
+    sync()
+    assert first_names(pg_url, schema)[ids[0]] == "Bewerkt"
+
+
+def test_after_a_kill_during_the_reset_the_rerun_reads_before_anything_is_lost(env):
+    emulator, pg_url, schema = env
+    ids = emulator.seed("Lead", leads(30))
+    emulator.inject_fault("slow", path_contains="composite/sobjects", delay_seconds=3)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(CONFIG)], cwd=ROOT, env=os.environ.copy(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_request(emulator, "PATCH composite/sobjects")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert len(first_names(pg_url, schema)) == 30, "the 30 customers were committed before the reset"
+
+    # a user edits and flags one of them; the held reset then lands and clears that flag
+    emulator.update("Lead", [{"Id": ids[7], "FirstName": "Na de crash", FLAG: True}])
+    time.sleep(3.5)
+    sync()
+
+    assert first_names(pg_url, schema)[ids[7]] == "Na de crash"
+    assert not any(r[FLAG] for r in emulator.records("Lead"))
+
+
+def test_a_bulk_reset_keeps_the_flag_of_a_record_changed_since_it_was_read(env, deployteq_conn_id, salesforce_conn_id):
+    emulator, pg_url, schema = env
+    ids = emulator.seed("Lead", leads(6))
+    store = DeployteqHook(deployteq_conn_id)
+    store.migrate()
+    salesforce = BudgetedSalesforceHook(salesforce_conn_id, deployteq_conn_id=deployteq_conn_id, flow="sync:Lead")
+    queue = FlagResetQueue(store, "sync:Lead", sobject="Lead", flag_field=FLAG, fields=["FirstName"],
+                           store_again=lambda records: None, bulk_threshold=2)
+    read = {r["Id"]: r["SystemModstamp"] for r in emulator.records("Lead")}
+    window_end = max(read.values())
+
+    class Read:  # what a flow queues per record it stored
+        def __init__(self, sf_id):
+            self.sf_id, self.modstamp = sf_id, read[sf_id]
+
+    with store.connect() as conn:
+        queue.enqueue(conn, [Read(i) for i in ids])
+    emulator.advance_clock(5)
+    emulator.update("Lead", [{"Id": ids[2], "FirstName": "Later", FLAG: True}])
+
+    reset = queue.flush(salesforce, changed_since=parse_salesforce_datetime(window_end))
+
+    flags = {r["Id"]: r[FLAG] for r in emulator.records("Lead")}
+    assert reset == 5 and flags[ids[2]] is True and not any(flags[i] for i in ids if i != ids[2])
+    assert any("jobs/ingest" in k for k in emulator.counters()["by_endpoint"])
+    with store.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM flag_reset_queue").fetchone()[0] == 0
