@@ -478,3 +478,22 @@ def test_a_wait_for_budget_that_ran_out_ends_the_run_as_skipped(env):
     op = SalesforceToDeployteqOperator(task_id="sync_lead", sobject="Lead", object_config=config(LEAD))
     with pytest.raises(AirflowSkipException, match="gave up waiting"):
         op.execute_complete({}, event={"status": "gave_up", "message": "still refused (hourly)"}, resume={})
+
+
+def test_a_run_deferred_before_its_describe_describes_when_it_resumes(env, monkeypatch):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
+
+    env.sf.seed("Lead", [lead(i, **{FLAG: False}) for i in range(3)])
+    set_hourly_budget(monkeypatch, 1)
+    BudgetedSalesforceHook(flow="other").limits()  # another flow spent the hour's only request
+    op = SalesforceToDeployteqOperator(task_id="sync_lead", sobject="Lead", object_config=config(LEAD, sync_flag_field=None))
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({})
+    set_hourly_budget(monkeypatch, 3600)
+
+    summary = op.execute_complete({}, event={"status": "budget_available"}, resume=deferred.value.kwargs["resume"])
+
+    assert summary["inserted"] == 3 and summary["errors"] == 0
+    assert {c["last_name"] for c in env.customers()} == {"Achternaam0", "Achternaam1", "Achternaam2"}

@@ -99,7 +99,7 @@ class CustomerSync:
         self.field_types: dict[str, str] = {}
 
     def run(self, resume: dict | None = None) -> SyncCounts:
-        if resume and resume.get("config") == self.obj.model_dump_json():
+        if resume and resume.get("config") == self.obj.model_dump_json() and resume.get("field_types"):
             # back from waiting for budget: the mapping was checked against this describe already
             self.counts = SyncCounts(**resume["counts"])
             self.field_types = resume["field_types"]

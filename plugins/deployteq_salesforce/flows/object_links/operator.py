@@ -161,7 +161,7 @@ class ObjectLinkSync:
     def run(self, resume: dict | None = None) -> SyncCounts:
         if resume:
             self.counts = SyncCounts(**resume["counts"])
-        if resume and resume.get("config") == self._config():
+        if resume and resume.get("config") == self._config() and resume.get("field_types"):
             # back from waiting for budget: describe and datamodel table were checked before the wait
             self.field_types = resume["field_types"]
         else:
