@@ -124,6 +124,7 @@ class Bulk2Client:
         columns: list[str],
         external_id_field: str | None = None,
         want_successful: bool = True,
+        before_processing: Callable[[str], None] | None = None,
     ) -> IngestResult:
         """Run one ingest job (insert/update/upsert/delete) and return per-record results.
 
@@ -131,28 +132,56 @@ class Bulk2Client:
         ``sf__Id``/``sf__Error`` (failed, ``STATUS_CODE:message``) next to the sent fields.
         Without ``want_successful`` the successful results are not downloaded (one request less):
         callers that know what they sent take "sent minus failed" as the successes.
+        ``before_processing(job_id)`` runs once the data is uploaded and before Salesforce may process
+        it: a caller that records the job there can read its results after a crash instead of sending
+        the records again (``results``).
         """
         client = self._client(sobject)
         job = client.create_job(operation, external_id_field=external_id_field)
-        result = IngestResult(job_id=job["id"])
         for part in _csv_parts(records, columns):
             client.upload_job_data(job["id"], part)
+        if before_processing is not None:
+            before_processing(job["id"])
         client.close_job(job["id"])
-        info = self._wait(client, job["id"], is_query=False)
+        return self.results(sobject, job["id"], want_successful=want_successful)
+
+    def results(self, sobject: str, job_id: str, *, want_successful: bool = True) -> IngestResult:
+        """Wait for an ingest job that was closed (by this run or a crashed one) and fetch its results."""
+        client = self._client(sobject)
+        info = self._wait(client, job_id, is_query=False)
         log.info(
             "Bulk %s of %s: job %s processed %s records, %s failed",
-            operation,
-            sobject,
-            job["id"],
-            info.get("numberRecordsProcessed"),
-            info.get("numberRecordsFailed"),
+            info.get("operation"), sobject, job_id, info.get("numberRecordsProcessed"), info.get("numberRecordsFailed"),
         )
+        result = IngestResult(job_id=job_id)
         if want_successful:
-            result.successful = list(csv.DictReader(io.StringIO(client.get_ingest_results(job["id"], "successfulResults"))))
+            result.successful = list(csv.DictReader(io.StringIO(client.get_ingest_results(job_id, "successfulResults"))))
         if int(info.get("numberRecordsFailed") or 0):
-            result.failed = list(csv.DictReader(io.StringIO(client.get_ingest_results(job["id"], "failedResults"))))
+            result.failed = list(csv.DictReader(io.StringIO(client.get_ingest_results(job_id, "failedResults"))))
         return result
 
+    def unfinished_job_results(self, sobject: str, job_id: str) -> IngestResult:
+        """Both result lists of a job that ended ``Failed``: what Salesforce did process of it."""
+        client = self._client(sobject)
+        return IngestResult(
+            job_id=job_id,
+            successful=list(csv.DictReader(io.StringIO(client.get_ingest_results(job_id, "successfulResults")))),
+            failed=list(csv.DictReader(io.StringIO(client.get_ingest_results(job_id, "failedResults")))),
+        )
+
+    def ingest_state(self, sobject: str, job_id: str) -> str | None:
+        """The state of an ingest job (``Open``, ``UploadComplete``, ``InProgress``, ``JobComplete``, ...), or
+        None when Salesforce no longer knows it (deleted, or older than its retention)."""
+        from simple_salesforce.exceptions import SalesforceResourceNotFound
+
+        try:
+            return self._client(sobject).get_job(job_id, False)["state"]
+        except SalesforceResourceNotFound:
+            return None
+
+    def abort_ingest(self, sobject: str, job_id: str) -> None:
+        """Abort an ingest job that was never closed: Salesforce processes none of its records."""
+        self._client(sobject).abort_job(job_id, False)
 
     def successful_results(self, sobject: str, job_id: str) -> Iterator[dict]:
         """Stream an ingest job's successful results (``sf__Id``, ``sf__Created`` + sent columns) via a temp file."""

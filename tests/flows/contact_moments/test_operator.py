@@ -447,3 +447,49 @@ def test_the_sql_target_filter_agrees_with_route(env):
         expected = [r.contact_moment_id for r in everything if route(r) is not None and route(r).sobject in targets]
         assert [r.contact_moment_id for r in read(targets)] == expected
     assert {route(r).sobject for r in everything if route(r)} == {LEAD_OBJECT, CONTACT_OBJECT}
+
+
+# -- a worker killed while its Bulk job runs ---------------------------------------------------------------
+
+CHILD = """
+import sys
+from tests import airflow_env
+airflow_env.configure()
+sys.path.insert(0, "plugins")
+from deployteq_salesforce.flows.contact_moments.operator import ContactMomentsToSalesforceOperator
+ContactMomentsToSalesforceOperator(task_id="send", hourly_share=1.0).execute({})
+"""
+
+
+def test_a_bulk_job_closed_before_the_worker_died_is_recorded_not_sent_again(env):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    (lead_id,) = env.sf.seed("Lead", [{"LastName": "Vos", "Company": "V"}])
+    env.store.bulk_moments([env.store.customer(lead=lead_id)], 2500)  # above the Bulk threshold: one job
+    first = env.sf.counters()["total"] + 1  # create the job, upload, close (held by a slow fault), ...
+    env.sf.inject_fault("slow", at_request=first + 2, delay_seconds=3)
+    child = subprocess.Popen([sys.executable, "-c", CHILD], cwd=Path(__file__).resolve().parents[3],
+                             env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while env.sf.counters()["total"] < first + 2:
+            assert time.monotonic() < deadline and child.poll() is None, "the run never closed its Bulk job"
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    time.sleep(3.5)  # Salesforce goes on: the job is closed and processed although the worker is gone
+    assert len(env.sf.records(LEAD_OBJECT)) == 2500 and env.store.sync_rows() == {}
+
+    summary = run()
+
+    uploads = {k: n for k, n in env.sf.counters()["by_endpoint"].items() if k.startswith("PUT jobs/ingest")}
+    assert list(uploads.values()) == [1], f"the moments were uploaded once: {uploads}"
+    assert summary["inserted"] + summary["updated"] == 2500 and len(env.store.sync_rows()) == 2500
+    assert len(env.sf.records(LEAD_OBJECT)) == 2500
+    assert run()["fetched"] == 0, "nothing is left to send"

@@ -437,10 +437,12 @@ def composite_results(moments: Sequence[Outgoing], answers: Sequence[dict]) -> l
     return results
 
 
-def bulk_results(moments: Sequence[Outgoing], successful: Iterable[dict], failed: Sequence[dict]) -> list[SendResult]:
+def bulk_results(moments: Sequence[Outgoing], successful: Iterable[dict], failed: Sequence[dict], *,
+                 whole_job: bool = True) -> list[SendResult]:
     """Pair Bulk ingest result rows (matched on the external id column) with the moments sent.
 
-    A moment in neither list is taken as sent (Salesforce processed the whole job) without record id.
+    A moment in neither list is taken as sent without record id when Salesforce processed the whole
+    job (``whole_job``); of a job that ended ``Failed`` it was not processed and is left out.
     """
     by_key = {external_id(m.moment_id): m for m in moments}
     results: dict[int, SendResult] = {}
@@ -456,6 +458,8 @@ def bulk_results(moments: Sequence[Outgoing], successful: Iterable[dict], failed
             continue
         created = str(row.get("sf__Created", "")).lower() == "true"
         results[moment.moment_id] = SendResult(moment, True, row.get("sf__Id") or None, created)
+    if not whole_job:
+        return [results[m.moment_id] for m in moments if m.moment_id in results]
     return [results.get(m.moment_id) or SendResult(m, True) for m in moments]
 
 

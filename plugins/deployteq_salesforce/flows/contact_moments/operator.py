@@ -133,6 +133,7 @@ class ContactMomentSync:
 
     def run(self, resume: dict | None = None) -> ContactMomentCounts:
         """Two oldest-first passes over the candidates, one keyset chunk at a time: plan, then send the plan."""
+        self._recover_bulk_jobs()
         now = self.moments.now()
         allowance = self._allowance()
         planner = SendPlanner(allowance.requests, bulk_threshold=self.bulk_threshold,
@@ -277,9 +278,9 @@ class ContactMomentSync:
         a slim copy of each moment (id, hash, target) is kept to pair the results with."""
         while (first := next(moments, None)) is not None:
             job = itertools.chain([first], itertools.islice(moments, self.bulk_job_size - 1))
-            self._record(self._ingest(sobject, job))
+            self._ingest(sobject, job)
 
-    def _ingest(self, sobject: str, moments: Iterator[Outgoing]) -> list[SendResult]:
+    def _ingest(self, sobject: str, moments: Iterator[Outgoing]) -> None:
         sent: list[Outgoing] = []
 
         def payloads() -> Iterator[dict[str, Any]]:
@@ -289,13 +290,38 @@ class ContactMomentSync:
 
         columns = [PARENT_FIELDS[sobject], *PAYLOAD_FIELDS]
         bulk = Bulk2Client(self.salesforce.get_conn())
-        # the successful results are downloaded below, streamed to a file instead of held as dicts
+        # journaled before Salesforce may process the job: a crash from here on does not send it again
         result = bulk.ingest(sobject, "upsert", payloads(), columns=columns, external_id_field=EXTERNAL_ID_FIELD,
-                             want_successful=False)
+                             want_successful=False,
+                             before_processing=lambda job_id: self.moments.journal_job(job_id, sobject, sent))
         self.log.info("Bulk API 2.0 upsert of %s moments into %s (job %s)", len(sent), sobject, result.job_id)
-        return bulk_results(sent, bulk.successful_results(sobject, result.job_id), result.failed)
+        # the successful results are streamed from a file instead of held as dicts
+        self._record(bulk_results(sent, bulk.successful_results(sobject, result.job_id), result.failed),
+                     settled_job=result.job_id)
 
-    def _record(self, results: Sequence[SendResult]) -> None:
+    def _recover_bulk_jobs(self) -> None:
+        """Bulk jobs a crashed run closed but never recorded: record their results instead of sending them again."""
+        bulk = Bulk2Client(self.salesforce.get_conn())
+        for job_id, sobject, moments in self.moments.journaled_jobs():
+            state = bulk.ingest_state(sobject, job_id)
+            if state in (None, "Open", "Aborted"):
+                if state == "Open":
+                    bulk.abort_ingest(sobject, job_id)  # never closed: Salesforce processed nothing of it
+                self.moments.forget_job(job_id)  # its moments are still pending and go out as usual
+                self.log.info("Bulk job %s of an earlier run was never processed (%s); its %s moments are sent again",
+                              job_id, state or "unknown to Salesforce", len(moments))
+                continue
+            if state == "Failed":
+                result = bulk.unfinished_job_results(sobject, job_id)
+                results = bulk_results(moments, result.successful, result.failed, whole_job=False)
+            else:
+                result = bulk.results(sobject, job_id, want_successful=False)
+                results = bulk_results(moments, bulk.successful_results(sobject, job_id), result.failed)
+            self.log.info("Recorded the results of Bulk job %s of an earlier run (%s moments) without sending them again",
+                          job_id, len(results))
+            self._record(results, settled_job=job_id)
+
+    def _record(self, results: Sequence[SendResult], *, settled_job: str | None = None) -> None:
         """One transaction per batch: sent moments, failures (sync_error with statusCode + message)."""
         sent = [r for r in results if r.success]
         failed = [r for r in results if not r.success]
@@ -303,7 +329,8 @@ class ContactMomentSync:
         self.counts.updated += sum(1 for r in sent if not r.created)
         self.counts.errors += len(failed)
         progress = (self.run_log_id, self.counts.as_log_counts()) if self.run_log_id is not None else None
-        self.moments.record(sent, failed, [self._record_error(r) for r in failed], progress=progress)
+        self.moments.record(sent, failed, [self._record_error(r) for r in failed], progress=progress,
+                            settled_job=settled_job)
         self._handled += len(results)
         self._failed_ids.update(r.moment.moment_id for r in failed)
         for result in failed[:5]:

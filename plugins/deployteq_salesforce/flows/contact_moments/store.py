@@ -10,9 +10,12 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 
 from psycopg.rows import args_row
+from psycopg.types.json import Jsonb
 
 from deployteq_salesforce.core.store import RecordError
-from deployteq_salesforce.flows.contact_moments.logic import CONTACT_OBJECT, FLOW, LEAD_OBJECT, MomentRow, SendResult
+from deployteq_salesforce.flows.contact_moments.logic import (
+    CONTACT_OBJECT, FLOW, LEAD_OBJECT, MomentRow, Outgoing, SendResult, Target,
+)
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 
 # The object a moment goes to, as ``contact_moments.route`` decides it (kept equal by a test): pass 2 reads
@@ -121,11 +124,40 @@ class ContactMomentStore:
         with self.store.connect() as conn:
             return conn.execute(FLOW_HOURLY_USE_SQL, (budget_key, FLOW)).fetchone()[0]
 
-    def record(self, sent: Sequence[SendResult], failed: Sequence[SendResult], errors: Sequence[RecordError], *,
-               progress: tuple[int, dict] | None = None) -> None:
-        """One transaction per batch: the sent moments, the failed ones and their ``sync_error`` rows, and
-        (``progress`` = run_log_id, counts) the run's counters as of this batch."""
+    # -- Bulk jobs in flight ---------------------------------------------------------------------------
+
+    def journal_job(self, job_id: str, sobject: str, moments: Sequence[Outgoing]) -> None:
+        """Remember a closed-to-be Bulk job and its moments, so a crashed run's job is not sent twice."""
+        items = [[m.moment_id, m.row.changed_at.isoformat(), m.row.sent_at.isoformat(), m.row.failed_hash,
+                  m.row.attempts, m.target.parent_id, m.payload_hash] for m in moments]
         with self.store.connect() as conn:
+            conn.execute(
+                "INSERT INTO bulk_job_journal (job_id, flow, sobject, items) VALUES (%s, %s, %s, %s)",
+                (job_id, FLOW, sobject, Jsonb(items)),
+            )
+
+    def journaled_jobs(self) -> list[tuple[str, str, list[Outgoing]]]:
+        """Bulk jobs of an earlier run whose results were never recorded: (job id, object, its moments)."""
+        with self.store.connect() as conn:
+            rows = conn.execute(
+                "SELECT job_id, sobject, items FROM bulk_job_journal WHERE flow = %s ORDER BY created_at", (FLOW,)
+            ).fetchall()
+        return [(job_id, sobject, [_journaled(sobject, item) for item in items]) for job_id, sobject, items in rows]
+
+    def forget_job(self, job_id: str) -> None:
+        with self.store.connect() as conn:
+            conn.execute("DELETE FROM bulk_job_journal WHERE job_id = %s", (job_id,))
+
+    # -- results ---------------------------------------------------------------------------------------
+
+    def record(self, sent: Sequence[SendResult], failed: Sequence[SendResult], errors: Sequence[RecordError], *,
+               progress: tuple[int, dict] | None = None, settled_job: str | None = None) -> None:
+        """One transaction per batch: the sent moments, the failed ones and their ``sync_error`` rows,
+        (``progress`` = run_log_id, counts) the run's counters as of this batch, and the end of the
+        journal entry of the Bulk job (``settled_job``) whose results these are."""
+        with self.store.connect() as conn:
+            if settled_job is not None:
+                conn.execute("DELETE FROM bulk_job_journal WHERE job_id = %s", (settled_job,))
             if progress is not None:
                 self.store.record_progress(*progress, conn=conn)
             if sent:
@@ -141,3 +173,11 @@ class ContactMomentStore:
                     [r.reason for r in failed],
                 ))
                 self.store.record_errors(FLOW, errors, conn=conn)
+
+
+def _journaled(sobject: str, item: list) -> Outgoing:
+    """A journaled moment as ``Outgoing.slim()`` made it: enough to record its result."""
+    moment_id, changed_at, sent_at, failed_hash, attempts, parent_id, payload_hash = item
+    row = MomentRow(moment_id, datetime.fromisoformat(changed_at), datetime.fromisoformat(sent_at),
+                    failed_hash=failed_hash, attempts=attempts)
+    return Outgoing(row, Target(sobject, parent_id), payload_hash)
