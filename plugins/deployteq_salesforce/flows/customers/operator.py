@@ -213,11 +213,12 @@ class CustomerSync:
                 self.flags.enqueue(conn, [r for r in incoming if not r.is_deleted and r.sf_id not in failed])
             if in_order and not self.use_flag:
                 self.window.record_progress(self.store, records[-1], conn=conn)
-            self.counts.inserted += written.inserted
-            self.counts.updated += written.updated
-            self.counts.merged += plan.count("merged")
-            self.counts.skipped += (plan.count("skipped") + written.unchanged + len(skip)) if queue_flags else 0
-            self.counts.deleted += plan.count("deleted")
+            if queue_flags:  # a read-again after a flag reset is counted apart (read_again_after_flag_reset)
+                self.counts.inserted += written.inserted
+                self.counts.updated += written.updated
+                self.counts.merged += plan.count("merged")
+                self.counts.skipped += plan.count("skipped") + written.unchanged + len(skip)
+                self.counts.deleted += plan.count("deleted")
             self.counts.errors += len(errors) - len(plan.losers)
             if self.run_log_id is not None:
                 self.store.record_progress(self.run_log_id, self.counts.as_log_counts(), conn=conn)

@@ -253,14 +253,14 @@ class ObjectLinkSync:
                 self.flags.enqueue(conn, [_Flagged(r) for r in written_records])
             if in_order and not self.use_flag:
                 self.window.record_progress(self.store, records[-1], conn=conn)
-            self.counts.inserted += written.inserted
-            self.counts.updated += written.updated
-            self.counts.deleted += deleted
-            not_deleted = 0 if self.link.delete else len(deleted_ids)
-            if queue_flags:
+            if queue_flags:  # a read-again after a flag reset is counted apart (read_again_after_flag_reset)
+                self.counts.inserted += written.inserted
+                self.counts.updated += written.updated
+                self.counts.deleted += deleted
+                not_deleted = 0 if self.link.delete else len(deleted_ids)
                 self.counts.skipped += written.unchanged + written.not_inserted + len(skip) + not_deleted
-            if written.not_inserted:
-                self.counts.details["not_inserted"] = self.counts.details.get("not_inserted", 0) + written.not_inserted
+                if written.not_inserted:
+                    self.counts.details["not_inserted"] = self.counts.details.get("not_inserted", 0) + written.not_inserted
             self.counts.errors += len(errors)
             if self.run_log_id is not None:
                 self.store.record_progress(self.run_log_id, self.counts.as_log_counts(), conn=conn)
