@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -30,10 +31,18 @@ def spend(store: DeployteqHook, count: int, seconds_ago: float) -> None:
         )
 
 
-def trigger(deployteq_conn_id: str, *, hourly: int, wait: float, resume_in: float = 3600, poll: float = 0.2) -> BudgetTrigger:
+def set_budget(monkeypatch, hourly: int) -> None:
+    """Connection ``salesforce_default`` with our budget extras (the trigger reads them at every poll)."""
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps({
+        "conn_type": "salesforce", "password": "session-id",
+        "extra": {"instance_url": KEY, "budget_key": KEY, "hourly_budget": hourly},
+    }))
+
+
+def trigger(deployteq_conn_id: str, *, wait: float, resume_in: float = 3600, poll: float = 0.2) -> BudgetTrigger:
     now = datetime.now(timezone.utc)
     return BudgetTrigger(
-        deployteq_conn_id=deployteq_conn_id, budget={"budget_key": KEY, "hourly_budget": hourly},
+        salesforce_conn_id="salesforce_default", deployteq_conn_id=deployteq_conn_id,
         resume_at=now + timedelta(seconds=resume_in), give_up_at=now + timedelta(seconds=wait), poll_seconds=poll,
     )
 
@@ -48,25 +57,28 @@ def first_event(budget_trigger: BudgetTrigger) -> tuple[dict, float]:
 
 
 def test_serialize_round_trips_through_the_class_path(deployteq_conn_id):
-    original = trigger(deployteq_conn_id, hourly=5, wait=60)
+    original = trigger(deployteq_conn_id, wait=60)
     classpath, kwargs = original.serialize()
 
     assert classpath == "deployteq_salesforce.triggers.budget.BudgetTrigger"
     again = BudgetTrigger(**kwargs)
     assert again.serialize() == (classpath, kwargs)
-    assert (again.resume_at, again.give_up_at, again.budget) == (original.resume_at, original.give_up_at, original.budget)
+    assert (again.resume_at, again.give_up_at, again.salesforce_conn_id) == (
+        original.resume_at, original.give_up_at, original.salesforce_conn_id)
 
 
-def test_fires_as_soon_as_requests_leave_the_hour(store, deployteq_conn_id):
+def test_fires_as_soon_as_requests_leave_the_hour(store, deployteq_conn_id, monkeypatch):
+    set_budget(monkeypatch, 3)
     spend(store, 3, seconds_ago=3600 - 2)  # the budget of 3 is full for two more seconds
 
-    event, waited = first_event(trigger(deployteq_conn_id, hourly=3, wait=30))
+    event, waited = first_event(trigger(deployteq_conn_id, wait=30))
 
     assert event["status"] == BUDGET_AVAILABLE and "0/3" in event["message"]
     assert 1.0 < waited < 10
 
 
-def test_fires_early_when_a_salesforce_block_is_cleared(store, deployteq_conn_id):
+def test_fires_early_when_a_salesforce_block_is_cleared(store, deployteq_conn_id, monkeypatch):
+    set_budget(monkeypatch, 100)
     with store.connect() as conn:
         conn.execute(
             "INSERT INTO api_budget_state (budget_key, blocked_since, blocked_until, block_message) "
@@ -79,7 +91,7 @@ def test_fires_early_when_a_salesforce_block_is_cleared(store, deployteq_conn_id
 
     async def wait():
         clearing = asyncio.create_task(clear_after_a_second())
-        async for event in trigger(deployteq_conn_id, hourly=100, wait=30, resume_in=4 * 3600).run():
+        async for event in trigger(deployteq_conn_id, wait=30, resume_in=4 * 3600).run():
             await clearing
             return event.payload
 
@@ -91,10 +103,29 @@ def _clear_block(store: DeployteqHook) -> None:
         conn.execute("UPDATE api_budget_state SET blocked_until = now() WHERE budget_key = %s", (KEY,))
 
 
-def test_gives_up_at_the_end_of_the_wait(store, deployteq_conn_id):
+def test_fires_when_the_hourly_budget_is_raised_while_it_waits(store, deployteq_conn_id, monkeypatch):
+    set_budget(monkeypatch, 3)
     spend(store, 3, seconds_ago=60)  # full for another 59 minutes
 
-    event, waited = first_event(trigger(deployteq_conn_id, hourly=3, wait=1.5))
+    async def raise_after_a_second():
+        await asyncio.sleep(1)
+        set_budget(monkeypatch, 1000)  # ops raise the budget (README: what to do when runs wait every hour)
+
+    async def wait():
+        raising = asyncio.create_task(raise_after_a_second())
+        async for event in trigger(deployteq_conn_id, wait=30).run():
+            await raising
+            return event.payload
+
+    event = asyncio.run(wait())
+    assert event["status"] == BUDGET_AVAILABLE and "3/1000" in event["message"]
+
+
+def test_gives_up_at_the_end_of_the_wait(store, deployteq_conn_id, monkeypatch):
+    set_budget(monkeypatch, 3)
+    spend(store, 3, seconds_ago=60)  # full for another 59 minutes
+
+    event, waited = first_event(trigger(deployteq_conn_id, wait=1.5))
 
     assert event["status"] == GAVE_UP and "hourly" in event["message"]
     assert waited < 10

@@ -9,7 +9,6 @@ continues the same run: one run-log row, no second describe, every lead stored.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess

@@ -136,7 +136,7 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
             )
             if not self.defer_when_limited:
                 return self._summary("limited", counts, requests)
-            self._defer_for_budget(exc, salesforce, resume={
+            self._defer_for_budget(exc, resume={
                 "run_log_id": run_log_id, "api_requests": requests, "counts": counts.as_resume(),
                 **flow_run.resume_state(),
             })
@@ -161,7 +161,7 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
         )
         return summary
 
-    def _defer_for_budget(self, exc: BudgetExhausted, salesforce: BudgetedSalesforceHook, *, resume: dict) -> None:
+    def _defer_for_budget(self, exc: BudgetExhausted, *, resume: dict) -> None:
         """Free the worker and pool slot: wait on ``BudgetTrigger`` when budget returns within
         ``max_budget_wait``, else end this run as skipped (the next scheduled run continues)."""
         from airflow.sdk.exceptions import AirflowSkipException
@@ -180,12 +180,10 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
             "Waiting for Salesforce API budget (expected at %s, at the latest until %s): deferred, no worker or pool "
             "slot held", exc.resume_at.isoformat(), give_up_at.isoformat(),
         )
-        settings = salesforce.budget_settings
         self.defer(
             trigger=BudgetTrigger(
+                salesforce_conn_id=self.salesforce_conn_id,
                 deployteq_conn_id=self.deployteq_conn_id,
-                budget={"budget_key": settings.budget_key, "hourly_budget": settings.hourly_budget,
-                        "daily_share": settings.daily_share, "block_hours": settings.block_hours},
                 resume_at=exc.resume_at, give_up_at=give_up_at, poll_seconds=self.budget_poll_seconds,
             ),
             method_name="execute_complete",

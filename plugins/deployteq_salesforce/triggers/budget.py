@@ -2,8 +2,9 @@
 
 It asks the shared ledger (the ``api_ledger`` / ``api_budget_state`` tables in the Deployteq
 database) every ``poll_seconds`` whether the next request would be admitted, with the same rules the
-budgeted client applies.  So it fires as soon as room appears for any reason: requests left the
-rolling hour, the hourly budget was raised, or someone cleared a Salesforce block.  It gives up at
+budgeted client applies and the budget as configured *now* (Variable, connection extras: read again
+at every poll).  So it fires as soon as room appears for any reason: requests left the rolling hour,
+the hourly budget was raised, or someone cleared a Salesforce block.  It gives up at
 ``give_up_at``; the operator then ends the run as skipped and the next scheduled run continues.
 
 Each poll is one short query; psycopg is synchronous here, so the query runs in a worker thread
@@ -19,7 +20,7 @@ from typing import Any, AsyncIterator
 from asgiref.sync import sync_to_async
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from deployteq_salesforce.core.budget import ApiBudget, BudgetSettings
+from deployteq_salesforce.core.budget import ApiBudget, BudgetSettings, BudgetStatus
 
 BUDGET_AVAILABLE = "budget_available"
 GAVE_UP = "gave_up"
@@ -28,8 +29,9 @@ GAVE_UP = "gave_up"
 class BudgetTrigger(BaseTrigger):
     """Fires ``{"status": "budget_available"}`` once the budget admits a request, or ``"gave_up"`` at ``give_up_at``.
 
+    :param salesforce_conn_id: the Salesforce connection whose budget is waited for (its settings are
+        read again at every poll, so a raised budget counts at once).
     :param deployteq_conn_id: the Deployteq connection holding the ledger.
-    :param budget: the ``BudgetSettings`` fields of the budget waited for (key, hourly budget, daily share, ...).
     :param resume_at: when the budget is expected to have room (a poll is made then, besides the regular ones).
     :param give_up_at: when to stop waiting.
     :param poll_seconds: how often the ledger is asked in between.
@@ -38,15 +40,15 @@ class BudgetTrigger(BaseTrigger):
     def __init__(
         self,
         *,
+        salesforce_conn_id: str,
         deployteq_conn_id: str,
-        budget: dict[str, Any],
         resume_at: datetime | str,
         give_up_at: datetime | str,
         poll_seconds: float = 30.0,
     ) -> None:
         super().__init__()
+        self.salesforce_conn_id = salesforce_conn_id
         self.deployteq_conn_id = deployteq_conn_id
-        self.budget = dict(budget)
         self.resume_at = _utc(resume_at)
         self.give_up_at = _utc(give_up_at)
         self.poll_seconds = float(poll_seconds)
@@ -55,8 +57,8 @@ class BudgetTrigger(BaseTrigger):
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
+                "salesforce_conn_id": self.salesforce_conn_id,
                 "deployteq_conn_id": self.deployteq_conn_id,
-                "budget": self.budget,
                 "resume_at": self.resume_at.isoformat(),
                 "give_up_at": self.give_up_at.isoformat(),
                 "poll_seconds": self.poll_seconds,
@@ -68,7 +70,7 @@ class BudgetTrigger(BaseTrigger):
         try:
             polls = 0
             while True:
-                status = await sync_to_async(ledger.status)()
+                status = await sync_to_async(self._status)(ledger)
                 polls += 1
                 refusal = status.refused_by()
                 if refusal is None:
@@ -92,10 +94,20 @@ class BudgetTrigger(BaseTrigger):
         finally:
             await sync_to_async(ledger.close)()
 
+    def _settings(self) -> BudgetSettings:
+        from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
+
+        hook = BudgetedSalesforceHook(self.salesforce_conn_id, deployteq_conn_id=self.deployteq_conn_id)
+        return hook.budget_settings  # the connection and the Variable as they are now; no Salesforce request
+
     def _ledger(self) -> ApiBudget:
         from deployteq_salesforce.hooks.deployteq import DeployteqHook
 
-        return ApiBudget(BudgetSettings(**self.budget), DeployteqHook(self.deployteq_conn_id).get_conn)
+        return ApiBudget(self._settings(), DeployteqHook(self.deployteq_conn_id).get_conn)
+
+    def _status(self, ledger: ApiBudget) -> BudgetStatus:
+        ledger.settings = self._settings()  # a budget raised (or lowered) while waiting counts at once
+        return ledger.status()
 
     def _seconds_to_next_check(self, now: datetime) -> float:
         """The next regular poll, or earlier when the expected resume time or the end of the wait comes first."""

@@ -456,7 +456,7 @@ def test_a_budget_stop_defers_on_budget_trigger_and_the_resumed_task_continues_t
         op.execute({})
 
     trigger = deferred.value.trigger
-    assert isinstance(trigger, BudgetTrigger) and trigger.budget["hourly_budget"] == 4
+    assert isinstance(trigger, BudgetTrigger) and trigger.salesforce_conn_id == "salesforce_default"
     assert deferred.value.method_name == "execute_complete"
     resume = deferred.value.kwargs["resume"]
     set_hourly_budget(monkeypatch, 3600)
