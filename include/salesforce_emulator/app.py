@@ -35,6 +35,7 @@ _API_PATH = re.compile(r"^/services/data/v(\d+\.\d)/?(.*)$")
 _BULK1_PATH = re.compile(r"^/services/async/v?(\d+\.\d)/?(.*)$")  # simple-salesforce sends the version bare
 JSON = "application/json;charset=UTF-8"
 CSV = "text/csv"
+_NO_BODY_STATUSES = (204, 304)  # HTTP: no body, and so neither Content-Type nor Content-Length
 MAX_COLLECTION = 200
 UPDATED_DAYS_BACK = 30
 DELETED_DAYS_BACK = 15
@@ -191,7 +192,10 @@ class EmulatorApp:
     @staticmethod
     async def _send(send, response: Response) -> None:
         payload = response.encoded()
-        headers = [(b"content-type", response.content_type.encode()), (b"content-length", str(len(payload)).encode())]
+        # names in Salesforce's spelling: the server writes them as given (see server.py)
+        headers = []
+        if response.status not in _NO_BODY_STATUSES:
+            headers = [(b"Content-Type", response.content_type.encode()), (b"Content-Length", str(len(payload)).encode())]
         headers += [(k.encode(), str(v).encode()) for k, v in response.headers.items()]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})

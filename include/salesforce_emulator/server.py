@@ -79,9 +79,12 @@ async def serve(args: argparse.Namespace) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
     port = sock.getsockname()[1]
+    # h11, not httptools: uvicorn's httptools protocol lower-cases every response header name on the wire,
+    # h11 writes the names as the app spells them (and its own framing headers as Transfer-Encoding,
+    # Connection), so clients that look up "Content-Type" case-sensitively read Salesforce's spelling.
     config = uvicorn.Config(
         EmulatorApp(emulator), ssl_certfile=str(cert_file), ssl_keyfile=str(key_file), log_level=args.log_level,
-        access_log=False, server_header=False, date_header=False, loop="uvloop", http="httptools", lifespan="off",
+        access_log=False, server_header=False, date_header=False, loop="uvloop", http="h11", lifespan="off",
         timeout_keep_alive=120, timeout_graceful_shutdown=1,  # idle TLS keep-alives would stall a stop
     )
     server = uvicorn.Server(config)
