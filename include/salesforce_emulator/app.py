@@ -207,7 +207,9 @@ class EmulatorApp:
         if bulk1_match is None:
             return await self._answer(request, send, _API_PATH.match(request.path), bulk1_route=False)
         response = await self._answer(request, send, bulk1_match, bulk1_route=True)
-        return _in_bulk1_form(response) if response is not None else None
+        if response is None or response.status < 400:
+            return response
+        return _in_bulk1_form(response, self._bulk1_json(request, _path_parts(bulk1_match)))
 
     async def _answer(self, request: Request, send, match: re.Match | None, bulk1_route: bool) -> Response | None:
         """Count, fault, session check, limits, handler: the same order for every API request."""
@@ -768,32 +770,37 @@ class EmulatorApp:
         raise _NOT_FOUND
 
     # --- Bulk API 1.0 -----------------------------------------------------------------------------
+    def _bulk1_json(self, request: Request, parts: list[str]) -> bool:
+        """Whether this request's job/batch information and errors are answered in JSON (else XML)."""
+        job = self.em.bulk1.jobs.get(parts[1]) if parts[:1] == ["job"] and len(parts) > 1 else None
+        return bulk1.answers_in_json(job, request.headers.get("content-type", ""))
+
     def dispatch_bulk1(self, request: Request, parts: list[str], api_version: str) -> Response:
         jobs, method = self.em.bulk1, request.method
         if parts[:1] != ["job"]:
             raise bulk1.Bulk1Error(404, "InvalidUrl", f"Unknown resource: {method} {'/'.join(parts)}")
-        rest = parts[1:]
+        rest, as_json = parts[1:], self._bulk1_json(request, parts)
+        # each answer: (body, content type)
         if not rest and method == "POST":
-            return Response(201, jobs.create_job(request.body, api_version))
+            return Response(201, *jobs.create_job(request.body, api_version, as_json))
         if len(rest) == 1 and method == "GET":
-            return Response(200, jobs.job_info(rest[0]))
+            return Response(200, *jobs.job_info(rest[0], as_json))
         if len(rest) == 1 and method == "POST":
-            return Response(200, jobs.set_state(rest[0], request.body))
+            return Response(200, *jobs.set_state(rest[0], request.body, as_json))
         if rest[1:2] == ["batch"]:
             job_id, batch_path = rest[0], rest[2:]
             if not batch_path and method == "POST":
-                return Response(201, jobs.add_batch(job_id, request.body))
+                return Response(201, *jobs.add_batch(job_id, request.body, as_json))
             if not batch_path and method == "GET":
-                return Response(200, jobs.batch_infos(job_id))
+                return Response(200, *jobs.batch_infos(job_id, as_json))
             if len(batch_path) == 1 and method == "GET":
-                return Response(200, jobs.batch_info(job_id, batch_path[0]))
+                return Response(200, *jobs.batch_info(job_id, batch_path[0], as_json))
             if batch_path[1:] == ["request"] and method == "GET":
-                content_type = "text/plain; charset=UTF-8" if jobs.job(job_id).is_query else JSON
-                return Response(200, jobs.batch_request(job_id, batch_path[0]), content_type)
+                return Response(200, *jobs.batch_request(job_id, batch_path[0]))
             if batch_path[1:] == ["result"] and method == "GET":
-                return Response(200, jobs.batch_result(job_id, batch_path[0]))
+                return Response(200, *jobs.batch_result(job_id, batch_path[0], as_json))
             if len(batch_path) == 3 and batch_path[1] == "result" and method == "GET":
-                return Response(200, jobs.query_result(job_id, batch_path[0], batch_path[2]))
+                return Response(200, *jobs.query_result(job_id, batch_path[0], batch_path[2]))
         raise bulk1.Bulk1Error(404, "InvalidUrl", f"Unknown resource: {method} {'/'.join(parts)}")
 
 
@@ -819,11 +826,14 @@ def _upsert_response(record_id: str, created: bool, api_version: str) -> Respons
     return Response(201 if created else 200, {"id": record_id, "success": True, "errors": [], "created": created})
 
 
-def _in_bulk1_form(response: Response) -> Response:
-    """Errors of the shared pipeline (session, limits, faults, emulator failures) in Bulk 1.0's form."""
-    if response.status >= 400 and isinstance(response.body, list) and response.body:
-        error = bulk1.from_rest_error(response.status, response.body)
-        response.status, response.body = error.status, error.body()
+def _in_bulk1_form(response: Response, as_json: bool) -> Response:
+    """An error in Bulk 1.0's form, JSON or XML; those of the shared pipeline (session, limits, faults,
+    emulator failures) come in REST's form."""
+    body = response.body
+    if isinstance(body, list) and body:
+        error = bulk1.from_rest_error(response.status, body)
+        response.status, body = error.status, error.body()
+    response.body, response.content_type = bulk1.rendered("error", body, as_json)
     return response
 
 

@@ -37,6 +37,36 @@ def csv_text(value) -> str:
     return str(value)
 
 
+def to_csv(header: list[str], rows: list[list[str]], delimiter: str = ",", line_ending: str = "\n") -> str:
+    """Bulk CSV: every value quoted (RFC 4180)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator=line_ending, quoting=csv.QUOTE_ALL)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def query_csv_rows(compiled, records: list[dict], lookup, api_version: str) -> tuple[list[str], list[list[str]]]:
+    """The header (SELECT paths such as ``Account.Name``) and the CSV cells of matched records."""
+    paths = compiled.select_paths
+    rows = []
+    for record in records:
+        projected = compiled.project(record, lookup, api_version)
+        row = []
+        for path in paths:
+            value = projected
+            for part in path:
+                value = value.get(part) if isinstance(value, dict) else None
+            row.append(csv_text(value))
+        rows.append(row)
+    return [".".join(path) for path in paths], rows
+
+
+def csv_cells(raw: dict) -> dict:
+    """The values of one uploaded CSV row: empty cells leave a field alone, ``#N/A`` sets it to null."""
+    return {name: (None if value == "#N/A" else value) for name, value in raw.items() if value != ""}
+
+
 def _locator(offset: int) -> str:
     return base64.b64encode(str(offset).encode()).decode().rstrip("=")
 
@@ -104,16 +134,8 @@ class Job:
             body["errorMessage"] = self.error_message
         return body
 
-    def _writer(self, buffer: io.StringIO):
-        return csv.writer(buffer, delimiter=_DELIMITERS[self.delimiter], lineterminator=_LINE_ENDINGS[self.line_ending],
-                          quoting=csv.QUOTE_ALL)
-
     def to_csv(self, header: list[str], rows: list[list[str]]) -> str:
-        buffer = io.StringIO()
-        writer = self._writer(buffer)
-        writer.writerow(header)
-        writer.writerows(rows)
-        return buffer.getvalue()
+        return to_csv(header, rows, _DELIMITERS[self.delimiter], _LINE_ENDINGS[self.line_ending])
 
 
 class JobRegistry:
@@ -183,19 +205,7 @@ class BulkJobs(JobRegistry):
         lookup = self.store.lookup
         now = self.store.clock.now_datetime()  # TODAY etc. on the emulator clock
         matched = compiled.run(self.store.rows(compiled.sobject, operation == "queryAll"), lookup, now=now)
-        paths = compiled.select_paths
-        job.header = [".".join(path) for path in paths]
-        rows = []
-        for record in matched:
-            projected = compiled.project(record, lookup, api_version)
-            row = []
-            for path in paths:
-                value = projected
-                for part in path:
-                    value = value.get(part) if isinstance(value, dict) else None
-                row.append(csv_text(value))
-            rows.append(row)
-        job.rows = rows
+        job.header, job.rows = query_csv_rows(compiled, matched, lookup, api_version)
         job.state = "JobComplete"
         job.modstamp = self.store.clock.now_wire()
         return job.info()
@@ -322,9 +332,7 @@ class BulkJobs(JobRegistry):
         operation = job.operation
         if operation in ("delete", "hardDelete"):
             return self.store.delete(txn, sdef, raw["Id"], hard=operation == "hardDelete"), False
-        # Empty cells leave a field alone; "#N/A" sets it to null.
-        cells = {name: (None if value == "#N/A" else value) for name, value in raw.items() if value != ""}
-        values = parse_values(sdef, cells, strict_types=False)
+        values = parse_values(sdef, csv_cells(raw), strict_types=False)
         if operation == "insert":
             values.pop("Id", None)
             return self.store.create(txn, sdef, values), True
