@@ -12,6 +12,7 @@ import email.utils
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timezone
@@ -58,6 +59,8 @@ class Request:
                                                      keep_blank_values=True).items()}
         self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         self.body = body
+        self.endpoint: str | None = None  # the counter it was counted under, and the org's generation then
+        self.generation: int | None = None
 
     def json(self):
         if not self.body:
@@ -174,6 +177,7 @@ class EmulatorApp:
                     return
         if scope["type"] != "http":
             return
+        arrived = time.perf_counter()
         chunks = []
         while True:
             message = await receive()
@@ -182,12 +186,13 @@ class EmulatorApp:
                 break
         request = Request(scope, b"".join(chunks))
         if request.path.startswith("/__emulator__/"):
-            response = admin.handle(self.em, request)
-        else:
-            response = await self.handle_api(request, send)
-            if response is None:
-                return
-        await self._send(send, response)
+            await self._send(send, admin.handle(self.em, request))
+            return
+        response = await self.handle_api(request, send)
+        if response is not None:
+            await self._send(send, response)
+        if request.endpoint is not None and request.generation == self.em.generation:
+            self.em.add_server_time(request.endpoint, time.perf_counter() - arrived)
 
     @staticmethod
     async def _send(send, response: Response) -> None:
@@ -220,7 +225,8 @@ class EmulatorApp:
         else:
             endpoint = endpoint_name(request.method, parts) if match else f"{request.method} {request.path}"
         number = em.count_request(endpoint)
-        generation = em.generation
+        generation = request.generation = em.generation
+        request.endpoint = endpoint
         fault = em.faults.take(number, request.path)
         if fault is not None:
             response = await self._fault(fault, send)
