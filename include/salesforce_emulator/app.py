@@ -196,13 +196,20 @@ class EmulatorApp:
 
     @staticmethod
     async def _send(send, response: Response) -> None:
-        payload = response.encoded()
+        """The answer; a body that is an iterator of byte chunks is streamed (Transfer-Encoding: chunked)."""
+        streamed = isinstance(response.body, Iterator)
+        payload = b"" if streamed else response.encoded()
         # names in Salesforce's spelling: the server writes them as given (see server.py)
         headers = []
         if response.status not in _NO_BODY_STATUSES:
-            headers = [(b"Content-Type", response.content_type.encode()), (b"Content-Length", str(len(payload)).encode())]
+            headers.append((b"Content-Type", response.content_type.encode()))
+            if not streamed:
+                headers.append((b"Content-Length", str(len(payload)).encode()))
         headers += [(k.encode(), str(v).encode()) for k, v in response.headers.items()]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        if streamed:
+            for chunk in response.body:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": payload})
 
     async def handle_api(self, request: Request, send) -> Response | None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from . import jsonutil, schema
-from .bulk import JobRegistry, csv_cells, csv_text, query_csv_rows, to_csv
+from .bulk import JobRegistry, csv_cells, csv_chunks, csv_text, query_rows
 from .store import RequestError, Txn, parse_values
 from .values import RecordError, epoch_of
 
@@ -165,7 +166,7 @@ class Batch:
     results: list[dict] = field(default_factory=list)  # DML: one per record, in request order
     result_id: str | None = None  # query: its one result set ...
     records: list[dict] = field(default_factory=list)  # ... and the records in it (JSON jobs)
-    table: tuple[list[str], list[list[str]]] = ([], [])  # ... or its CSV header and rows (CSV jobs)
+    table: tuple = ([], [], None)  # ... or its CSV header, rows and cells (CSV jobs, see ``bulk.query_rows``)
 
     def info(self) -> dict:
         body = {
@@ -234,12 +235,12 @@ class Job:
         return body
 
 
-def _csv_results(results: list[dict]) -> str:
+def _csv_results(results: list[dict]) -> Iterator[bytes]:
     """DML results as a CSV batch gets them: ``"Id","Success","Created","Error"``."""
     rows = [[result["id"] or "", csv_text(result["success"]), csv_text(result["created"]),
              "".join(RecordError(e["statusCode"], e["message"], e["fields"]).as_bulk_error() for e in result["errors"])]
             for result in results]
-    return to_csv(["Id", "Success", "Created", "Error"], rows)
+    return csv_chunks(["Id", "Success", "Created", "Error"], rows)
 
 
 class Bulk1Jobs(JobRegistry):
@@ -352,8 +353,8 @@ class Bulk1Jobs(JobRegistry):
             raise Bulk1Error(400, "InvalidBatch", f"Invalid result id: {result_id}")
         if job.content_type == "JSON":
             return batch.records, JSON_TYPE
-        header, rows = batch.table
-        return (to_csv(header, rows) if rows else NO_RECORDS), CSV_TYPE
+        header, rows, cells = batch.table
+        return (csv_chunks(header, rows, cells) if rows else NO_RECORDS), CSV_TYPE
 
     def _run_query(self, job: Job, batch: Batch) -> None:
         try:
@@ -372,7 +373,7 @@ class Bulk1Jobs(JobRegistry):
         now = self.store.clock.now_datetime()  # TODAY etc. on the emulator clock
         matched = compiled.run(self.store.rows(job.object, job.operation == "queryAll"), lookup, now=now)
         if job.content_type == "CSV":
-            batch.table = query_csv_rows(compiled, matched, lookup, job.api_version)
+            batch.table = query_rows(compiled, matched, lookup, job.api_version)
         else:
             batch.records = [bulk_json(compiled.project(record, lookup, job.api_version)) for record in matched]
         batch.result_id = self._next_id("752")[:15]  # result ids are 15 characters, e.g. 752x000000000F1

@@ -115,11 +115,15 @@ def test_retry_after_of_a_503_is_spelt_like_salesforce(raw, emulator):
 
 def test_bulk2_results_carry_content_type_and_sforce_headers_spelt_like_salesforce(raw, emulator, api):
     emulator.seed("Lead", [{"LastName": f"L{i}", "Company": "X"} for i in range(3)])
-    job = api("POST", "jobs/query", json={"operation": "query", "query": "SELECT LastName FROM Lead"}).json()
+    job = api("POST", "jobs/query", json={"operation": "query",
+                                          "query": "SELECT LastName FROM Lead ORDER BY LastName"}).json()
     response = _one(raw, "GET", f"{V}jobs/query/{job['id']}/results?maxRecords=2")
     assert response.status == 200
     _assert_salesforce_spelling(response)
-    assert {"Content-Type", "Sforce-Locator", "Sforce-NumberOfRecords"} <= set(response.header_names)
+    # streamed: chunked, without Content-Length
+    assert {"Content-Type", "Sforce-Locator", "Sforce-NumberOfRecords", "Transfer-Encoding"} <= set(
+        response.header_names)
+    assert response.body == b'"LastName"\n"L0"\n"L1"\n'
     assert response.headers["content-type"].startswith("text/csv")
     assert response.headers["sforce-numberofrecords"] == "2"
 
