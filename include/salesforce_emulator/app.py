@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gc
 import json
 import logging
 import re
@@ -187,6 +188,7 @@ class EmulatorApp:
         request = Request(scope, b"".join(chunks))
         if request.path.startswith("/__emulator__/"):
             await self._send(send, admin.handle(self.em, request))
+            freeze_heap()  # seeds bring records by the hundred thousand
             return
         response = await self.handle_api(request, send)
         if response is not None:
@@ -815,6 +817,14 @@ class EmulatorApp:
             if len(batch_path) == 3 and batch_path[1] == "result" and method == "GET":
                 return Response(200, *jobs.query_result(job_id, batch_path[0], batch_path[2]))
         raise bulk1.Bulk1Error(404, "InvalidUrl", f"Unknown resource: {method} {'/'.join(parts)}")
+
+
+def freeze_heap() -> None:
+    """Exempt what is alive now (the records, above all) from the cyclic garbage collector, which would otherwise
+    walk every stored record at each full collection (seconds per million records seeded). Records form no
+    reference cycles: reference counting still frees them."""
+    gc.collect()
+    gc.freeze()
 
 
 def _path_parts(match: re.Match) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
-from .app import EmulatorApp
+from .app import EmulatorApp, freeze_heap
 from .limits import DEFAULT_BLOCK_SECONDS, DEFAULT_DAILY_LIMIT, DEFAULT_HOURLY_LIMIT
 from .state import Emulator
 
@@ -74,6 +74,7 @@ async def serve(args: argparse.Namespace) -> None:
         emulator.reset()
         counts = seed_demo(emulator)
         log.warning("Seeded demo data: %s", counts)
+    freeze_heap()  # the records loaded from the state or seeded
 
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
