@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gc
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timezone
@@ -35,6 +37,7 @@ _API_PATH = re.compile(r"^/services/data/v(\d+\.\d)/?(.*)$")
 _BULK1_PATH = re.compile(r"^/services/async/v?(\d+\.\d)/?(.*)$")  # simple-salesforce sends the version bare
 JSON = "application/json;charset=UTF-8"
 CSV = "text/csv"
+_NO_BODY_STATUSES = (204, 304)  # HTTP: no body, and so neither Content-Type nor Content-Length
 MAX_COLLECTION = 200
 UPDATED_DAYS_BACK = 30
 DELETED_DAYS_BACK = 15
@@ -57,6 +60,8 @@ class Request:
                                                      keep_blank_values=True).items()}
         self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         self.body = body
+        self.endpoint: str | None = None  # the counter it was counted under, and the org's generation then
+        self.generation: int | None = None
 
     def json(self):
         if not self.body:
@@ -173,6 +178,7 @@ class EmulatorApp:
                     return
         if scope["type"] != "http":
             return
+        arrived = time.perf_counter()
         chunks = []
         while True:
             message = await receive()
@@ -181,19 +187,31 @@ class EmulatorApp:
                 break
         request = Request(scope, b"".join(chunks))
         if request.path.startswith("/__emulator__/"):
-            response = admin.handle(self.em, request)
-        else:
-            response = await self.handle_api(request, send)
-            if response is None:
-                return
-        await self._send(send, response)
+            await self._send(send, admin.handle(self.em, request))
+            freeze_heap()  # seeds bring records by the hundred thousand
+            return
+        response = await self.handle_api(request, send)
+        if response is not None:
+            await self._send(send, response)
+        if request.endpoint is not None and request.generation == self.em.generation:
+            self.em.add_server_time(request.endpoint, time.perf_counter() - arrived)
 
     @staticmethod
     async def _send(send, response: Response) -> None:
-        payload = response.encoded()
-        headers = [(b"content-type", response.content_type.encode()), (b"content-length", str(len(payload)).encode())]
+        """The answer; a body that is an iterator of byte chunks is streamed (Transfer-Encoding: chunked)."""
+        streamed = isinstance(response.body, Iterator)
+        payload = b"" if streamed else response.encoded()
+        # names in Salesforce's spelling: the server writes them as given (see server.py)
+        headers = []
+        if response.status not in _NO_BODY_STATUSES:
+            headers.append((b"Content-Type", response.content_type.encode()))
+            if not streamed:
+                headers.append((b"Content-Length", str(len(payload)).encode()))
         headers += [(k.encode(), str(v).encode()) for k, v in response.headers.items()]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        if streamed:
+            for chunk in response.body:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": payload})
 
     async def handle_api(self, request: Request, send) -> Response | None:
@@ -203,7 +221,9 @@ class EmulatorApp:
         if bulk1_match is None:
             return await self._answer(request, send, _API_PATH.match(request.path), bulk1_route=False)
         response = await self._answer(request, send, bulk1_match, bulk1_route=True)
-        return _in_bulk1_form(response) if response is not None else None
+        if response is None or response.status < 400:
+            return response
+        return _in_bulk1_form(response, self._bulk1_json(request, _path_parts(bulk1_match)))
 
     async def _answer(self, request: Request, send, match: re.Match | None, bulk1_route: bool) -> Response | None:
         """Count, fault, session check, limits, handler: the same order for every API request."""
@@ -214,7 +234,8 @@ class EmulatorApp:
         else:
             endpoint = endpoint_name(request.method, parts) if match else f"{request.method} {request.path}"
         number = em.count_request(endpoint)
-        generation = em.generation
+        generation = request.generation = em.generation
+        request.endpoint = endpoint
         fault = em.faults.take(number, request.path)
         if fault is not None:
             response = await self._fault(fault, send)
@@ -764,33 +785,46 @@ class EmulatorApp:
         raise _NOT_FOUND
 
     # --- Bulk API 1.0 -----------------------------------------------------------------------------
+    def _bulk1_json(self, request: Request, parts: list[str]) -> bool:
+        """Whether this request's job/batch information and errors are answered in JSON (else XML)."""
+        job = self.em.bulk1.jobs.get(parts[1]) if parts[:1] == ["job"] and len(parts) > 1 else None
+        return bulk1.answers_in_json(job, request.headers.get("content-type", ""))
+
     def dispatch_bulk1(self, request: Request, parts: list[str], api_version: str) -> Response:
         jobs, method = self.em.bulk1, request.method
         if parts[:1] != ["job"]:
             raise bulk1.Bulk1Error(404, "InvalidUrl", f"Unknown resource: {method} {'/'.join(parts)}")
-        rest = parts[1:]
+        rest, as_json = parts[1:], self._bulk1_json(request, parts)
+        # each answer: (body, content type)
         if not rest and method == "POST":
-            return Response(201, jobs.create_job(request.body, api_version))
+            return Response(201, *jobs.create_job(request.body, api_version, as_json))
         if len(rest) == 1 and method == "GET":
-            return Response(200, jobs.job_info(rest[0]))
+            return Response(200, *jobs.job_info(rest[0], as_json))
         if len(rest) == 1 and method == "POST":
-            return Response(200, jobs.set_state(rest[0], request.body))
+            return Response(200, *jobs.set_state(rest[0], request.body, as_json))
         if rest[1:2] == ["batch"]:
             job_id, batch_path = rest[0], rest[2:]
             if not batch_path and method == "POST":
-                return Response(201, jobs.add_batch(job_id, request.body))
+                return Response(201, *jobs.add_batch(job_id, request.body, as_json))
             if not batch_path and method == "GET":
-                return Response(200, jobs.batch_infos(job_id))
+                return Response(200, *jobs.batch_infos(job_id, as_json))
             if len(batch_path) == 1 and method == "GET":
-                return Response(200, jobs.batch_info(job_id, batch_path[0]))
+                return Response(200, *jobs.batch_info(job_id, batch_path[0], as_json))
             if batch_path[1:] == ["request"] and method == "GET":
-                content_type = "text/plain; charset=UTF-8" if jobs.job(job_id).is_query else JSON
-                return Response(200, jobs.batch_request(job_id, batch_path[0]), content_type)
+                return Response(200, *jobs.batch_request(job_id, batch_path[0]))
             if batch_path[1:] == ["result"] and method == "GET":
-                return Response(200, jobs.batch_result(job_id, batch_path[0]))
+                return Response(200, *jobs.batch_result(job_id, batch_path[0], as_json))
             if len(batch_path) == 3 and batch_path[1] == "result" and method == "GET":
-                return Response(200, jobs.query_result(job_id, batch_path[0], batch_path[2]))
+                return Response(200, *jobs.query_result(job_id, batch_path[0], batch_path[2]))
         raise bulk1.Bulk1Error(404, "InvalidUrl", f"Unknown resource: {method} {'/'.join(parts)}")
+
+
+def freeze_heap() -> None:
+    """Exempt what is alive now (the records, above all) from the cyclic garbage collector, which would otherwise
+    walk every stored record at each full collection (seconds per million records seeded). Records form no
+    reference cycles: reference counting still frees them."""
+    gc.collect()
+    gc.freeze()
 
 
 def _path_parts(match: re.Match) -> list[str]:
@@ -815,11 +849,14 @@ def _upsert_response(record_id: str, created: bool, api_version: str) -> Respons
     return Response(201 if created else 200, {"id": record_id, "success": True, "errors": [], "created": created})
 
 
-def _in_bulk1_form(response: Response) -> Response:
-    """Errors of the shared pipeline (session, limits, faults, emulator failures) in Bulk 1.0's form."""
-    if response.status >= 400 and isinstance(response.body, list) and response.body:
-        error = bulk1.from_rest_error(response.status, response.body)
-        response.status, response.body = error.status, error.body()
+def _in_bulk1_form(response: Response, as_json: bool) -> Response:
+    """An error in Bulk 1.0's form, JSON or XML; those of the shared pipeline (session, limits, faults,
+    emulator failures) come in REST's form."""
+    body = response.body
+    if isinstance(body, list) and body:
+        error = bulk1.from_rest_error(response.status, body)
+        response.status, body = error.status, error.body()
+    response.body, response.content_type = bulk1.rendered("error", body, as_json)
     return response
 
 

@@ -1,4 +1,8 @@
-"""Benchmark of the emulator: seed 100,000 leads via the admin client, then page them with simple-salesforce.
+"""Benchmark of the emulator at the benchmarks' scale: seed leads via the admin client, download them all with a
+Bulk API 2.0 query job (locator pages of ``--max-records``, streamed), run a Bulk 2.0 ingest update, and page
+a REST query with simple-salesforce. Each step reports wall seconds, the emulator's own server seconds (from its
+counters), the emulator process's CPU seconds (all its threads; steadier than wall time on a shared machine)
+and rows/s; the last line is one JSON object, with the emulator process's peak RSS.
 
 Run from the repo root: ``python -m include.salesforce_emulator.bench_emulator [--records N]``.
 """
@@ -7,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
+from pathlib import Path
 
 import requests
 from simple_salesforce import Salesforce
@@ -17,33 +23,120 @@ from .process import start_emulator
 
 FIELDS = ("Id, FirstName, LastName, Name, Email, Company, Phone, City, Country, Status, LeadSource, "
           "HasOptedOutOfEmail, Sync_to_Deployteq__c, Email_Opt_In__c, IsConverted, CreatedDate, SystemModstamp")
+API = "/services/data/v59.0/"
+
+
+def _leads(count: int) -> list[dict]:
+    return [{"FirstName": f"Voornaam{i}", "LastName": f"Achternaam{i}", "Company": "Tulp BV",
+             "Email": f"lead{i}@example.nl", "City": "Utrecht", "Country": "Netherlands",
+             "Sync_to_Deployteq__c": i % 3 == 0, "Email_Opt_In__c": "Y"} for i in range(count)]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Bench:
+    def __init__(self, emulator):
+        self.admin = emulator.client
+        self.pid = emulator.popen.pid
+        info = emulator.info
+        self.session = requests.Session()
+        self.session.verify, self.session.trust_env = info["ca_file"], False
+        self.session.headers["Authorization"] = f"Bearer {info['session_id']}"
+        self.base = info["instance_url"] + API
+        self.sf = Salesforce(instance_url=info["instance_url"], session_id=info["session_id"], session=self.session)
+        self.results: dict[str, dict] = {}
+
+    def step(self, name: str, rows: int, action) -> None:
+        """Run ``action`` and record its wall seconds, the server and CPU seconds it cost the emulator, rows/s."""
+        before, cpu_before = self.admin.counters(), _cpu_seconds(self.pid)
+        started = time.perf_counter()
+        action()
+        wall = time.perf_counter() - started
+        after, cpu = self.admin.counters(), _cpu_seconds(self.pid) - cpu_before
+        server = after["server_seconds"]["total"] - before["server_seconds"]["total"]
+        self.results[name] = {"rows": rows, "seconds": round(wall, 2), "server_seconds": round(server, 2),
+                              "emulator_cpu_seconds": round(cpu, 2), "rows_per_s": round(rows / wall),
+                              "requests": after["total"] - before["total"]}
+        print(f"{name:<28} {rows:>9} rows  {wall:7.2f} s wall  {server:7.2f} s server  {cpu:7.2f} s cpu  "
+              f"{rows / wall:>9,.0f} rows/s  {after['total'] - before['total']:>4} requests", flush=True)
+
+    def _json(self, method: str, path: str, body: dict | None = None) -> dict:
+        response = self.session.request(method, self.base + path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def _wait(self, kind: str, job_id: str) -> dict:
+        while (job := self._json("GET", f"jobs/{kind}/{job_id}"))["state"] not in ("JobComplete", "Failed", "Aborted"):
+            time.sleep(0.05)
+        assert job["state"] == "JobComplete", job
+        return job
+
+    def bulk_query(self, soql: str, max_records: int) -> int:
+        """Create a Bulk 2.0 query job and stream every locator page of its results, as a client would."""
+        job = self._json("POST", "jobs/query", {"operation": "query", "query": soql})
+        self._wait("query", job["id"])
+        rows, locator = 0, None
+        while locator != "null":
+            params = {"maxRecords": max_records, **({"locator": locator} if locator else {})}
+            with self.session.get(f"{self.base}jobs/query/{job['id']}/results", params=params, stream=True) as page:
+                page.raise_for_status()
+                lines = sum(chunk.count(b"\n") for chunk in page.iter_content(1 << 20))
+                assert lines - 1 == int(page.headers["Sforce-NumberOfRecords"]), (lines, page.headers)
+                rows += lines - 1
+                locator = page.headers["Sforce-Locator"]
+        return rows
+
+    def bulk_ingest(self, operation: str, csv_text: str, **job_fields) -> dict:
+        job = self._json("POST", "jobs/ingest", {"object": "Lead", "operation": operation, "contentType": "CSV",
+                                                 "lineEnding": "LF", **job_fields})
+        upload = self.session.put(f"{self.base}jobs/ingest/{job['id']}/batches", data=csv_text.encode(),
+                                  headers={"Content-Type": "text/csv"})
+        upload.raise_for_status()
+        self._json("PATCH", f"jobs/ingest/{job['id']}", {"state": "UploadComplete"})
+        return self._wait("ingest", job["id"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--records", type=int, default=1_000_000, help="leads to seed and download")
+    parser.add_argument("--max-records", type=int, default=100_000, help="maxRecords per Bulk 2.0 result page")
+    parser.add_argument("--ingest", type=int, default=100_000, help="rows of the Bulk 2.0 ingest update")
+    parser.add_argument("--rest", type=int, default=100_000, help="records paged through the REST query API")
     args = parser.parse_args()
-    leads = [{"FirstName": f"Voornaam{i}", "LastName": f"Achternaam{i}", "Company": "Tulp BV",
-              "Email": f"lead{i}@example.nl", "City": "Utrecht", "Country": "Netherlands",
-              "Sync_to_Deployteq__c": i % 3 == 0, "Email_Opt_In__c": "Y"} for i in range(args.records)]
+    leads = _leads(args.records)
     with tempfile.TemporaryDirectory(prefix="sf-emulator-bench-") as state_dir, start_emulator(state_dir) as emulator:
-        started = time.perf_counter()
-        emulator.client.seed("Lead", leads)
-        seed_seconds = time.perf_counter() - started
+        bench = Bench(emulator)
+        ids: list[str] = []
+        bench.step("seed (admin client)", args.records, lambda: ids.extend(emulator.client.seed("Lead", leads)))
+        downloaded: list[int] = []
+        bench.step(f"bulk 2.0 query, {args.max_records}/page", args.records, lambda: downloaded.append(
+            bench.bulk_query(f"SELECT {FIELDS} FROM Lead", args.max_records)))
+        assert downloaded == [args.records], downloaded
 
-        session = requests.Session()
-        session.verify, session.trust_env = emulator.info["ca_file"], False
-        sf = Salesforce(instance_url=emulator.info["instance_url"], session_id=emulator.info["session_id"],
-                        session=session)
-        started = time.perf_counter()
-        count = sum(1 for _ in sf.query_all_iter(f"SELECT {FIELDS} FROM Lead ORDER BY SystemModstamp, Id"))
-        page_seconds = time.perf_counter() - started
-        requests_used = emulator.client.counters()["total"]
-    assert count == args.records, f"paged {count} of {args.records} leads"
-    print(f"seed {args.records} leads via the admin client:      {seed_seconds:6.2f} s")
-    print(f"page {count} leads with query_all_iter ({requests_used} requests): {page_seconds:6.2f} s")
-    print(json.dumps({"records": args.records, "seed_seconds": round(seed_seconds, 2),
-                      "page_seconds": round(page_seconds, 2), "sf_requests": requests_used}))
+        update = "Id,City,Email_Opt_In__c\n" + "".join(f"{i},Amersfoort,N\n" for i in ids[:args.ingest])
+        job: dict = {}
+        bench.step("bulk 2.0 ingest update", args.ingest, lambda: job.update(bench.bulk_ingest("update", update)))
+        assert (job["numberRecordsProcessed"], job["numberRecordsFailed"]) == (args.ingest, 0), job
+
+        paged: list[int] = []
+        bench.step("REST query paging", args.rest, lambda: paged.append(sum(1 for _ in bench.sf.query_all_iter(
+            f"SELECT {FIELDS} FROM Lead ORDER BY SystemModstamp, Id LIMIT {args.rest}"))))
+        assert paged == [args.rest], paged
+        peak_rss_mb = _peak_rss_mb(emulator.popen.pid)
+    print(f"emulator peak RSS: {peak_rss_mb:.0f} MB")
+    print(json.dumps({"records": args.records, "max_records": args.max_records, "steps": bench.results,
+                      "peak_rss_mb": round(peak_rss_mb)}))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from . import schema
@@ -16,6 +17,8 @@ from .store import RequestError, Store, Txn, parse_values
 from .values import RecordError
 
 DEFAULT_MAX_RECORDS = 50_000
+CSV_CHUNK_ROWS = 5_000  # rows per chunk of a streamed CSV answer
+_CONVERTED_TYPES = ("boolean", "datetime")  # the only values whose CSV text is not what csv.writer makes of them
 INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 QUERY_OPERATIONS = ("query", "queryAll")
 _LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
@@ -35,6 +38,63 @@ def csv_text(value) -> str:
             return value[:-5] + "Z"  # Bulk results carry datetimes in Zulu form
         return value
     return str(value)
+
+
+def csv_chunks(header: list[str], rows: Sequence, cells: Callable[[object], list] | None = None,
+               delimiter: str = ",", line_ending: str = "\n") -> Iterator[bytes]:
+    """Bulk CSV (every value quoted, RFC 4180, None as empty) in UTF-8 chunks of ``CSV_CHUNK_ROWS`` rows, to stream
+    an answer without holding all of it; ``cells`` turns a row into its values (default: it is its values)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator=line_ending, quoting=csv.QUOTE_ALL)
+    writer.writerow(header)
+    if not rows:
+        yield buffer.getvalue().encode()
+    for start in range(0, len(rows), CSV_CHUNK_ROWS):
+        chunk = rows[start : start + CSV_CHUNK_ROWS]
+        writer.writerows(map(cells, chunk) if cells else chunk)
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+
+
+def query_rows(compiled, records: list[dict], lookup, api_version: str) -> tuple[list[str], list, Callable | None]:
+    """The CSV header (SELECT paths such as ``Account.Name``), the rows of the matched records and what turns a
+    row into its cells (None: the row is its cells).
+
+    With plain fields only, the rows are the records themselves, turned into cells as they are written (records
+    are never changed in place: they are the snapshot).  Relationship fields are read now, as Salesforce does
+    when the job completes: a related record may change before the results are fetched.
+    """
+    paths = compiled.select_paths
+    header = [".".join(path) for path in paths]
+    if any(len(path) > 1 for path in paths):
+        rows = []
+        for record in records:
+            projected = compiled.project(record, lookup, api_version)
+            row = []
+            for path in paths:
+                value = projected
+                for part in path:
+                    value = value.get(part) if isinstance(value, dict) else None
+                row.append(csv_text(value))
+            rows.append(row)
+        return header, rows, None
+    fields = schema.OBJECTS[compiled.sobject].fields
+    names = [path[0] for path in paths]
+    converted = [position for position, name in enumerate(names) if fields[name].type in _CONVERTED_TYPES]
+
+    def cells(record: dict) -> list:
+        values = list(map(record.get, names))
+        for position in converted:
+            values[position] = csv_text(values[position])
+        return values
+
+    return header, records, cells
+
+
+def csv_cells(raw: dict) -> dict:
+    """The values of one uploaded CSV row: empty cells leave a field alone, ``#N/A`` sets it to null."""
+    return {name: (None if value == "#N/A" else value) for name, value in raw.items() if value != ""}
 
 
 def _locator(offset: int) -> str:
@@ -62,9 +122,10 @@ class Job:
     external_id_field: str | None = None
     error_message: str | None = None
     modstamp: str = ""
-    # query jobs
+    # query jobs (see ``query_rows``)
     header: list[str] = field(default_factory=list)
-    rows: list[list[str]] = field(default_factory=list)
+    rows: list = field(default_factory=list)
+    cells: Callable | None = None
     # ingest jobs
     uploads: list[str] = field(default_factory=list)
     successful: list[list[str]] = field(default_factory=list)
@@ -104,16 +165,8 @@ class Job:
             body["errorMessage"] = self.error_message
         return body
 
-    def _writer(self, buffer: io.StringIO):
-        return csv.writer(buffer, delimiter=_DELIMITERS[self.delimiter], lineterminator=_LINE_ENDINGS[self.line_ending],
-                          quoting=csv.QUOTE_ALL)
-
-    def to_csv(self, header: list[str], rows: list[list[str]]) -> str:
-        buffer = io.StringIO()
-        writer = self._writer(buffer)
-        writer.writerow(header)
-        writer.writerows(rows)
-        return buffer.getvalue()
+    def csv(self, header: list[str], rows: Sequence, cells: Callable | None = None) -> Iterator[bytes]:
+        return csv_chunks(header, rows, cells, _DELIMITERS[self.delimiter], _LINE_ENDINGS[self.line_ending])
 
 
 class JobRegistry:
@@ -183,24 +236,12 @@ class BulkJobs(JobRegistry):
         lookup = self.store.lookup
         now = self.store.clock.now_datetime()  # TODAY etc. on the emulator clock
         matched = compiled.run(self.store.rows(compiled.sobject, operation == "queryAll"), lookup, now=now)
-        paths = compiled.select_paths
-        job.header = [".".join(path) for path in paths]
-        rows = []
-        for record in matched:
-            projected = compiled.project(record, lookup, api_version)
-            row = []
-            for path in paths:
-                value = projected
-                for part in path:
-                    value = value.get(part) if isinstance(value, dict) else None
-                row.append(csv_text(value))
-            rows.append(row)
-        job.rows = rows
+        job.header, job.rows, job.cells = query_rows(compiled, matched, lookup, api_version)
         job.state = "JobComplete"
         job.modstamp = self.store.clock.now_wire()
         return job.info()
 
-    def query_results(self, job_id: str, locator: str | None, max_records: str | None) -> tuple[str, dict]:
+    def query_results(self, job_id: str, locator: str | None, max_records: str | None) -> tuple[Iterator[bytes], dict]:
         job = self.get(job_id, "query")
         if job.state != "JobComplete":
             raise RequestError(400, "INVALIDJOBSTATE", "Job is not complete")
@@ -217,7 +258,7 @@ class BulkJobs(JobRegistry):
             "Sforce-Locator": _locator(end) if end < len(job.rows) else "null",
             "Sforce-NumberOfRecords": str(len(chunk)),
         }
-        return job.to_csv(job.header, chunk), headers
+        return job.csv(job.header, chunk, job.cells), headers
 
     # --- ingest --------------------------------------------------------------------------------
     def create_ingest(self, body: dict, api_version: str) -> dict:
@@ -265,13 +306,13 @@ class BulkJobs(JobRegistry):
         job.modstamp = self.store.clock.now_wire()
         return job.info()
 
-    def results(self, job_id: str, which: str) -> str:
+    def results(self, job_id: str, which: str) -> Iterator[bytes]:
         job = self.get(job_id, "ingest")
         if which == "successfulResults":
-            return job.to_csv(["sf__Id", "sf__Created", *job.columns], job.successful)
+            return job.csv(["sf__Id", "sf__Created", *job.columns], job.successful)
         if which == "failedResults":
-            return job.to_csv(["sf__Id", "sf__Error", *job.columns], job.failed)
-        return job.to_csv(job.columns, [])  # unprocessedrecords: everything ran
+            return job.csv(["sf__Id", "sf__Error", *job.columns], job.failed)
+        return job.csv(job.columns, [])  # unprocessedrecords: everything ran
 
     def _process(self, job: Job) -> None:
         sdef = schema.OBJECTS[job.object]
@@ -322,9 +363,7 @@ class BulkJobs(JobRegistry):
         operation = job.operation
         if operation in ("delete", "hardDelete"):
             return self.store.delete(txn, sdef, raw["Id"], hard=operation == "hardDelete"), False
-        # Empty cells leave a field alone; "#N/A" sets it to null.
-        cells = {name: (None if value == "#N/A" else value) for name, value in raw.items() if value != ""}
-        values = parse_values(sdef, cells, strict_types=False)
+        values = parse_values(sdef, csv_cells(raw), strict_types=False)
         if operation == "insert":
             values.pop("Id", None)
             return self.store.create(txn, sdef, values), True

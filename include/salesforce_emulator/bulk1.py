@@ -1,18 +1,40 @@
-"""Bulk API 1.0 with JSON content (``/services/async/NN.N/job...``), as simple-salesforce's ``sf.bulk`` uses it.
+"""Bulk API 1.0 (``/services/async/NN.N/job...``): JSON jobs, as simple-salesforce's ``sf.bulk`` uses them, and
+CSV jobs (XML ``jobInfo``/``batchInfo``, CSV batches and results), as salesforce-bulk uses them.
 
 A batch runs when it is added: a DML batch writes its records in one transaction (per-record results in
 request order), a query batch evaluates its SOQL once and keeps the records as its one result.
+Job and batch information comes as JSON or XML, as the request's Content-Type asks (else in the job's format,
+XML for CSV jobs and by default); records and results in the job's format (JSON, or CSV).
 """
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape
 
 from . import jsonutil, schema
-from .bulk import JobRegistry
+from .bulk import JobRegistry, csv_cells, csv_chunks, csv_text, query_rows
 from .store import RequestError, Txn, parse_values
 from .values import RecordError, epoch_of
 
+XML_NS = "http://www.force.com/2009/06/asyncapi/dataload"
+JSON_TYPE, XML_TYPE, CSV_TYPE = "application/json", "application/xml", "text/csv"
+CONTENT_TYPES = ("JSON", "CSV")
+NO_RECORDS = "Records not found for this query"  # a CSV query result without rows (no header either)
+# The element order of the XML Schema (the JSON answers are in alphabetical order)
+_XML_SEQUENCE = {
+    "jobInfo": ("id", "operation", "object", "createdById", "createdDate", "systemModstamp", "state",
+                "externalIdFieldName", "concurrencyMode", "contentType", "numberBatchesQueued",
+                "numberBatchesInProgress", "numberBatchesCompleted", "numberBatchesFailed", "numberBatchesTotal",
+                "numberRecordsProcessed", "numberRetries", "apiVersion", "numberRecordsFailed", "totalProcessingTime",
+                "apiActiveProcessingTime", "apexProcessingTime"),
+    "batchInfo": ("id", "jobId", "state", "stateMessage", "createdDate", "systemModstamp", "numberRecordsProcessed",
+                  "numberRecordsFailed", "totalProcessingTime", "apiActiveProcessingTime", "apexProcessingTime"),
+}
 DML_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 QUERY_OPERATIONS = ("query", "queryAll")
 # simple-salesforce sends the mode as 0 (parallel) / 1 (serial)
@@ -38,10 +60,69 @@ def from_rest_error(status: int, errors: list[dict]) -> Bulk1Error:
     return Bulk1Error(*_FROM_REST.get(first.get("errorCode"), (status, "Unknown", first.get("message", ""))))
 
 
+def answers_in_json(job: Job | None, content_type: str) -> bool:
+    """Whether job/batch information and errors are answered in JSON (else XML): as the request's Content-Type
+    asks (salesforce-bulk creates even JSON jobs in XML), else in the format of the job, else in XML."""
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type in (JSON_TYPE, XML_TYPE, "text/xml"):
+        return media_type == JSON_TYPE
+    return job is not None and job.content_type == "JSON"
+
+
+def rendered(root: str, body, as_json: bool) -> tuple[object, str]:
+    """An answer's body and content type: JSON as is, or an XML document with ``root`` as its element."""
+    if as_json:
+        return body, JSON_TYPE
+    if root == "result-list":  # JSON: the list of result ids; XML: one <result> per id
+        body = {"result": body}
+    return xml_document(root, body), XML_TYPE
+
+
+def xml_document(root: str, fields: dict) -> bytes:
+    children = _xml_children(root, fields)
+    return f'<?xml version="1.0" encoding="UTF-8"?><{root} xmlns="{XML_NS}">{children}</{root}>'.encode()
+
+
+def _xml_children(parent: str, fields: dict) -> str:
+    sequence = _XML_SEQUENCE.get(parent)
+    names = sorted(fields, key=sequence.index) if sequence else fields
+    parts = []
+    for name in names:
+        value = fields[name]
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict):
+                parts.append(f"<{name}>{_xml_children(name, item)}</{name}>")
+            elif item is not None:  # dates as Bulk 1.0 writes them in XML: 2024-01-01T00:00:00.000Z
+                parts.append(f"<{name}>{escape(csv_text(item))}</{name}>")
+    return "".join(parts)
+
+
 def endpoint_name(method: str, parts: list[str]) -> str:
     """``POST async/job``, ``GET async/job/{id}/batch/{id}/result`` ... (ids elided) for the counters."""
     names = [part if position % 2 == 0 else "{id}" for position, part in enumerate(parts)]
     return f"{method} " + "/".join(["async", *names])
+
+
+def _job_fields(raw: bytes) -> dict:
+    """A jobInfo request body: an XML ``jobInfo`` in the asyncapi namespace, or a JSON object."""
+    if raw.lstrip()[:1] != b"<":
+        return _json_object(raw)
+    try:
+        root = ElementTree.fromstring(raw)
+    except ElementTree.ParseError as error:
+        raise Bulk1Error(400, "InvalidXML", f"Unable to parse the XML request body: {error}") from None
+    if root.tag != f"{{{XML_NS}}}jobInfo":
+        raise Bulk1Error(400, "InvalidXML", f"Expected a jobInfo element in the namespace {XML_NS}")
+    return {child.tag.rpartition("}")[2]: (child.text or "").strip() for child in root}
+
+
+def _csv_records(raw: bytes) -> list[dict] | None:
+    """The rows of a CSV batch as records by header name (None without a header row)."""
+    reader = csv.reader(io.StringIO(raw.decode("utf-8-sig", errors="replace"), newline=""))
+    header = [name.strip() for name in next(reader, [])]
+    if not header:
+        return None
+    return [dict(zip(header, row)) for row in reader if row]
 
 
 def _json_object(raw: bytes) -> dict:
@@ -84,7 +165,8 @@ class Batch:
     failed: int = 0
     results: list[dict] = field(default_factory=list)  # DML: one per record, in request order
     result_id: str | None = None  # query: its one result set ...
-    records: list[dict] = field(default_factory=list)  # ... and the records in it
+    records: list[dict] = field(default_factory=list)  # ... and the records in it (JSON jobs)
+    table: tuple = ([], [], None)  # ... or its CSV header, rows and cells (CSV jobs, see ``bulk.query_rows``)
 
     def info(self) -> dict:
         body = {
@@ -111,6 +193,7 @@ class Job:
     created: str
     api_version: str
     concurrency_mode: str
+    content_type: str  # "JSON" | "CSV"
     external_id_field: str | None = None
     state: str = "Open"
     modstamp: str = ""
@@ -127,7 +210,7 @@ class Job:
             "apiActiveProcessingTime": 0,
             "apiVersion": float(self.api_version),
             "concurrencyMode": self.concurrency_mode,
-            "contentType": "JSON",
+            "contentType": self.content_type,
             "createdById": schema.API_USER_ID,
             "createdDate": self.created,
         }
@@ -152,6 +235,14 @@ class Job:
         return body
 
 
+def _csv_results(results: list[dict]) -> Iterator[bytes]:
+    """DML results as a CSV batch gets them: ``"Id","Success","Created","Error"``."""
+    rows = [[result["id"] or "", csv_text(result["success"]), csv_text(result["created"]),
+             "".join(RecordError(e["statusCode"], e["message"], e["fields"]).as_bulk_error() for e in result["errors"])]
+            for result in results]
+    return csv_chunks(["Id", "Success", "Created", "Error"], rows)
+
+
 class Bulk1Jobs(JobRegistry):
     pod = "8d1"  # Bulk 2.0 numbers its jobs from 1 too: another pod keeps the two kinds of job ids apart
 
@@ -159,17 +250,18 @@ class Bulk1Jobs(JobRegistry):
         return sum(len(job.batches) for job in self.jobs.values())
 
     # --- jobs ----------------------------------------------------------------------------------
-    def create_job(self, raw: bytes, api_version: str) -> dict:
-        body = _json_object(raw)
+    def create_job(self, raw: bytes, api_version: str, as_json: bool) -> tuple[object, str]:
+        body = _job_fields(raw)
         operation = body.get("operation")
         if operation not in DML_OPERATIONS + QUERY_OPERATIONS:
             raise Bulk1Error(400, "InvalidJob", f"Invalid operation: {operation}")
         sdef = schema.sobject(body.get("object") or "")
         if sdef is None:
             raise Bulk1Error(400, "InvalidJob", f"Unable to find object: {body.get('object')}")
-        if body.get("contentType") != "JSON":
-            raise Bulk1Error(400, "InvalidJob", f"Unsupported content type: {body.get('contentType')} "
-                                                "(the emulator serves Bulk API 1.0 with JSON only)")
+        content_type = body.get("contentType") or "XML"  # Salesforce's default
+        if content_type not in CONTENT_TYPES:
+            raise Bulk1Error(400, "InvalidJob", f"Unsupported content type: {content_type} "
+                                                "(the emulator serves Bulk API 1.0 with JSON and CSV)")
         mode_value = body.get("concurrencyMode", "Parallel")
         # a JSON true/false is not a mode (bool is an int in Python)
         mode = _CONCURRENCY_MODES.get(mode_value) if isinstance(mode_value, (str, int)) and not isinstance(mode_value, bool) else None
@@ -177,9 +269,9 @@ class Bulk1Jobs(JobRegistry):
             raise Bulk1Error(400, "InvalidJob", f"Invalid concurrencyMode: {mode_value}")
         external_id = self._external_id_field(sdef, body.get("externalIdFieldName")) if operation == "upsert" else None
         job = Job(self._next_id("750"), operation, sdef.name, self.store.clock.now_wire(), api_version, mode,
-                  external_id)
+                  content_type, external_id)
         self._retain(job.id, job)
-        return job.info()
+        return rendered("jobInfo", job.info(), as_json)
 
     @staticmethod
     def _external_id_field(sdef, name) -> str:
@@ -195,22 +287,23 @@ class Bulk1Jobs(JobRegistry):
             raise Bulk1Error(400, "InvalidJob", f"Invalid job id: {job_id}")
         return job
 
-    def job_info(self, job_id: str) -> dict:
-        return self.job(job_id).info()
-
-    def set_state(self, job_id: str, raw: bytes) -> dict:
+    def job_info(self, job_id: str, as_json: bool) -> tuple[object, str]:
         job = self.job(job_id)
-        state = _json_object(raw).get("state")
+        return rendered("jobInfo", job.info(), as_json)
+
+    def set_state(self, job_id: str, raw: bytes, as_json: bool) -> tuple[object, str]:
+        job = self.job(job_id)
+        state = _job_fields(raw).get("state")
         if state not in _NEXT_STATES:
             raise Bulk1Error(400, "InvalidJobState", f"Invalid job state: {state} (expected Closed or Aborted)")
         if job.state not in _NEXT_STATES[state]:
             raise Bulk1Error(400, "InvalidJobState", f"Job {job.id} is {job.state}: it cannot become {state}")
         job.state = state
         job.modstamp = self.store.clock.now_wire()
-        return job.info()
+        return rendered("jobInfo", job.info(), as_json)
 
     # --- batches -------------------------------------------------------------------------------
-    def add_batch(self, job_id: str, raw: bytes) -> dict:
+    def add_batch(self, job_id: str, raw: bytes, as_json: bool) -> tuple[object, str]:
         job = self.job(job_id)
         if job.state != "Open":
             raise Bulk1Error(400, "InvalidJobState", f"Job {job.id} is {job.state}: no batches can be added")
@@ -221,7 +314,7 @@ class Bulk1Jobs(JobRegistry):
         else:
             self._run_dml(job, batch)
         batch.modstamp = self.store.clock.now_wire()
-        return batch.info()
+        return rendered("batchInfo", batch.info(), as_json)
 
     def batch(self, job_id: str, batch_id: str) -> tuple[Job, Batch]:
         job = self.job(job_id)
@@ -230,27 +323,38 @@ class Bulk1Jobs(JobRegistry):
             raise Bulk1Error(400, "InvalidBatch", f"Invalid batch id: {batch_id}")
         return job, batch
 
-    def batch_infos(self, job_id: str) -> dict:
-        return {"batchInfo": [batch.info() for batch in self.job(job_id).batches.values()]}
+    def batch_infos(self, job_id: str, as_json: bool) -> tuple[object, str]:
+        batches = self.job(job_id).batches.values()
+        return rendered("batchInfoList", {"batchInfo": [batch.info() for batch in batches]}, as_json)
 
-    def batch_info(self, job_id: str, batch_id: str) -> dict:
-        return self.batch(job_id, batch_id)[1].info()
+    def batch_info(self, job_id: str, batch_id: str, as_json: bool) -> tuple[object, str]:
+        return rendered("batchInfo", self.batch(job_id, batch_id)[1].info(), as_json)
 
-    def batch_request(self, job_id: str, batch_id: str) -> bytes:
-        return self.batch(job_id, batch_id)[1].request
+    def batch_request(self, job_id: str, batch_id: str) -> tuple[bytes, str]:
+        job, batch = self.batch(job_id, batch_id)
+        if job.is_query:
+            return batch.request, "text/plain; charset=UTF-8"
+        return batch.request, CSV_TYPE if job.content_type == "CSV" else JSON_TYPE
 
-    def batch_result(self, job_id: str, batch_id: str) -> list:
+    def batch_result(self, job_id: str, batch_id: str, as_json: bool) -> tuple[object, str]:
         """DML: the per-record results; query: the ids of its result sets."""
         job, batch = self.batch(job_id, batch_id)
         if batch.state != "Completed":
             raise Bulk1Error(400, "InvalidBatch", f"Batch {batch.id} has no results (state {batch.state})")
-        return [batch.result_id] if job.is_query else batch.results
+        if job.is_query:
+            return rendered("result-list", [batch.result_id], as_json)
+        if job.content_type == "CSV":
+            return _csv_results(batch.results), CSV_TYPE
+        return batch.results, JSON_TYPE
 
-    def query_result(self, job_id: str, batch_id: str, result_id: str) -> list[dict]:
+    def query_result(self, job_id: str, batch_id: str, result_id: str) -> tuple[object, str]:
         job, batch = self.batch(job_id, batch_id)
         if not job.is_query or batch.result_id is None or result_id != batch.result_id:
             raise Bulk1Error(400, "InvalidBatch", f"Invalid result id: {result_id}")
-        return batch.records
+        if job.content_type == "JSON":
+            return batch.records, JSON_TYPE
+        header, rows, cells = batch.table
+        return (csv_chunks(header, rows, cells) if rows else NO_RECORDS), CSV_TYPE
 
     def _run_query(self, job: Job, batch: Batch) -> None:
         try:
@@ -268,19 +372,28 @@ class Bulk1Jobs(JobRegistry):
         lookup = self.store.lookup
         now = self.store.clock.now_datetime()  # TODAY etc. on the emulator clock
         matched = compiled.run(self.store.rows(job.object, job.operation == "queryAll"), lookup, now=now)
-        batch.records = [bulk_json(compiled.project(record, lookup, job.api_version)) for record in matched]
-        batch.result_id = self._next_id("752")
-        batch.processed = len(batch.records)
+        if job.content_type == "CSV":
+            batch.table = query_rows(compiled, matched, lookup, job.api_version)
+        else:
+            batch.records = [bulk_json(compiled.project(record, lookup, job.api_version)) for record in matched]
+        batch.result_id = self._next_id("752")[:15]  # result ids are 15 characters, e.g. 752x000000000F1
+        batch.processed = len(matched)
         batch.state = "Completed"
 
     def _run_dml(self, job: Job, batch: Batch) -> None:
         sdef = schema.OBJECTS[job.object]
-        try:
-            records = jsonutil.loads(batch.request) if batch.request else None
-        except (jsonutil.DecodeError, ValueError):
-            records = None
-        if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
-            return self._fail(batch, "InvalidBatch : Failed to parse the batch: expected a JSON array of records")
+        is_csv = job.content_type == "CSV"
+        if is_csv:
+            records = _csv_records(batch.request)
+            if records is None:
+                return self._fail(batch, "InvalidBatch : Failed to parse the batch: no header row")
+        else:
+            try:
+                records = jsonutil.loads(batch.request) if batch.request else None
+            except (jsonutil.DecodeError, ValueError):
+                records = None
+            if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
+                return self._fail(batch, "InvalidBatch : Failed to parse the batch: expected a JSON array of records")
         # Field names are checked for the whole batch before any record is written, as Salesforce does.
         names = {name for record in records for name in record if name != "attributes"}
         unknown = sorted(name for name in names if name.lower() not in sdef.fields_lower)
@@ -291,7 +404,8 @@ class Bulk1Jobs(JobRegistry):
         txn = Txn(self.store, schema.API_USER_ID)
         for raw in records:
             try:
-                record_id, created = self._apply(txn, sdef, job, parse_values(sdef, raw, strict_types=False))
+                values = parse_values(sdef, csv_cells(raw) if is_csv else raw, strict_types=False)
+                record_id, created = self._apply(txn, sdef, job, values)
                 batch.results.append({"success": True, "created": created, "id": record_id, "errors": []})
             except RecordError as error:
                 batch.results.append({"success": False, "created": False, "id": None,

@@ -14,15 +14,9 @@ class MalformedId(ValueError):
 
 
 def checksum(id15: str) -> str:
-    """The 3-character suffix that makes a 15-character id case-insensitively unique."""
-    suffix = []
-    for chunk_start in (0, 5, 10):
-        bits = 0
-        for position, char in enumerate(id15[chunk_start : chunk_start + 5]):
-            if "A" <= char <= "Z":
-                bits |= 1 << position
-        suffix.append(_CHECKSUM_ALPHABET[bits])
-    return "".join(suffix)
+    """The 3-character suffix that makes a 15-character id (of base-62 digits) case-insensitively unique: per
+    chunk of five characters, the bits of its upper-case letters (bit 0: the first) as one letter."""
+    return _chunk_bits(id15[:5]) + _chunk_bits(id15[5:10]) + _chunk_bits(id15[10:])
 
 
 def to_18(record_id: str) -> str:
@@ -39,6 +33,10 @@ def is_id(text: object) -> bool:
 
 _PAIRS = [a + b for a in _BASE62 for b in _BASE62]  # base-62 digit pairs, for speed
 _UPPER_AS_BITS = str.maketrans({c: ("1" if "A" <= c <= "Z" else "0") for c in _BASE62})
+# checksum bits of a digit pair (bit 0: its first character is upper case) and of one digit
+_PAIR_BITS = [int(pair[::-1].translate(_UPPER_AS_BITS), 2) for pair in _PAIRS]
+_DIGIT_BITS = [int(char.translate(_UPPER_AS_BITS)) for char in _BASE62]
+_LOW_DIGITS = 62**5  # the last five digits form the last checksum chunk
 
 
 def _chunk_bits(chunk: str) -> str:
@@ -47,19 +45,19 @@ def _chunk_bits(chunk: str) -> str:
 
 def make_id(prefix: str, number: int, pod: str = "8d0") -> str:
     """An 18-character id: key prefix (3) + pod (3) + base-62 sequence number (9) + checksum (3)."""
-    number, last = divmod(number, 62)
-    pairs = []
-    for _ in range(4):
-        number, pair = divmod(number, 3844)
-        pairs.append(_PAIRS[pair])
-    id15 = prefix + pod + pairs[3] + pairs[2] + pairs[1] + pairs[0] + _BASE62[last]
-    head = id15[:10]  # changes rarely for sequential numbers: cache its two checksum characters
-    head_sum = _HEAD_SUMS.get(head)
-    if head_sum is None:
-        if len(_HEAD_SUMS) > 10_000:
-            _HEAD_SUMS.clear()
-        head_sum = _HEAD_SUMS[head] = _chunk_bits(head[:5]) + _chunk_bits(head[5:])
-    return id15 + head_sum + _chunk_bits(id15[10:])
+    high, low = divmod(number, _LOW_DIGITS)
+    # the first ten characters change rarely for sequential numbers: cache them with their checksum characters
+    head = _HEADS.get((prefix, pod, high))
+    if head is None:
+        if len(_HEADS) > 10_000:
+            _HEADS.clear()
+        upper, lower = divmod(high % 3844**2, 3844)
+        text = prefix + pod + _PAIRS[upper] + _PAIRS[lower]
+        head = _HEADS[(prefix, pod, high)] = (text, _chunk_bits(text[:5]) + _chunk_bits(text[5:]))
+    rest, last = divmod(low, 62)
+    upper, lower = divmod(rest, 3844)
+    tail_bits = _PAIR_BITS[upper] | _PAIR_BITS[lower] << 2 | _DIGIT_BITS[last] << 4
+    return head[0] + _PAIRS[upper] + _PAIRS[lower] + _BASE62[last] + head[1] + _CHECKSUM_ALPHABET[tail_bits]
 
 
-_HEAD_SUMS: dict[str, str] = {}
+_HEADS: dict[tuple[str, str, int], tuple[str, str]] = {}

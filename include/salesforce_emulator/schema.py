@@ -439,6 +439,7 @@ def global_describe(api_version: str) -> dict:
 
 def compound_name(record: dict) -> str | None:
     """Lead/Contact/User ``Name``: first and last name, as the API returns it."""
-    parts = [record.get("FirstName"), record.get("LastName")]
-    name = " ".join(part for part in parts if part)
-    return name or None
+    first, last = record.get("FirstName"), record.get("LastName")
+    if first and last:
+        return f"{first} {last}"
+    return first or last or None

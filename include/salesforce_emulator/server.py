@@ -14,7 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
-from .app import EmulatorApp
+from .app import EmulatorApp, freeze_heap
 from .limits import DEFAULT_BLOCK_SECONDS, DEFAULT_DAILY_LIMIT, DEFAULT_HOURLY_LIMIT
 from .state import Emulator
 
@@ -74,14 +74,18 @@ async def serve(args: argparse.Namespace) -> None:
         emulator.reset()
         counts = seed_demo(emulator)
         log.warning("Seeded demo data: %s", counts)
+    freeze_heap()  # the records loaded from the state or seeded
 
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
     port = sock.getsockname()[1]
+    # h11, not httptools: uvicorn's httptools protocol lower-cases every response header name on the wire,
+    # h11 writes the names as the app spells them (and its own framing headers as Transfer-Encoding,
+    # Connection), so clients that look up "Content-Type" case-sensitively read Salesforce's spelling.
     config = uvicorn.Config(
         EmulatorApp(emulator), ssl_certfile=str(cert_file), ssl_keyfile=str(key_file), log_level=args.log_level,
-        access_log=False, server_header=False, date_header=False, loop="uvloop", http="httptools", lifespan="off",
+        access_log=False, server_header=False, date_header=False, loop="uvloop", http="h11", lifespan="off",
         timeout_keep_alive=120, timeout_graceful_shutdown=1,  # idle TLS keep-alives would stall a stop
     )
     server = uvicorn.Server(config)

@@ -36,17 +36,29 @@ class Emulator:
         saved = self.db.get_meta("counters") or {}
         self.total_requests: int = saved.get("total", 0)
         self.by_endpoint: dict[str, int] = saved.get("by_endpoint", {})
+        # seconds from a request's arrival to the last byte of its answer written, per endpoint
+        self.server_seconds: dict[str, float] = saved.get("server_seconds", {}).get("by_endpoint", {})
         # Bumped by reset(): a request still waiting (slow fault) from before a reset must not touch the fresh org.
         self.generation = 0
 
     def count_request(self, endpoint: str) -> int:
         self.total_requests += 1
         self.by_endpoint[endpoint] = self.by_endpoint.get(endpoint, 0) + 1
-        self.db.set_meta("counters", {"total": self.total_requests, "by_endpoint": self.by_endpoint})
+        self.db.set_meta("counters", self.counters())
         return self.total_requests
 
+    def add_server_time(self, endpoint: str, seconds: float) -> None:
+        self.server_seconds[endpoint] = self.server_seconds.get(endpoint, 0.0) + seconds
+        self.db.set_meta("counters", self.counters())
+
     def counters(self) -> dict:
-        return {"total": self.total_requests, "by_endpoint": dict(sorted(self.by_endpoint.items()))}
+        return {
+            "total": self.total_requests,
+            "by_endpoint": dict(sorted(self.by_endpoint.items())),
+            "server_seconds": {"total": round(sum(self.server_seconds.values()), 6),
+                               "by_endpoint": {name: round(seconds, 6)
+                                               for name, seconds in sorted(self.server_seconds.items())}},
+        }
 
     def reset(self, hourly_limit=None, daily_limit=None, block_seconds=None) -> None:
         self.generation += 1
@@ -60,4 +72,5 @@ class Emulator:
         self.bulk1.jobs.clear()
         self.total_requests = 0
         self.by_endpoint = {}
-        self.db.set_meta("counters", {"total": 0, "by_endpoint": {}})
+        self.server_seconds = {}
+        self.db.set_meta("counters", self.counters())

@@ -16,6 +16,9 @@ from .schema import API_USER_ID, BY_PREFIX, OBJECTS, SALES_USER_ID, USER, SObjec
 from .values import BadValue, RecordError, check_semantics, coerce
 
 _COMPOUND_NAME_OBJECTS = {"Lead", "Contact", "User"}
+# every field of a new record: null, or its default
+_BLANK_RECORDS = {name: {**dict.fromkeys(sdef.field_names), **sdef.defaults, "IsDeleted": False}
+                  for name, sdef in OBJECTS.items()}
 _PLAIN_TEXT = frozenset({"string", "email", "phone", "url", "textarea", "picklist"})
 _NOT_WRITABLE_MESSAGE = (
     "Unable to create/update fields: {fields}. Please check the security settings of this field and "
@@ -319,9 +322,7 @@ class Store:
                 record["FirstRespondedDate"] = now[:10]
 
     def _template(self, sdef: SObjectDef, user_id: str, now: str) -> dict:
-        record = dict.fromkeys(sdef.field_names)
-        record.update(sdef.defaults)
-        record["IsDeleted"] = False
+        record = _BLANK_RECORDS[sdef.name].copy()
         record["CreatedDate"] = record["LastModifiedDate"] = record["SystemModstamp"] = now
         record["CreatedById"] = record["LastModifiedById"] = user_id
         if "OwnerId" in record:

@@ -56,6 +56,36 @@ def test_query_results_default_to_50000_per_chunk(api, emulator):
     assert response.headers["Sforce-NumberOfRecords"] == "50000" and response.headers["Sforce-Locator"] != "null"
 
 
+def test_query_results_hold_the_records_as_the_job_found_them(api, emulator):
+    [lead_id] = emulator.seed("Lead", [{"LastName": "Smit", "Company": "X", "City": "Ede"}])
+    job = api("POST", "jobs/query", json={"operation": "query", "query": "SELECT City FROM Lead"}).json()
+    emulator.update("Lead", [{"Id": lead_id, "City": "Zeist"}])
+
+    assert api("GET", f"jobs/query/{job['id']}/results").text == '"City"\n"Ede"\n'
+
+
+def test_relationship_fields_are_read_when_the_job_completes(api, emulator):
+    [account_id] = emulator.seed("Account", [{"Name": "Tulp BV"}])
+    emulator.seed("Contact", [{"LastName": "Jansen", "AccountId": account_id}])
+    job = api("POST", "jobs/query", json={"operation": "query", "query": "SELECT Account.Name FROM Contact"}).json()
+    emulator.update("Account", [{"Id": account_id, "Name": "Roos BV"}])
+
+    assert api("GET", f"jobs/query/{job['id']}/results").text == '"Account.Name"\n"Tulp BV"\n'
+
+
+def test_large_result_pages_are_streamed_whole(api, emulator):
+    emulator.seed("Lead", [{"LastName": f"L{i:05d}", "Company": "X"} for i in range(12_345)])
+    job = api("POST", "jobs/query", json={"operation": "query",
+                                          "query": "SELECT LastName FROM Lead ORDER BY LastName"}).json()
+
+    response = api("GET", f"jobs/query/{job['id']}/results", params={"maxRecords": 12_000})
+
+    assert response.headers["Transfer-Encoding"] == "chunked" and "Content-Length" not in response.headers
+    assert response.headers["Sforce-NumberOfRecords"] == "12000"
+    assert [row["LastName"] for row in _rows(response.text)] == [f"L{i:05d}" for i in range(12_000)]
+    assert emulator.counters()["server_seconds"]["by_endpoint"]["GET jobs/query/{id}/results"] > 0
+
+
 def test_query_job_with_bad_soql_is_refused(sf):
     with pytest.raises(SalesforceMalformedRequest):
         sf.bulk2.Lead._client.create_job("query", "SELECT Nope__c FROM Lead")

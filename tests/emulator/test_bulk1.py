@@ -214,7 +214,7 @@ def test_job_lifecycle_and_bulk_errors(async_api):
     assert unknown_batch.json()["exceptionCode"] == "InvalidBatch"
     for body in ({"operation": "merge", "object": "Lead", "contentType": "JSON"},
                  {"operation": "insert", "object": "Nope__c", "contentType": "JSON"},
-                 {"operation": "insert", "object": "Lead", "contentType": "CSV"},
+                 {"operation": "insert", "object": "Lead", "contentType": "XML"},
                  {"operation": "upsert", "object": "Lead", "contentType": "JSON", "externalIdFieldName": "Email"}):
         refused = async_api("POST", "job", json=body)
         assert (refused.status_code, refused.json()["exceptionCode"]) == (400, "InvalidJob"), body
