@@ -14,6 +14,14 @@ from deployteq_salesforce.triggers.budget import BUDGET_AVAILABLE, GAVE_UP, Budg
 KEY = "https://example.my.salesforce.com"
 
 
+@pytest.fixture(autouse=True)
+def check_at_once(monkeypatch):
+    """The trigger's first check waits for the scheduler in real deployments; here it need not."""
+    from deployteq_salesforce.triggers import budget
+
+    monkeypatch.setattr(budget, "FIRST_CHECK_AFTER_SECONDS", 0.0)
+
+
 @pytest.fixture
 def store(deployteq_conn_id) -> DeployteqHook:
     hook = DeployteqHook(deployteq_conn_id)

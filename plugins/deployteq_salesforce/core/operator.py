@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, Sequence
 
@@ -64,6 +65,7 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
     Subclasses give ``flow`` and ``build_run``.
 
     :param max_budget_wait: the longest a run waits deferred for budget.
+    :param short_budget_wait: budget that frees up within this is waited for in the worker (no deferral).
     :param budget_poll_seconds: how often the deferred run's trigger asks the ledger.
     """
 
@@ -72,12 +74,18 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
     defer_when_limited = True
 
     def __init__(
-        self, *, max_budget_wait: timedelta = timedelta(hours=1), budget_poll_seconds: float = 30.0, **kwargs: Any
+        self,
+        *,
+        max_budget_wait: timedelta = timedelta(hours=1),
+        short_budget_wait: timedelta = timedelta(seconds=60),
+        budget_poll_seconds: float = 30.0,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if budget_poll_seconds <= 0:
             raise ValueError(f"budget_poll_seconds must be > 0, got {budget_poll_seconds!r}")
         self.max_budget_wait = max_budget_wait
+        self.short_budget_wait = short_budget_wait
         self.budget_poll_seconds = budget_poll_seconds
 
     @property
@@ -124,7 +132,7 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
         try:
             flow_run = self.build_run(store, salesforce)
             flow_run.run_log_id = run_log_id
-            counts = flow_run.run(resume)
+            counts = self._run_waiting_briefly(flow_run, resume)
         except BudgetExhausted as exc:
             counts = flow_run.counts
             requests = earlier_requests + salesforce.requests_sent
@@ -150,6 +158,25 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
         requests = earlier_requests + salesforce.requests_sent
         self._finish(store, run_log_id, requests, counts, outcome, None)
         return self._summary(outcome, counts, requests)
+
+    def _run_waiting_briefly(self, flow_run: FlowRun, resume: dict | None) -> SyncCounts:
+        """Run; when the budget frees up within ``short_budget_wait``, wait in the worker and go on.
+
+        A deferral costs a round trip through the scheduler and the triggerer, and a trigger that fires
+        within seconds of the deferral can meet Airflow's scheduler before it has seen the worker exit
+        (the task would be failed as "changed externally"); a short wait is cheaper and safe.
+        """
+        while True:
+            try:
+                return flow_run.run(resume)
+            except BudgetExhausted as exc:
+                wait = (exc.resume_at - datetime.now(timezone.utc)).total_seconds()
+                if not self.defer_when_limited or wait > self.short_budget_wait.total_seconds():
+                    raise
+                self.log.info("%s: Salesforce API budget used up; it frees up in %.0f s, waiting in the worker (%s)",
+                              self.flow, max(wait, 0), exc)
+                time.sleep(max(wait, 0) + 1)
+                resume = {"counts": flow_run.counts.as_resume(), **flow_run.resume_state()}
 
     def _summary(self, outcome: str, counts: SyncCounts, requests: int) -> dict:
         summary = {"flow": self.flow, "outcome": outcome, **counts.as_log_counts(), "api_requests": requests}

@@ -23,6 +23,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from deployteq_salesforce.core.budget import ApiBudget, BudgetSettings, BudgetStatus
 
 BUDGET_AVAILABLE = "budget_available"
+FIRST_CHECK_AFTER_SECONDS = 10.0
 GAVE_UP = "gave_up"
 
 
@@ -66,6 +67,9 @@ class BudgetTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        # Not at once: Airflow's scheduler must first see the worker exit that deferred the task, or a
+        # trigger firing within seconds can meet it first and the task is failed as "changed externally".
+        await asyncio.sleep(min(FIRST_CHECK_AFTER_SECONDS, max(0.0, (self.give_up_at - datetime.now(timezone.utc)).total_seconds())))
         ledger = await sync_to_async(self._ledger)()
         try:
             polls = 0

@@ -497,3 +497,24 @@ def test_a_run_deferred_before_its_describe_describes_when_it_resumes(env, monke
 
     assert summary["inserted"] == 3 and summary["errors"] == 0
     assert {c["last_name"] for c in env.customers()} == {"Achternaam0", "Achternaam1", "Achternaam2"}
+
+
+def test_budget_that_frees_up_within_a_minute_is_waited_for_in_the_worker(env, monkeypatch):
+    from deployteq_salesforce.hooks.deployteq import DeployteqHook
+    from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
+
+    env.sf.seed("Lead", [lead(i, **{FLAG: False}) for i in range(3)])
+    set_hourly_budget(monkeypatch, 3)
+    key = BudgetedSalesforceHook().budget_settings.budget_key
+    store = DeployteqHook()
+    store.migrate()
+    with store.connect() as conn:  # the hour's budget was used by requests that leave it in 3 seconds
+        conn.execute("INSERT INTO api_ledger (budget_key, requested_at, flow, method, endpoint) "
+                     "SELECT %s, clock_timestamp() - interval '3597 seconds', 'other', 'GET', 'query/' "
+                     "FROM generate_series(1, 3)", (key,))
+
+    summary = run("Lead", config(LEAD, sync_flag_field=None))  # no TaskDeferred: it waited in the worker
+
+    assert summary["outcome"] == "success" and summary["inserted"] == 3
+    (row,) = run_log(env)
+    assert (row["outcome"], row["fetched"], row["api_requests"]) == ("success", 3, 2)
