@@ -560,7 +560,9 @@ def run_demo_dags(console: Console, services: Services) -> tuple[list[DagResult]
     for dag in dags:
         prepare = DEMO_PREPARATIONS.get(dag.dag_id)
         if prepare is not None:
-            with console.step(f"Demo data for {dag.dag_id}"):
+            from include.local_services import server_context
+
+            with console.step(f"Demo data for {dag.dag_id}"), server_context():  # connections from the metadata DB
                 console.say(f"    {prepare(dag)}")
         with console.step(f"Run {dag.dag_id}"):
             result = run_dag(dag, services.admin_client, LOG_DIR / f"{dag.dag_id}.log")

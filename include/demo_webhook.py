@@ -7,27 +7,13 @@ Connection ``deployteq_webhook`` -- what a Salesforce Flow or outbound call woul
 
 from __future__ import annotations
 
-import contextlib
-import os
 import socket
 import threading
 import time
 
+from include.local_services import server_context
+
 WEBHOOK = "campaign-member"
-
-
-@contextlib.contextmanager
-def _server_context():
-    """Resolve Connections/Variables like the API server does (metadata DB), as Airflow's triggerer does too."""
-    previous = os.environ.get("_AIRFLOW_PROCESS_CONTEXT")
-    os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "server"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("_AIRFLOW_PROCESS_CONTEXT", None)
-        else:
-            os.environ["_AIRFLOW_PROCESS_CONTEXT"] = previous
 
 
 def _free_port() -> int:
@@ -52,7 +38,7 @@ def push_demo_object(database_url: str, schema: str, token: str) -> str:
     if row is None:
         return "skipped: no CampaignMember was synced, nothing to push"
     change = {"Id": row[0], "CampaignId": row[1], "LeadId": row[2], "ContactId": row[3], "Status": "Responded", "HasResponded": True}
-    with _server_context():
+    with server_context():
         from airflow.api_fastapi.app import create_app
 
         port = _free_port()

@@ -7,7 +7,9 @@ from the ``pgserver`` wheel.  Connections are handed to Airflow as JSON in
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -72,3 +74,17 @@ def salesforce_emulator_connection(connection_json: str | Path | dict, **extra) 
         "password": info["session_id"],
         "extra": {"instance_url": info["instance_url"], "ca_file": info["ca_file"], **extra},
     }
+
+
+@contextlib.contextmanager
+def server_context():
+    """Resolve Connections/Variables like the API server does (metadata DB), as Airflow's triggerer does too."""
+    previous = os.environ.get("_AIRFLOW_PROCESS_CONTEXT")
+    os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "server"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("_AIRFLOW_PROCESS_CONTEXT", None)
+        else:
+            os.environ["_AIRFLOW_PROCESS_CONTEXT"] = previous

@@ -117,30 +117,35 @@ def test_after_a_kill_during_the_reset_the_rerun_reads_before_anything_is_lost(e
     assert not any(r[FLAG] for r in emulator.records("Lead"))
 
 
-def test_a_bulk_reset_keeps_the_flag_of_a_record_changed_since_it_was_read(env, deployteq_conn_id, salesforce_conn_id):
+def test_an_edit_made_while_a_bulk_reset_waits_to_be_processed_still_arrives(env, deployteq_conn_id, salesforce_conn_id):
     emulator, pg_url, schema = env
     ids = emulator.seed("Lead", leads(6))
     store = DeployteqHook(deployteq_conn_id)
     store.migrate()
     salesforce = BudgetedSalesforceHook(salesforce_conn_id, deployteq_conn_id=deployteq_conn_id, flow="sync:Lead")
-    queue = FlagResetQueue(store, "sync:Lead", sobject="Lead", flag_field=FLAG, fields=["FirstName"],
-                           store_again=lambda records: None, bulk_threshold=2)
+    stored_again: list[dict] = []
+    queue = FlagResetQueue(store, "sync:Lead", sobject="Lead", flag_field=FLAG, fields=["FirstName", FLAG],
+                           field_types={"Id": "id", "FirstName": "string", FLAG: "boolean"},
+                           store_again=stored_again.extend, bulk_threshold=2)
     read = {r["Id"]: r["SystemModstamp"] for r in emulator.records("Lead")}
-    window_end = max(read.values())
 
     class Read:  # what a flow queues per record it stored
         def __init__(self, sf_id):
-            self.sf_id, self.modstamp = sf_id, read[sf_id]
+            self.sf_id, self.modstamp = sf_id, parse_salesforce_datetime(read[sf_id])
 
     with store.connect() as conn:
         queue.enqueue(conn, [Read(i) for i in ids])
-    emulator.advance_clock(5)
+    emulator.inject_fault("slow", path_contains="/batches", delay_seconds=3)  # the job's data upload is held
+    flushing = threading.Thread(target=lambda: queue.flush(salesforce))
+    flushing.start()
+    wait_for_request(emulator, "PUT jobs/ingest/{id}/batches")
+
     emulator.update("Lead", [{"Id": ids[2], "FirstName": "Later", FLAG: True}])
+    flushing.join(timeout=60)
 
-    reset = queue.flush(salesforce, changed_since=parse_salesforce_datetime(window_end))
-
-    flags = {r["Id"]: r[FLAG] for r in emulator.records("Lead")}
-    assert reset == 5 and flags[ids[2]] is True and not any(flags[i] for i in ids if i != ids[2])
-    assert any("jobs/ingest" in k for k in emulator.counters()["by_endpoint"])
+    assert not any(r[FLAG] for r in emulator.records("Lead"))  # the reset cleared the new flag too ...
+    assert {r["Id"]: r["FirstName"] for r in stored_again}[ids[2]] == "Later"  # ... but the edit was read
+    assert sorted(r["Id"] for r in stored_again) == sorted(ids)
+    assert any(k.startswith("POST jobs/query") for k in emulator.counters()["by_endpoint"])
     with store.connect() as conn:
         assert conn.execute("SELECT count(*) FROM flag_reset_queue").fetchone()[0] == 0

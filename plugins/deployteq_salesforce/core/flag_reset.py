@@ -4,31 +4,30 @@ Shared by the customer and object-link flows.  Salesforce has no compare-and-set
 blind write; this module keeps it from losing an edit a Salesforce user makes (and flags) after we
 read the record:
 
-* Ids are queued in the same transaction as the data read with them, with the ``SystemModstamp``
-  read.  A run resets only after its whole read is stored, so a crash or a budget stop before the
-  reset loses nothing: the flag is still true, and the next run reads the record again *before* it
-  resets anything (``drop_unread`` then forgets queued ids whose flag is no longer set).
-* Composite resets (small volumes, 200 per request): the ids are marked ``reset_requested_at``
-  before the request is sent, and after the reset they are read again (sObject Collections, 2,000
-  per request) and stored once more, also by the next run if this one dies.  An edit made while
-  the reset was in flight therefore still arrives: no window remains.
-* Bulk API 2.0 resets (large volumes): right before the job, one query finds the flagged records
-  changed since the run's window ended; those keep their flag and are read by the next run.  What
-  remains is the time Salesforce takes to process the job: an edit made then can be cleared.
+* Ids are queued in the same transaction as the data read with them.  A run resets only after its
+  whole read is stored, so a crash or a budget stop before the reset loses nothing: the flag is
+  still true, and the next run reads the record again *before* it resets anything (``drop_unread``
+  then forgets queued ids whose flag is no longer set).
+* Every reset is followed by a read of the reset records, and what it finds is stored: an edit made
+  between our read and the moment Salesforce applied the reset (while it was in flight, or while a
+  Bulk job waited to be processed) therefore still arrives; an edit after the reset keeps its flag.
+  The ids are marked ``reset_requested_at`` before the reset is sent, so a run that dies between
+  the reset and the read leaves the read to the next run.  Composite resets (200 per request) are
+  read again with sObject Collections (2,000 per request); a Bulk API 2.0 reset with one Bulk query
+  of everything changed since the reset started, kept to the reset ids.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import Connection
 
 from deployteq_salesforce.core.bulk import Bulk2Client
-from deployteq_salesforce.core.incremental import rest_pages
-from deployteq_salesforce.core.salesforce_values import parse_salesforce_datetime
+from deployteq_salesforce.core.incremental import server_now, write_in_batches
 from deployteq_salesforce.core.soql import format_datetime, validate_identifier
 
 # Salesforce answers that will not change by trying again: stop resetting those records
@@ -44,6 +43,9 @@ COMPOSITE_LIMIT = 200
 RETRIEVE_LIMIT = 2_000  # records per sObject Collections retrieve (POST composite/sobjects/{object})
 FLAG_RESET_CHUNK = 50_000  # ids per read of the reset queue (and per Bulk job): bounds memory
 BULK_RESET_MIN = 2_000  # from here one Bulk ingest job (~5 requests) beats composite (10+ requests)
+READ_AGAIN_BATCH = 5_000  # records stored per transaction when a Bulk reset is read again
+CLOCK_MARGIN_SALESFORCE = timedelta(seconds=2)  # Salesforce's Date header and SystemModstamp have whole seconds
+CLOCK_MARGIN = timedelta(minutes=5)  # between our database's clock and Salesforce's
 
 StoreAgain = Callable[[list[dict]], None]
 
@@ -54,17 +56,19 @@ class FlagResetQueue:
     :param store: the DeployteqHook holding ``flag_reset_queue``.
     :param flow: the flow the queue belongs to (``sync:Lead``, ``link:campaign_members``, ...).
     :param sobject: the Salesforce object; :param flag_field: its Boolean sync flag.
-    :param fields: the fields a flow reads, used when records are read again after a reset.
+    :param fields: the fields a flow reads, used when records are read again after a reset;
+        :param field_types: their describe types (to read Bulk CSV values as REST returns them).
     :param store_again: writes records read again (like the flow's own batches, without queueing them).
     """
 
     def __init__(self, store, flow: str, *, sobject: str, flag_field: str, fields: Sequence[str],
-                 store_again: StoreAgain, bulk_threshold: int) -> None:
+                 field_types: dict[str, str], store_again: StoreAgain, bulk_threshold: int) -> None:
         self.store = store
         self.flow = flow
         self.sobject = validate_identifier(sobject, "object")
         self.flag_field = validate_identifier(flag_field, "sync flag field")
         self.fields = list(dict.fromkeys(["Id", *fields]))
+        self.field_types = field_types
         self.store_again = store_again
         self.bulk_threshold = bulk_threshold
 
@@ -97,7 +101,19 @@ class FlagResetQueue:
     # -- around the run's read ------------------------------------------------------------------------
 
     def read_again_after_reset(self, salesforce) -> int:
-        """Records whose reset was requested but not followed by a read (this run died): read and store them."""
+        """Records whose reset was requested but not followed by a read (a run died): read and store them."""
+        with self.store.connect() as conn:
+            pending, oldest = conn.execute(
+                "SELECT count(*), min(reset_requested_at) FROM flag_reset_queue "
+                "WHERE flow = %s AND failed_reason IS NULL AND reset_requested_at IS NOT NULL",
+                (self.flow,),
+            ).fetchone()
+        if pending > RETRIEVE_LIMIT:
+            # everything changed since the oldest reset, in one Bulk query (the margin covers clock skew
+            # between our database and Salesforce)
+            ids = self._ids("reset_requested_at IS NOT NULL", limit=None)
+            self._read_again_since(salesforce, oldest - CLOCK_MARGIN, ids)
+            return len(ids)
         done = 0
         while ids := self._ids("reset_requested_at IS NOT NULL", limit=RETRIEVE_LIMIT):
             self._read_again(salesforce, ids)
@@ -121,24 +137,20 @@ class FlagResetQueue:
 
     # -- the reset ------------------------------------------------------------------------------------
 
-    def flush(self, salesforce, *, changed_since: datetime) -> int:
-        """Reset every queued flag, a bounded chunk at a time so memory stays flat; returns how many.
-
-        ``changed_since``: the end of the run's read window; a flagged record with a newer
-        ``SystemModstamp`` than the one queued changed after it was read and keeps its flag.
-        """
+    def flush(self, salesforce) -> int:
+        """Reset every queued flag, a bounded chunk at a time so memory stays flat; returns how many."""
         done, after = 0, ""
         while ids := self._ids("reset_requested_at IS NULL", after=after, limit=FLAG_RESET_CHUNK):
             after = ids[-1]
             if len(ids) > min(self.bulk_threshold, BULK_RESET_MIN):
-                done += self._reset_with_bulk(salesforce, self._unchanged_since_read(salesforce, ids, changed_since))
+                done += self._reset_with_bulk(salesforce, ids)
             else:
                 done += self._reset_with_composite(salesforce, ids)
             if len(ids) < FLAG_RESET_CHUNK:
                 break
         return done
 
-    def _ids(self, condition: str, *, after: str = "", limit: int) -> list[str]:
+    def _ids(self, condition: str, *, after: str = "", limit: int | None) -> list[str]:
         """Queued ids in Id order (failed-for-good ones excluded) from ``after`` on, matching ``condition``."""
         with self.store.connect() as conn:
             rows = conn.execute(
@@ -148,39 +160,30 @@ class FlagResetQueue:
             ).fetchall()
         return [row[0] for row in rows]
 
-    def _unchanged_since_read(self, salesforce, ids: list[str], changed_since: datetime) -> list[str]:
-        """Drop (from the chunk and the queue) flagged records changed since they were read: they keep their flag."""
-        soql = (
-            f"SELECT Id, SystemModstamp FROM {self.sobject} "
-            f"WHERE {self.flag_field} = true AND SystemModstamp >= {format_datetime(changed_since)}"
-        )
-        current = {
-            record["Id"]: record["SystemModstamp"]
-            for _, page in rest_pages(salesforce.get_conn(), soql, include_deleted=False)
-            for record in page
-        }
-        if not current:
-            return ids
-        with self.store.connect() as conn:
-            queued = dict(conn.execute(
-                "SELECT sf_id, system_modstamp FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%s)",
-                (self.flow, [i for i in ids if i in current]),
-            ).fetchall())
-            changed = [i for i, stamp in queued.items() if parse_salesforce_datetime(current[i]) != stamp]
-            conn.execute("DELETE FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%s)", (self.flow, changed))
-        changed_set = set(changed)
-        return [i for i in ids if i not in changed_set]
-
     def _reset_with_bulk(self, salesforce, ids: list[str]) -> int:
-        if not ids:
-            return 0
+        self._mark_reset_requested(ids)
+        # the reset's records carry a newer SystemModstamp than this (Salesforce's clock, whole seconds)
+        started = server_now(salesforce) - CLOCK_MARGIN_SALESFORCE
         flag = self.flag_field
         result = Bulk2Client(salesforce.get_conn()).ingest(
             self.sobject, "update", ({"Id": i, flag: False} for i in ids), columns=["Id", flag], want_successful=False
         )
         failures = {row["sf__Id"] or "": row.get("sf__Error", "") for row in result.failed}
-        self._settle(ids, failures)
+        self._settle(ids, failures, read_again=True)
+        self._read_again_since(salesforce, started, [i for i in ids if i not in failures])
         return len(ids) - len(failures)
+
+    def _read_again_since(self, salesforce, since: datetime, ids: list[str]) -> None:
+        """Read everything changed since ``since`` in one Bulk query, store what belongs to ``ids``, forget those."""
+        wanted = set(ids)
+        soql = f"SELECT {', '.join(self.fields)} FROM {self.sobject} WHERE SystemModstamp >= {format_datetime(since)}"
+        records = Bulk2Client(salesforce.get_conn()).query(self.sobject, soql, field_types=self.field_types)
+        write_in_batches((r for r in records if r["Id"] in wanted), READ_AGAIN_BATCH, self.store_again)
+        with self.store.connect() as conn:
+            conn.execute(
+                "DELETE FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%s) AND reset_requested_at IS NOT NULL",
+                (self.flow, ids),
+            )
 
     def _reset_with_composite(self, salesforce, ids: list[str]) -> int:
         done = 0

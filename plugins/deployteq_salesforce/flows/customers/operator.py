@@ -122,7 +122,7 @@ class CustomerSync:
         if self.use_flag:
             self.flags = FlagResetQueue(
                 self.store, self.watermark_flow, sobject=self.obj.sobject, flag_field=self.obj.sync_flag_field,
-                fields=self.reader.fields, store_again=self._store_again, bulk_threshold=self.obj.bulk_threshold,
+                fields=self.reader.fields, field_types=self.field_types, store_again=self._store_again, bulk_threshold=self.obj.bulk_threshold,
             )
             # a run that died between a flag reset and reading those records again: read them first
             self.flags.read_again_after_reset(self.salesforce)
@@ -141,7 +141,7 @@ class CustomerSync:
             self.flags.drop_unread(read_started)
         window.complete(self.store)
         if self.use_flag:
-            self.counts.flags_reset += self.flags.flush(self.salesforce, changed_since=window.end)
+            self.counts.flags_reset += self.flags.flush(self.salesforce)
         return self.counts
 
     def resume_state(self) -> dict:

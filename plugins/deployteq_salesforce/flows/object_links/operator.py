@@ -181,7 +181,7 @@ class ObjectLinkSync:
         if self.use_flag:
             self.flags = FlagResetQueue(
                 self.store, self.flow, sobject=self.link.sobject, flag_field=self.link.sync_flag_field,
-                fields=self.reader.fields, store_again=self._store_again, bulk_threshold=self.link.bulk_threshold,
+                fields=self.reader.fields, field_types=self.field_types, store_again=self._store_again, bulk_threshold=self.link.bulk_threshold,
             )
             # a run that died between a flag reset and reading those records again: read them first
             self.flags.read_again_after_reset(self.salesforce)
@@ -201,7 +201,7 @@ class ObjectLinkSync:
         if self.webhook.customer_relation:
             self.counts.details.update(relations_resolved_late=resolved_late, unresolved_relations=unresolved)
         if self.use_flag:
-            self.counts.flags_reset += self.flags.flush(self.salesforce, changed_since=window.end)
+            self.counts.flags_reset += self.flags.flush(self.salesforce)
         return self.counts
 
     def resume_state(self) -> dict:
