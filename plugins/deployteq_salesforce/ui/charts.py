@@ -7,6 +7,7 @@ All text is escaped.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -25,15 +26,17 @@ class Series:
     values: Sequence[float]
 
 
-def _nice_ceiling(value: float) -> float:
-    """The smallest 1/2/5 x 10^n that is >= value (axis maximum)."""
-    if value <= 0:
-        return 1.0
-    magnitude = 10 ** (len(str(int(value))) - 1)
-    for step in (1, 2, 5, 10):
-        if step * magnitude >= value:
-            return float(step * magnitude)
-    return float(10 * magnitude)  # pragma: no cover - the loop always returns
+def _axis(value: float) -> tuple[float, int]:
+    """The axis maximum and its number of steps: 4 or 5 equal steps of a round size (1, 2, 2.5 or 5 x 10^n)
+    that reach ``value``, whichever ends lower."""
+    value = max(value, 4.0)  # counts: at least steps of 1
+
+    def ceiling(ticks: int) -> float:
+        step = value / ticks
+        magnitude = 10 ** math.floor(math.log10(step))
+        return next(f * magnitude for f in (1, 2, 2.5, 5, 10) if f * magnitude >= step) * ticks
+
+    return min((ceiling(ticks), ticks) for ticks in (4, 5))
 
 
 def _fmt(value: float) -> str:
@@ -71,9 +74,9 @@ def stacked_bar_chart(
     count = max(len(labels), 1)
     totals = [sum(s.values[i] if i < len(s.values) else 0 for s in series) for i in range(len(labels))]
     peak = max([*totals, 0])
-    y_max = _nice_ceiling(max(peak, 1))
+    y_max, ticks = _axis(peak)
     if limit and limit <= y_max * 1.25:
-        y_max = _nice_ceiling(max(peak, limit))  # the limit is near: show it on the scale
+        y_max, ticks = _axis(max(peak, limit))  # the limit is near: show it on the scale
     slot = plot_w / count
     bar_w = max(1.0, slot * 0.72)
 
@@ -85,8 +88,8 @@ def stacked_bar_chart(
         f'preserveAspectRatio="xMinYMin meet" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
     ]
-    for tick in range(5):
-        value = y_max * tick / 4
+    for tick in range(ticks + 1):
+        value = y_max * tick / ticks
         ty = y(value)
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{ty:.1f}" y2="{ty:.1f}" class="grid"/>')
         parts.append(f'<text x="{left - 6}" y="{ty + 4:.1f}" text-anchor="end" class="axis">{_fmt(value)}</text>')

@@ -97,7 +97,7 @@ def test_switching_from_a_session_id_needs_a_password(client_for, seeded, stored
     stored_connection(conn_type="salesforce", password=info["session_id"], extra=json.dumps({"instance_url": info["instance_url"]}))
     client = client_for("op")
     html = client.get("/account").text
-    assert "now a session id is stored" in html and info["session_id"] not in html
+    assert "a session id is stored, no password" in html and info["session_id"] not in html
     form = {**submitted_form(html, "account-form"), "login": "someone@example.com"}
     response = client.post("/account", data=form)
     assert response.status_code == 422

@@ -71,7 +71,7 @@ def test_retry_marks_only_the_selected_records(client_for, seeded):
 def test_retry_all_of_a_reason(client_for, seeded):
     client = client_for("user")
     page = client.get("/errors?reason=DUPLICATE_VALUE").text
-    assert 'id="retry-all">Retry all 1 with this reason</button>' in page
+    assert 'id="retry-all">Retry all 1 record with this reason</button>' in page
     response = client.post(
         "/errors/retry", data={"csrf_token": csrf_token(page), "reason": "DUPLICATE_VALUE", "all_matching": "yes"},
         follow_redirects=False,
