@@ -15,11 +15,12 @@ def test_objects_page_shows_mapping_rows_translations_and_validity(client_for, s
     assert "Edit Lead" not in html  # a viewer gets no pencil
 
 
-def test_objects_page_shows_last_sync_next_run_and_history(client_for, seeded):
+def test_objects_page_shows_last_sync_next_run_and_history(client_for, seeded, airflow_dag):
+    airflow_dag("salesforce_lead_to_deployteq", paused=True)
     html = client_for("viewer").get("/objects").text
     lead = html[html.index('id="object-Lead"'):html.index('id="object-Contact"')]
     assert '<span class="badge success">success</span>' in lead  # the latest run of sync:Lead
-    assert "DAG not in Airflow yet" in lead
+    assert '<dt>Next run</dt><dd><span class="badge paused">paused</span></dd>' in lead
     assert 'href="/runs?flow=sync%3ALead"' in lead
 
 

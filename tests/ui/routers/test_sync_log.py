@@ -29,3 +29,17 @@ def test_short_runs_show_tenths_of_seconds(client_for, seeded):
             "('contact_moments', now(), now() + interval '0.4 seconds', 'success')"
         )
     assert ">0.4 s<" in client_for("viewer").get("/runs?flow=contact_moments").text
+
+
+def test_a_crashed_run_shows_how_far_it_got_not_when_it_was_closed(client_for, seeded):
+    from deployteq_salesforce.hooks.deployteq import DeployteqHook
+
+    with DeployteqHook().connect() as conn:
+        conn.execute(
+            "INSERT INTO run_log (flow, started_at, progress_at, finished_at, outcome, fetched, message) VALUES "
+            "('sync:Contact', now() - interval '2 hours', now() - interval '110 minutes', now(), 'crashed', 5000, "
+            "'the worker died; closed by the next run')"
+        )
+    html = client_for("viewer").get("/runs?flow=sync:Contact").text
+    assert '<span class="badge crashed">crashed</span>' in html and "≥ 10 min</span>" in html
+    assert "the worker died; closed by the next run" in html
