@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from deployteq_salesforce.flows.customers.config import load_objects_config
-from deployteq_salesforce.ui import view_models
+from deployteq_salesforce.ui import charts, view_models
 from tests.ui.conftest import OBJECTS_CONFIG
 
 NOW = datetime(2024, 5, 1, 14, 25, tzinfo=timezone.utc)
@@ -97,3 +97,13 @@ def test_ui_dag_ids_are_the_ones_the_factory_makes():
     assert view_models.link_dag_id("accounts") in links
 
 
+
+
+def test_more_flows_than_colours_share_one_colour():
+    rows = [(NOW, f"flow{n:02}", n + 1) for n in range(15)]
+    labels, series = view_models.hourly_budget_series(rows, now=NOW)
+    assert len(series) == charts.MAX_SERIES and series[-1].name == "other flows"
+    assert sum(series[-1].values) == sum(range(1, 5))  # the four smallest: 1 + 2 + 3 + 4
+    runs = [{"flow": f"flow{n:02}", "started_at": NOW, "fetched": 1} for n in range(15)]
+    _, by_flow, _ = view_models.records_per_run_by_flow(runs)
+    assert len(by_flow) == charts.MAX_SERIES and by_flow[-1].name == "other flows" and sum(by_flow[-1].values) == 4

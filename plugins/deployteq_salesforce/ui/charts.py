@@ -12,8 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-# Colour-blind friendly palette (Okabe-Ito), cycled per series.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+# Colour-blind friendly palette (Okabe-Ito, then four of Paul Tol's), one colour per series: callers keep
+# to MAX_SERIES series (view_models folds the rest into "other").
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+           "#882255", "#44AA99", "#332288", "#999933")
+MAX_SERIES = len(PALETTE)
 LIMIT_COLOUR = "#D55E00"
 ZERO_COLOUR = "#98A2B3"
 
@@ -137,7 +140,7 @@ def stacked_bar_chart(
                 f' <span class="muted">— {escape(limit_label)} {_fmt(limit)} is above the scale; the busiest bar is '
                 f"{_fmt(peak)} ({_percent(peak / limit * 100)} of it). Right axis: % of the {escape(limit_label)}.</span>"
             )
-    if not series or not any(totals):
+    if not labels or not series or (not any(totals) and not mark_zero):
         parts.append(
             f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h / 2:.1f}" text-anchor="middle" class="empty">'
             "no data yet</text>"

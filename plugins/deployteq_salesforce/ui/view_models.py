@@ -11,10 +11,11 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from deployteq_salesforce.flows.customers.config import ConfigProblem, ConfiguredObject
-from deployteq_salesforce.ui.charts import Series
+from deployteq_salesforce.ui.charts import MAX_SERIES, Series
 
 RUN_COUNT_COLUMNS = ("fetched", "inserted", "updated", "merged", "skipped", "errors", "deleted")
 RECORD_KINDS = ("inserted", "updated", "merged", "deleted", "skipped", "errors")
+OTHER_FLOWS = "other flows"
 
 
 # ----------------------------------------------------------------------------------- API budget
@@ -43,6 +44,9 @@ def hourly_budget_series(
         values = per_flow.setdefault(flow or "(no flow)", [0.0] * hours)
         values[slot] += count
     ordered = sorted(per_flow.items(), key=lambda item: (-sum(item[1]), item[0]))
+    if len(ordered) > MAX_SERIES:  # one colour per flow: the smallest share one
+        rest = ordered[MAX_SERIES - 1:]
+        ordered = [*ordered[:MAX_SERIES - 1], (OTHER_FLOWS, [sum(v) for v in zip(*(values for _, values in rest))])]
     labels = [start.strftime("%H:00") for start in starts]
     return labels, [Series(name, values) for name, values in ordered]
 
@@ -53,11 +57,20 @@ def run_records(run: Mapping[str, Any]) -> int:
 
 
 def records_per_run_by_flow(runs: Sequence[Mapping[str, Any]], *, limit: int = 30) -> tuple[list[str], list[Series], list[str]]:
-    """The latest runs (oldest first) as bars coloured by flow: labels, one series per flow, a tooltip per bar."""
+    """The latest runs (oldest first) as bars coloured by flow: labels, one series per flow, a tooltip per bar.
+
+    One colour per flow: beyond ``MAX_SERIES`` flows the least frequent ones share "other flows".
+    """
     chosen = list(reversed(list(runs)[:limit]))
-    flows = list(dict.fromkeys(run["flow"] for run in chosen))
+    by_frequency = sorted(dict.fromkeys(run["flow"] for run in chosen), key=lambda f: -sum(r["flow"] == f for r in chosen))
+    shown = set(by_frequency if len(by_frequency) <= MAX_SERIES else by_frequency[:MAX_SERIES - 1])
+
+    def colour_of(run: Mapping[str, Any]) -> str:
+        return run["flow"] if run["flow"] in shown else OTHER_FLOWS
+
+    names = list(dict.fromkeys(colour_of(run) for run in chosen))
+    series = [Series(name, [float(run_records(run)) if colour_of(run) == name else 0.0 for run in chosen]) for name in names]
     labels = [_short_time(run.get("started_at")) for run in chosen]
-    series = [Series(flow, [float(run_records(run)) if run["flow"] == flow else 0.0 for run in chosen]) for flow in flows]
     return labels, series, [run_tooltip(run) for run in chosen]
 
 

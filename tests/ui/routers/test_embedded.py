@@ -27,3 +27,12 @@ def test_task_view_shows_exits_and_their_reasons(client_for, seeded):
 def test_a_task_without_outcomes_says_so_in_one_line(client_for, seeded):
     html = client_for("viewer").get(f"/dag/{CAMPAIGN_DAG}/run/manual__1/task/summary").text
     assert '<p class="muted" id="no-outcomes">No Salesforce Synchronize outcomes for this task.</p>' in html
+
+
+def test_a_flow_whose_runs_have_no_records_gets_no_empty_chart(client_for, seeded):
+    from deployteq_salesforce.hooks.deployteq import DeployteqHook
+
+    with DeployteqHook().connect() as conn:
+        conn.execute("INSERT INTO run_log (flow, dag_id, finished_at, outcome) VALUES ('health_check', 'deployteq_health_check', now(), 'success')")
+    html = client_for("viewer").get("/dag/deployteq_health_check").text
+    assert "<svg" not in html and "health_check" in html

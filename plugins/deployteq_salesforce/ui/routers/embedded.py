@@ -29,7 +29,7 @@ def dag_tab(request: Request, dag_id: str, user: CurrentUser, ui: Services) -> H
 
     data = store.read(work)
     chart = None
-    if data and data["runs"]:
+    if data and any(view_models.run_records(run) for run in data["runs"]):  # a chart of zeros says nothing
         labels, series, tooltips = view_models.records_per_run_series(data["runs"])
         chart = charts.stacked_bar_chart(
             labels, series, title=f"Records per run of {dag_id}, latest 30", tooltips=tooltips, label_every=5, mark_zero=True
