@@ -47,7 +47,7 @@ LINKS = json.loads(shipped_variable("deployteq_salesforce_object_links"))
 def test_describe_problems_land_on_the_form_field_they_are_about():
     config = load_object_links(LINKS)
     link = config.link("accounts")
-    problems = editor.describe_problems(link, config.webhook_of(link), [
+    problems = editor.describe_problems(config.webhook_of(link), [
         "field 'Industry' (column 'industry') is not a field of Campaign",
         "use sync column is on, but Campaign has no field 'SyncWithClang__c'; create it",
     ])

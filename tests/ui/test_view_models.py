@@ -87,16 +87,18 @@ def test_airflow_links_quote_ids():
     assert view_models.airflow_run_url("/base", None, "r") is None
 
 
-def test_ui_dag_ids_are_the_ones_the_factory_makes():
+def test_ui_dag_ids_and_flows_are_the_ones_the_factory_and_operators_use():
     from deployteq_salesforce.dag_factory import object_link_dags, object_sync_dags
+    from deployteq_salesforce.flows.customers.operator import SalesforceToDeployteqOperator
+    from deployteq_salesforce.flows.object_links.operator import ObjectLinkSyncOperator
     from tests.ui.conftest import OBJECTS_CONFIG, shipped_variable
 
     objects = {dag.dag_id for dag in object_sync_dags(OBJECTS_CONFIG)}
     assert {view_models.object_dag_id("Lead"), view_models.object_dag_id("Contact")} <= objects
     links = {dag.dag_id for dag in object_link_dags(shipped_variable("deployteq_salesforce_object_links"))}
     assert view_models.link_dag_id("accounts") in links
-
-
+    assert SalesforceToDeployteqOperator(task_id="t", sobject="Lead").flow == view_models.object_flow("Lead")
+    assert ObjectLinkSyncOperator(task_id="t", link_name="accounts").flow == view_models.link_flow("accounts")
 
 
 def test_more_flows_than_colours_share_one_colour():

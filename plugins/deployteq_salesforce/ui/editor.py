@@ -247,7 +247,7 @@ class LinkProblem:
 LinkCheck = Callable[[ObjectLink, Webhook], tuple[list[LinkProblem], list[str]]]
 
 
-def describe_problems(link: ObjectLink, webhook: Webhook, messages: list[str]) -> list[LinkProblem]:
+def describe_problems(webhook: Webhook, messages: list[str]) -> list[LinkProblem]:
     """The link's problems against its object's describe (``check_link_against_describe``), on the form
     field each is about: the webhook's fields and the sync column must exist on the Salesforce object."""
     problems = []

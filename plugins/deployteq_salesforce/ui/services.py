@@ -87,6 +87,11 @@ class Store:
             log.warning("%s", self.problem)
             return None
 
+    def latest_runs(self) -> dict[str, dict[str, Any]]:
+        """Every flow's latest run, by flow (empty before the first run, or when the store cannot be read)."""
+        flows = self.read(lambda conn, tables: store_queries.flows(conn) if "run_log" in tables else [])
+        return {flow["flow"]: flow for flow in flows or []}
+
     def customer_columns(self) -> dict[str, str] | None:
         from deployteq_salesforce.hooks.deployteq import DeployteqHook
 

@@ -176,14 +176,26 @@ def salesforce_environment(*, domain: str | None, instance_url: str | None) -> s
 # ----------------------------------------------------------------------------------- Airflow links
 
 
+# How the DAG factory names the DAGs and the operators name their flows in the run log (a test keeps
+# these in step with ``dag_factory`` and the operators).
+
+
 def object_dag_id(sobject: str) -> str:
-    """The incremental DAG of a configured object (``dag_factory.object_sync_dags`` names it so)."""
+    """The incremental DAG of a configured object."""
     return f"salesforce_{sobject.lower()}_to_deployteq"
 
 
+def object_flow(sobject: str) -> str:
+    return f"sync:{sobject}"
+
+
 def link_dag_id(name: str) -> str:
-    """The DAG of an object link (``dag_factory.object_link_dags`` names it so)."""
+    """The DAG of an object link."""
     return f"salesforce_link_{name}"
+
+
+def link_flow(name: str) -> str:
+    return f"link:{name}"
 
 
 def airflow_run_url(root: str, dag_id: str | None, run_id: str | None) -> str | None:

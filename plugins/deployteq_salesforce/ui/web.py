@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.core_api.security import get_user
 
+from deployteq_salesforce.flows.customers.config import VARIABLE_NAME as OBJECTS_VARIABLE
 from deployteq_salesforce.ui import csrf, view_models
 
 URL_PREFIX = "/deployteq-salesforce"
@@ -121,8 +122,6 @@ def render(
     request: Request, template: str, user: Any | None, *, status_code: int = 200, embedded: bool = False, **context: Any
 ) -> HTMLResponse:
     """A page of ours; ``embedded`` pages (a DAG's tab, a task's view) show their content only."""
-    from deployteq_salesforce.flows.customers.config import VARIABLE_NAME as OBJECTS_VARIABLE
-
     context.setdefault("store_problem", None)
     response = TEMPLATES.TemplateResponse(
         request,
@@ -187,15 +186,16 @@ def wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-# Airflow's answers when there is no valid login (its own UI sends the browser to log in on these).
-_NOT_LOGGED_IN = {(401, None), (403, "Invalid JWT token")}
+def _not_logged_in(exc: StarletteHTTPException) -> bool:
+    """Airflow's answers when there is no valid login (its own UI sends the browser to log in on these)."""
+    return exc.status_code == 401 or (exc.status_code == 403 and exc.detail == "Invalid JWT token")
 
 
 def install_error_pages(app: FastAPI) -> None:
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if not wants_html(request):
             return await http_exception_handler(request, exc)
-        if (exc.status_code, None) in _NOT_LOGGED_IN or (exc.status_code, exc.detail) in _NOT_LOGGED_IN:
+        if _not_logged_in(exc):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             login = f"{airflow_root(request)}/api/v2/auth/login?{urlencode({'next': target})}"
             return RedirectResponse(login, status_code=status.HTTP_303_SEE_OTHER)
@@ -213,7 +213,8 @@ def install_error_pages(app: FastAPI) -> None:
 
 def _error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
     back = request.headers.get("referer") or ""
-    same_site = back.startswith(f"{request.url.scheme}://{request.url.netloc}{base_url(request)}")
+    referer = urlsplit(back)
+    same_site = referer.netloc == request.url.netloc and referer.path.startswith(f"{base_url(request)}/")
     return render(
         request, "error.html", None, status_code=status_code, message=message,
         back=back if same_site else f"{base_url(request)}/", title=_TITLES.get(status_code, "Something went wrong"),

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
 
 from deployteq_salesforce.flows.object_links.config import SYNC_COLUMN, VARIABLE_NAME, ObjectLink, Webhook
-from deployteq_salesforce.ui import airflow_meta, editor, store_queries, view_models
+from deployteq_salesforce.ui import airflow_meta, editor, view_models
 from deployteq_salesforce.ui.services import UiServices, ui_services
 from deployteq_salesforce.ui.web import CurrentUser, can_edit_variable, form_fields, redirect, render, require, requires_dag
 
@@ -33,7 +33,7 @@ def link_check(ui: UiServices) -> editor.LinkCheck:
             return [editor.missing_object_problem(link)], []
         if not found.found:
             return [], [f"not checked against Salesforce: {found.problem}"]
-        return editor.describe_problems(link, webhook, check_link_against_describe(link, webhook, found.as_dict())), []
+        return editor.describe_problems(webhook, check_link_against_describe(link, webhook, found.as_dict())), []
 
     return check
 
@@ -57,14 +57,14 @@ def _links_page(
     if raw is not None:
         view["raw"] = raw
     store = ui.store()
-    flows = {flow["flow"]: flow for flow in (store.read(lambda conn, tables: store_queries.flows(conn) if "run_log" in tables else []) or [])}
+    latest = store.latest_runs()
     names = [link["name"] for link in view["links"] if isinstance(link.get("name"), str)]
     schedules = airflow_meta.dag_schedules(view_models.link_dag_id(name) for name in names)
     rows = [
         {
             "link": link,
-            "flow": f"link:{link.get('name')}",
-            "last_run": flows.get(f"link:{link.get('name')}"),
+            "flow": view_models.link_flow(str(link.get("name"))),
+            "last_run": latest.get(view_models.link_flow(str(link.get("name")))),
             "schedule": schedules.get(view_models.link_dag_id(str(link.get("name")))),
         }
         for link in view["links"]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
 
 from deployteq_salesforce.flows.customers.config import VARIABLE_NAME, validate_against_salesforce
-from deployteq_salesforce.ui import airflow_meta, editor, store_queries, view_models
+from deployteq_salesforce.ui import airflow_meta, editor, view_models
 from deployteq_salesforce.ui.services import UiServices, ui_services
 from deployteq_salesforce.ui.web import CurrentUser, can_edit_variable, form_fields, redirect, render, require, requires_dag
 
@@ -27,7 +27,7 @@ def objects_page(request: Request, user: CurrentUser, ui: Services, saved: str |
     config, _, config_problems = ui.objects_config()
     store = ui.store()
     columns = store.customer_columns()
-    flows = {flow["flow"]: flow for flow in (store.read(lambda conn, tables: store_queries.flows(conn) if "run_log" in tables else []) or [])}
+    latest = store.latest_runs()
     schedules = airflow_meta.dag_schedules(view_models.object_dag_id(obj.sobject) for obj in (config.objects if config else []))
     objects = []
     for obj in config.objects if config else []:
@@ -39,8 +39,8 @@ def objects_page(request: Request, user: CurrentUser, ui: Services, saved: str |
                 "rows": view_models.mapping_rows(obj, problems or []),
                 "object_problems": view_models.object_level_problems(problems or []),
                 "validity": view_models.validity(problems, found.problem),
-                "flow": f"sync:{obj.sobject}",
-                "last_run": flows.get(f"sync:{obj.sobject}"),
+                "flow": view_models.object_flow(obj.sobject),
+                "last_run": latest.get(view_models.object_flow(obj.sobject)),
                 "schedule": schedules.get(view_models.object_dag_id(obj.sobject)),
             }
         )
