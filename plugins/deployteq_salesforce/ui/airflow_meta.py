@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 # -------------------------------------------------------------------------------------- Variables
@@ -45,7 +46,6 @@ class DagSchedule:
     dag_id: str
     paused: bool
     next_run: datetime | None
-    schedule: str | None
 
 
 def dag_schedules(dag_ids: Iterable[str]) -> dict[str, DagSchedule]:
@@ -60,12 +60,13 @@ def dag_schedules(dag_ids: Iterable[str]) -> dict[str, DagSchedule]:
     with create_session() as session:
         rows = session.scalars(select(DagModel).where(DagModel.dag_id.in_(wanted))).all()
         return {
-            dag.dag_id: DagSchedule(dag.dag_id, bool(dag.is_paused), dag.next_dagrun_create_after, dag.timetable_summary)
+            dag.dag_id: DagSchedule(dag.dag_id, bool(dag.is_paused), dag.next_dagrun_create_after)
             for dag in rows
         }
 
 
-def _run_log_operators() -> set[str]:
+@cache
+def _run_log_operators() -> frozenset[str]:
     """Class names of our operators: the tasks that write the run log (``TaskInstance.operator``)."""
     import importlib
     import pkgutil
@@ -80,7 +81,7 @@ def _run_log_operators() -> set[str]:
         cls = todo.pop()
         names.add(cls.__name__)
         todo.extend(cls.__subclasses__())
-    return names
+    return frozenset(names)
 
 
 def flow_tasks(runs: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
@@ -112,7 +113,8 @@ def flow_tasks(runs: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
 
 @dataclass(frozen=True)
 class StoredConnection:
-    """The connection as the account form shows it: never a secret, only whether one is stored."""
+    """The connection as the account form needs it; the password only as "is there one".  The extras hold
+    secrets too (the security token): the form keeps them and never renders them."""
 
     conn_id: str
     in_database: bool
