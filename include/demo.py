@@ -246,6 +246,8 @@ def airflow_environment() -> dict[str, str]:
         # Shared by the API server and the workers, so task tokens verify across processes.
         "AIRFLOW__API_AUTH__JWT_SECRET": _secret_file("jwt.secret", lambda: secrets.token_urlsafe(64)),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        # the demo environment runs its DAGs once the scheduler is up (`make ui`); production keeps the default
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     }
 
@@ -445,6 +447,12 @@ def main(argv: list[str] | None = None) -> int:
                 changes = load_settings()
             console.say("    " + "; ".join(str(c) for c in changes if c.action != "unchanged")
                         if any(c.action != "unchanged" for c in changes) else "    all settings unchanged")
+            if args.ui or args.keep_ui:
+                with console.step("Switch on the project's DAGs (except those paused by hand)"):
+                    from include.demo_unpause import unpause_project_dags
+
+                    switched = unpause_project_dags()
+                console.say(f"    switched on: {', '.join(switched)}" if switched else "    nothing to switch on")
             if not args.ui:
                 results, import_errors = run_demo_dags(console, services)
                 with console.step("Push one object through the webhook endpoint (R10)"):

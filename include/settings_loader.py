@@ -3,8 +3,13 @@
     python -m include.settings_loader [--file airflow_settings.yaml]
 
 Creates or updates the connections, pools and variables in the file through Airflow's own
-models, in one metadata-DB session, and prints what it created, updated or left unchanged
+models, in one metadata-DB session, and prints what it created, updated, kept or left unchanged
 (field names only: values may be secrets).  Running it again changes nothing.
+
+What an operator changed in Airflow (UI, API, CLI) since the loader last applied the file is
+kept, never overwritten silently: the loader records a fingerprint of what it applied per entry
+(Variable ``deployteq_settings_loader_state``) and keeps an entry whose stored value no longer
+matches it, saying so; ``--force`` overwrites such entries with the file's values.
 
 Extension to the astro format: ``${NAME}`` in any string value is replaced by the
 environment variable ``NAME`` (``${NAME:-default}`` falls back to ``default``; ``$${`` is a
@@ -15,9 +20,11 @@ differ per machine (emulator URL, session id, database host) stay out of the fil
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
+import secrets
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +48,18 @@ POOL_KEYS = {"pool_name", "pool_slot", "pool_description"}
 VARIABLE_KEYS = {"variable_name", "variable_value", "variable_description"}
 SECTIONS = {"connections": CONNECTION_KEYS, "pools": POOL_KEYS, "variables": VARIABLE_KEYS}
 NAME_KEYS = {"connections": "conn_id", "pools": "pool_name", "variables": "variable_name"}
+
+# Where the loader remembers what it applied: one fingerprint per entry (kind:name).
+STATE_VARIABLE = "deployteq_settings_loader_state"
+STATE_DESCRIPTION = (
+    "Fingerprints of what include.settings_loader last applied, so that changes made in Airflow are kept; "
+    "managed by the loader"
+)
+# Fingerprints cover secrets (connection passwords): a salted, slow hash so that whoever can read
+# Variables cannot test guesses of a password against them cheaply.
+FINGERPRINT_ITERATIONS = 100_000
+KEPT_CHANGED = "changed in Airflow since the last load; --force to overwrite"
+KEPT_UNKNOWN = "differs from the file and was not set by this loader; --force to overwrite"
 
 _ENV_REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -281,100 +300,239 @@ def consistency_warnings(settings: AirflowSettings) -> list[str]:
 class Change:
     kind: str  # "connection", "pool" or "variable"
     name: str
-    action: str  # "created", "updated" or "unchanged"
+    action: str  # "created", "updated", "kept" or "unchanged"
     fields: tuple[str, ...] = ()
+    reason: str = ""  # why a differing entry was kept, or that a forced update overwrote a change
 
     def __str__(self) -> str:
         detail = f" ({', '.join(self.fields)})" if self.fields else ""
-        return f"{self.kind} {self.name}: {self.action}{detail}"
+        reason = f": {self.reason}" if self.reason else ""
+        return f"{self.kind} {self.name}: {self.action}{detail}{reason}"
 
 
-def apply_settings(settings: AirflowSettings) -> list[Change]:
-    """Create or update everything in ``settings`` in Airflow's metadata DB, in one transaction."""
+@dataclass
+class _Entry:
+    """One entry of the file as the apply step sees it: what the file wants, what Airflow holds."""
+
+    kind: str
+    name: str
+    wanted: dict[str, Any]
+    current: dict[str, Any] | None  # None: not in Airflow yet
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    @property
+    def changed_fields(self) -> tuple[str, ...]:
+        return tuple(name for name, value in self.wanted.items() if self.current is None or self.current[name] != value)
+
+
+class LoaderState:
+    """The fingerprints of what the loader applied, kept in a Variable of the same metadata DB."""
+
+    def __init__(self, raw: str | None) -> None:
+        try:
+            data = json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            data = {}
+        data = data if isinstance(data, dict) else {}
+        self.salt = str(data.get("salt") or secrets.token_hex(16))
+        applied = data.get("applied")
+        self.applied: dict[str, str] = dict(applied) if isinstance(applied, dict) else {}
+
+    def fingerprint(self, values: dict[str, Any]) -> str:
+        canonical = json.dumps(values, sort_keys=True, default=str).encode()
+        return hashlib.pbkdf2_hmac("sha256", canonical, self.salt.encode(), FINGERPRINT_ITERATIONS).hex()
+
+    def text(self) -> str:
+        return json.dumps({"salt": self.salt, "applied": dict(sorted(self.applied.items()))}, indent=1)
+
+
+def decide(entry: _Entry, state: LoaderState, *, force: bool) -> Change:
+    """What to do with one entry: create, update, keep (changed in Airflow) or leave unchanged."""
+    fields = entry.changed_fields
+    if entry.current is None:
+        return Change(entry.kind, entry.name, "created")
+    if not fields:
+        return Change(entry.kind, entry.name, "unchanged")
+    recorded = state.applied.get(entry.key)
+    untouched = recorded is not None and recorded == state.fingerprint(entry.current)
+    if not untouched and not force:
+        return Change(entry.kind, entry.name, "kept", fields, KEPT_CHANGED if recorded else KEPT_UNKNOWN)
+    return Change(entry.kind, entry.name, "updated", fields, "" if untouched else "--force overwrote a change made in Airflow")
+
+
+def apply_settings(settings: AirflowSettings, *, force: bool = False) -> list[Change]:
+    """Create or update everything in ``settings`` in Airflow's metadata DB, in one transaction.
+
+    An existing entry that differs from the file is updated only when Airflow still holds what the
+    loader applied last time (or with ``force``); otherwise it is kept and reported as ``kept``.
+    """
+    from airflow.models.variable import Variable
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
+    kinds = (
+        (settings.connections, _ConnectionEntries()),
+        (settings.pools, _PoolEntries()),
+        (settings.variables, _VariableEntries()),
+    )
+    changes = []
     with create_session() as session:
-        changes = [_apply_connection(session, spec) for spec in settings.connections]
-        changes += [_apply_pool(session, spec) for spec in settings.pools]
-        changes += [_apply_variable(session, spec) for spec in settings.variables]
+        stored_state = session.scalar(select(Variable).where(Variable.key == STATE_VARIABLE))
+        state = LoaderState(stored_state.val if stored_state is not None else None)
+        for specs, entries in kinds:
+            for spec in specs:
+                existing = entries.find(session, spec)
+                wanted = entries.wanted(spec)
+                entry = _Entry(entries.kind, entries.name(spec), wanted, entries.values(existing) if existing is not None else None)
+                change = decide(entry, state, force=force)
+                if change.action == "created":
+                    existing = entries.create(session, spec)
+                    session.flush()
+                elif change.action == "updated":
+                    entries.update(existing, spec, change.fields)
+                if change.action != "kept":  # what Airflow holds now is the file's (as Airflow stores it)
+                    state.applied[entry.key] = state.fingerprint(entries.values(existing))
+                changes.append(change)
+        if stored_state is None:
+            session.add(Variable(key=STATE_VARIABLE, val=state.text(), description=STATE_DESCRIPTION))
+        elif stored_state.val != state.text():
+            stored_state.val = state.text()
     return changes
 
 
-def _set_fields(obj: Any, wanted: dict[str, Any], current: dict[str, Any]) -> tuple[str, ...]:
-    changed = tuple(name for name, value in wanted.items() if current[name] != value)
-    for name in changed:
-        setattr(obj, name, wanted[name])
-    return changed
+class _ConnectionEntries:
+    kind = "connection"
+
+    @staticmethod
+    def name(spec: ConnectionSpec) -> str:
+        return spec.conn_id
+
+    @staticmethod
+    def find(session, spec: ConnectionSpec):
+        from airflow.models.connection import Connection
+        from sqlalchemy import select
+
+        return session.scalar(select(Connection).where(Connection.conn_id == spec.conn_id))
+
+    @staticmethod
+    def wanted(spec: ConnectionSpec) -> dict[str, Any]:
+        return {
+            "conn_type": spec.conn_type, "host": spec.host, "schema": spec.schema, "login": spec.login,
+            "password": spec.password, "port": spec.port, "description": spec.description, "extra": spec.extra,
+        }
+
+    @staticmethod
+    def values(conn) -> dict[str, Any]:
+        """The fields the loader manages, as Airflow holds them (decrypted; empty text is None)."""
+        values = {name: getattr(conn, name) or None for name in ("conn_type", "host", "schema", "login", "password")}
+        values.update(port=conn.port, description=conn.description or None)
+        values["extra"] = (conn.extra_dejson or None) if conn.extra else None
+        return values
+
+    @staticmethod
+    def create(session, spec: ConnectionSpec):
+        from airflow.models.connection import Connection
+
+        wanted = _ConnectionEntries.wanted(spec)
+        conn = Connection(conn_id=spec.conn_id, **{**wanted, "extra": json.dumps(spec.extra) if spec.extra else None})
+        session.add(conn)
+        return conn
+
+    @staticmethod
+    def update(conn, spec: ConnectionSpec, fields: tuple[str, ...]) -> None:
+        wanted = _ConnectionEntries.wanted(spec)
+        for name in fields:
+            setattr(conn, name, json.dumps(spec.extra) if name == "extra" and spec.extra else wanted[name])
 
 
-def _apply_connection(session, spec: ConnectionSpec) -> Change:
-    from airflow.models.connection import Connection
-    from sqlalchemy import select
+class _PoolEntries:
+    kind = "pool"
 
-    existing = session.scalar(select(Connection).where(Connection.conn_id == spec.conn_id))
-    wanted = {
-        "conn_type": spec.conn_type,
-        "host": spec.host,
-        "schema": spec.schema,
-        "login": spec.login,
-        "password": spec.password,
-        "port": spec.port,
-        "description": spec.description,
-    }
-    if existing is None:
-        session.add(Connection(conn_id=spec.conn_id, extra=spec.extra, **wanted))
-        return Change("connection", spec.conn_id, "created")
-    current = {name: getattr(existing, name) or None for name in wanted}
-    current["port"] = existing.port
-    changed = _set_fields(existing, wanted, current)
-    current_extra = existing.extra_dejson if existing.extra else None
-    if (current_extra or None) != spec.extra:
-        existing.extra = json.dumps(spec.extra) if spec.extra else None
-        changed += ("extra",)
-    return Change("connection", spec.conn_id, "updated" if changed else "unchanged", changed)
+    @staticmethod
+    def name(spec: PoolSpec) -> str:
+        return spec.name
 
+    @staticmethod
+    def find(session, spec: PoolSpec):
+        from airflow.models.pool import Pool
+        from sqlalchemy import select
 
-def _apply_pool(session, spec: PoolSpec) -> Change:
-    from airflow.models.pool import Pool
-    from sqlalchemy import select
+        return session.scalar(select(Pool).where(Pool.pool == spec.name))
 
-    existing = session.scalar(select(Pool).where(Pool.pool == spec.name))
-    if existing is None:
+    @staticmethod
+    def wanted(spec: PoolSpec) -> dict[str, Any]:
+        return {"slots": spec.slots, "description": spec.description}
+
+    @staticmethod
+    def values(pool) -> dict[str, Any]:
+        return {"slots": pool.slots, "description": pool.description or ""}
+
+    @staticmethod
+    def create(session, spec: PoolSpec):
+        from airflow.models.pool import Pool
+
         # include_deferred=False: a task waiting (deferred) for API budget frees its slot.
-        session.add(Pool(pool=spec.name, slots=spec.slots, description=spec.description, include_deferred=False))
-        return Change("pool", spec.name, "created")
-    wanted = {"slots": spec.slots, "description": spec.description}
-    current = {"slots": existing.slots, "description": existing.description or ""}
-    changed = _set_fields(existing, wanted, current)
-    return Change("pool", spec.name, "updated" if changed else "unchanged", changed)
+        pool = Pool(pool=spec.name, slots=spec.slots, description=spec.description, include_deferred=False)
+        session.add(pool)
+        return pool
+
+    @staticmethod
+    def update(pool, spec: PoolSpec, fields: tuple[str, ...]) -> None:
+        for name in fields:
+            setattr(pool, name, _PoolEntries.wanted(spec)[name])
 
 
-def _apply_variable(session, spec: VariableSpec) -> Change:
-    from airflow.models.variable import Variable
-    from sqlalchemy import select
+class _VariableEntries:
+    kind = "variable"
 
-    existing = session.scalar(select(Variable).where(Variable.key == spec.key))
-    if existing is None:
-        session.add(Variable(key=spec.key, val=spec.value, description=spec.description))
-        return Change("variable", spec.key, "created")
-    changed: tuple[str, ...] = ()
-    if existing.val != spec.value:
-        existing.val = spec.value
-        changed += ("value",)
-    if (existing.description or None) != spec.description:
-        existing.description = spec.description
-        changed += ("description",)
-    return Change("variable", spec.key, "updated" if changed else "unchanged", changed)
+    @staticmethod
+    def name(spec: VariableSpec) -> str:
+        return spec.key
+
+    @staticmethod
+    def find(session, spec: VariableSpec):
+        from airflow.models.variable import Variable
+        from sqlalchemy import select
+
+        return session.scalar(select(Variable).where(Variable.key == spec.key))
+
+    @staticmethod
+    def wanted(spec: VariableSpec) -> dict[str, Any]:
+        return {"value": spec.value, "description": spec.description}
+
+    @staticmethod
+    def values(variable) -> dict[str, Any]:
+        return {"value": variable.val, "description": variable.description or None}
+
+    @staticmethod
+    def create(session, spec: VariableSpec):
+        from airflow.models.variable import Variable
+
+        variable = Variable(key=spec.key, val=spec.value, description=spec.description)
+        session.add(variable)
+        return variable
+
+    @staticmethod
+    def update(variable, spec: VariableSpec, fields: tuple[str, ...]) -> None:
+        if "value" in fields:
+            variable.val = spec.value
+        if "description" in fields:
+            variable.description = spec.description
 
 
 def summary(changes: list[Change]) -> str:
-    counts = {action: sum(c.action == action for c in changes) for action in ("created", "updated", "unchanged")}
+    counts = {action: sum(c.action == action for c in changes) for action in ("created", "updated", "kept", "unchanged")}
     return ", ".join(f"{n} {action}" for action, n in counts.items())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.settings_loader", description=__doc__.split("\n\n")[0])
     parser.add_argument("--file", default=str(DEFAULT_SETTINGS_FILE), help="settings file (default: %(default)s)")
+    parser.add_argument("--force", action="store_true",
+                        help="also overwrite entries that were changed in Airflow since the last load")
     args = parser.parse_args(argv)
     try:
         settings = load_settings_file(args.file)
@@ -383,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for warning in consistency_warnings(settings):
         print(f"warning: {warning}")
-    changes = apply_settings(settings)
+    changes = apply_settings(settings, force=args.force)
     for change in changes:
         print(change)
     print(f"Applied {args.file}: {summary(changes)}")

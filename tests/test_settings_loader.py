@@ -10,6 +10,7 @@ import yaml
 
 from include.settings_loader import (
     DEFAULT_SETTINGS_FILE,
+    STATE_VARIABLE,
     SettingsError,
     apply_settings,
     consistency_warnings,
@@ -234,6 +235,90 @@ def test_changed_values_are_updated_and_named(suffix):
     assert (state["sf"][1], state["pool"][0], state["var"]) == ("second-secret-2", 5, "v2")
 
 
+def change_in_airflow(suffix: str) -> None:
+    """What an operator does in the Airflow UI: new password, more pool slots, another Variable value."""
+    from airflow.models.connection import Connection
+    from airflow.models.pool import Pool
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        session.scalar(select(Connection).where(Connection.conn_id == f"sf_{suffix}")).set_password("typed-in-the-ui")
+        session.scalar(select(Pool).where(Pool.pool == f"pool_{suffix}")).slots = 9
+    Variable.set(f"var_{suffix}", "edited in the UI")
+
+
+def test_changes_made_in_airflow_are_kept_and_said(suffix):
+    apply_settings(parse_settings(settings_doc(suffix), environ={}))
+    change_in_airflow(suffix)
+
+    # the file changed too: the loader must still not overwrite what the operator saved
+    changes = apply_settings(parse_settings(settings_doc(suffix, password="second-secret-2", slots=5, value="v2"), environ={}))
+
+    reason = "changed in Airflow since the last load; --force to overwrite"
+    assert [str(c) for c in changes] == [
+        f"connection sf_{suffix}: kept (password): {reason}",
+        f"connection pg_{suffix}: unchanged",
+        f"pool pool_{suffix}: kept (slots): {reason}",
+        f"variable var_{suffix}: kept (value): {reason}",
+    ]
+    state = read_back(suffix)
+    assert (state["sf"][1], state["pool"][0], state["var"]) == ("typed-in-the-ui", 9, "edited in the UI")
+
+
+def test_force_overwrites_changes_made_in_airflow_and_says_so(suffix):
+    apply_settings(parse_settings(settings_doc(suffix), environ={}))
+    change_in_airflow(suffix)
+
+    changes = apply_settings(parse_settings(settings_doc(suffix), environ={}), force=True)
+
+    assert [c.action for c in changes] == ["updated", "unchanged", "updated", "updated"]
+    assert all(c.reason == "--force overwrote a change made in Airflow" for c in changes if c.action == "updated")
+    state = read_back(suffix)
+    assert (state["sf"][1], state["pool"][0], state["var"]) == ("first-secret-1", 3, "v1")
+    # from now on the file's values are the loader's again: a file change applies without --force
+    again = apply_settings(parse_settings(settings_doc(suffix, value="v3"), environ={}))
+    assert [c.action for c in again] == ["unchanged", "unchanged", "unchanged", "updated"]
+
+
+def test_an_entry_the_loader_never_set_is_kept_when_it_differs(suffix):
+    from airflow.models.variable import Variable
+
+    Variable.set(f"var_{suffix}", "made by hand before any load")
+
+    changes = apply_settings(parse_settings(settings_doc(suffix), environ={}))
+
+    assert str(changes[-1]) == (
+        f"variable var_{suffix}: kept (value): differs from the file and was not set by this loader; --force to overwrite"
+    )
+    assert read_back(suffix)["var"] == "made by hand before any load"
+
+
+def test_the_loader_state_holds_no_secret(suffix):
+    from airflow.models.variable import Variable
+
+    apply_settings(parse_settings(settings_doc(suffix, password="a-password-to-hide"), environ={}))
+
+    state = json.loads(Variable.get(STATE_VARIABLE))
+    assert f"connection:sf_{suffix}" in state["applied"]
+    assert "a-password-to-hide" not in Variable.get(STATE_VARIABLE)
+
+
+def test_cli_force_overwrites(suffix, tmp_path, capsys):
+    path = write_settings(tmp_path, settings_doc(suffix))
+    assert main(["--file", str(path)]) == 0
+    change_in_airflow(suffix)
+
+    assert main(["--file", str(path)]) == 0
+    assert main(["--file", str(path), "--force"]) == 0
+
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == f"Applied {path}: 0 created, 3 updated, 0 kept, 1 unchanged"
+    assert f"Applied {path}: 0 created, 0 updated, 3 kept, 1 unchanged" in out
+    assert read_back(suffix)["var"] == "v1"
+
+
 def test_cli_reports_without_printing_secrets(suffix, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LOADER_TEST_SECRET", "very-secret-session-id")
     path = write_settings(tmp_path, settings_doc(suffix, password="${LOADER_TEST_SECRET}"))
@@ -244,7 +329,7 @@ def test_cli_reports_without_printing_secrets(suffix, tmp_path, capsys, monkeypa
     out = capsys.readouterr().out
     assert "very-secret-session-id" not in out
     assert f"connection sf_{suffix}: created" in out
-    assert out.strip().splitlines()[-1] == f"Applied {path}: 0 created, 0 updated, 4 unchanged"
+    assert out.strip().splitlines()[-1] == f"Applied {path}: 0 created, 0 updated, 0 kept, 4 unchanged"
 
 
 def test_cli_exits_2_with_the_error_for_a_bad_file(tmp_path, capsys):

@@ -5,8 +5,9 @@ open no connection: the apps below load Airflow config, hooks and Variables per 
 
 - ``/deployteq-webhooks/<webhook>``: the webhook receivers (R10), served by the API server; they
   authenticate with their own bearer token (Connection ``deployteq_webhook``), not Airflow's login.
-- ``Integrations -> Salesforce`` in the nav, a "Salesforce sync" tab on DAGs and a "Synchronize exits"
-  view on task instances: the pages of ``deployteq_salesforce.ui`` (R16), behind Airflow's own login.
+- "Salesforce" and "Salesforce errors" in the nav category "Integrations" (Airflow 3.3 lists it in its
+  "Plugins" menu), a "Salesforce sync" tab on DAGs and a "Synchronize exits" view on task instances:
+  the pages of ``deployteq_salesforce.ui`` (R16), behind Airflow's own login.
 """
 
 from __future__ import annotations

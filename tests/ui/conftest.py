@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
 
 USERS = {"viewer": "viewer", "user": "user", "op": "op", "admin": "admin"}  # username -> SimpleAuthManager role
 
@@ -147,6 +151,92 @@ def seeded(deployteq_conn_id):
     from deployteq_salesforce.hooks.deployteq import DeployteqHook
 
     return seed_store(DeployteqHook(deployteq_conn_id))
+
+
+def shipped_variable(name: str) -> str:
+    """A Variable's value as airflow_settings.yaml ships it."""
+    settings = yaml.safe_load((ROOT / "airflow_settings.yaml").read_text())
+    return next(v for v in settings["airflow"]["variables"] if v["variable_name"] == name)["variable_value"]
+
+
+@pytest.fixture
+def object_links(airflow_db):
+    """The demo's object-links Variable (airflow_settings.yaml) for one test; its document is returned."""
+    from airflow.models import Variable
+
+    from deployteq_salesforce.flows.object_links.config import VARIABLE_NAME, load_object_links
+
+    links = json.loads(shipped_variable(VARIABLE_NAME))
+    load_object_links(links)  # the demo's links are valid
+    Variable.set(VARIABLE_NAME, json.dumps(links))
+    yield links
+    Variable.delete(VARIABLE_NAME)
+
+
+@pytest.fixture
+def airflow_dag(airflow_db):
+    """``airflow_dag(dag_id, paused=..., next_run=...)``: the DAG as Airflow's metadata has it, for one test."""
+    from airflow.models.dag import DagModel
+    from airflow.models.dagbundle import DagBundleModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete, insert, update
+
+    created, changed = [], []
+
+    def make(dag_id: str, *, paused: bool = False, next_run: datetime | None = None) -> None:
+        with create_session() as session:
+            if session.get(DagBundleModel, "ui-test") is None:
+                session.add(DagBundleModel(name="ui-test"))
+                session.flush()
+            existing = session.get(DagModel, dag_id)
+            if existing is None:
+                session.execute(insert(DagModel.__table__).values(
+                    dag_id=dag_id, bundle_name="ui-test", max_active_tasks=16, max_consecutive_failed_dag_runs=0,
+                    has_task_concurrency_limits=False, is_paused=paused, is_stale=False, next_dagrun_create_after=next_run,
+                ))
+                created.append(dag_id)
+            else:  # another test's dag.test() made it: change it for this test only
+                changed.append((dag_id, existing.is_paused, existing.next_dagrun_create_after))
+                existing.is_paused, existing.next_dagrun_create_after = paused, next_run
+
+    yield make
+    with create_session() as session:
+        for dag_id, paused, next_run in changed:
+            session.execute(update(DagModel.__table__).where(DagModel.dag_id == dag_id).values(
+                is_paused=paused, next_dagrun_create_after=next_run))
+        session.execute(delete(DagModel.__table__).where(DagModel.dag_id.in_(created)))
+
+
+@pytest.fixture
+def airflow_task_instance(airflow_dag):
+    """``airflow_task_instance(dag_id, run_id, task_id, operator)``: a task Airflow ran, for one test."""
+    import uuid6
+    from airflow.models.dag import DagModel
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete, insert
+
+    made = []
+
+    def make(dag_id: str, run_id: str, task_id: str, operator: str) -> None:
+        with create_session() as session:
+            if session.get(DagModel, dag_id) is None:
+                airflow_dag(dag_id)
+            session.execute(insert(DagRun.__table__).values(
+                dag_id=dag_id, run_id=run_id, run_type="scheduled", data_interval_end=None, logical_date=None,
+                run_after=datetime.now(timezone.utc),
+            ))
+            session.execute(insert(TaskInstance.__table__).values(
+                id=uuid6.uuid7(), dag_id=dag_id, run_id=run_id, task_id=task_id, pool="default_pool", operator=operator, map_index=-1,
+            ))
+        made.append((dag_id, run_id))
+
+    yield make
+    with create_session() as session:
+        for dag_id, run_id in made:
+            session.execute(delete(TaskInstance.__table__).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id))
+            session.execute(delete(DagRun.__table__).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
-"""Pure view-model logic of the Salesforce pages: charts, budget bucketing, mapping rows, editor forms."""
+"""Pure view-model logic of the Salesforce pages: budget bucketing, run series, formatting, mapping rows, links."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 from deployteq_salesforce.flows.customers.config import load_objects_config
-from deployteq_salesforce.ui import charts, csrf, editor, view_models
+from deployteq_salesforce.ui import charts, view_models
 from tests.ui.conftest import OBJECTS_CONFIG
 
 NOW = datetime(2024, 5, 1, 14, 25, tzinfo=timezone.utc)
@@ -24,20 +24,6 @@ def test_budget_buckets_per_clock_hour_and_flow_over_24_hours():
     assert by_name["sync:Lead"][-1] == 15 and sum(by_name["sync:Lead"]) == 15
     assert by_name["contact_moments"][0] == 7
     assert [s.name for s in series] == ["sync:Lead", "contact_moments"]  # largest first
-
-
-def test_chart_stacks_series_draws_the_limit_and_escapes_text():
-    svg = charts.stacked_bar_chart(
-        ["a", "b"], [charts.Series("x<y", [1, 2]), charts.Series("z", [3, 0])], title="T & U", limit=10
-    )
-    assert svg.startswith("<svg") and svg.endswith("</svg>")
-    assert svg.count('class="bar"') == 3  # the zero value draws nothing
-    assert 'class="limit"' in svg and "limit 10" in svg
-    assert "x&lt;y" in svg and "T &amp; U" in svg and "x<y" not in svg
-
-
-def test_chart_without_data_says_so():
-    assert "no data yet" in charts.stacked_bar_chart(["a"], [], title="t")
 
 
 def test_mapping_rows_carry_their_own_problems():
@@ -61,47 +47,65 @@ def test_salesforce_environment():
     assert view_models.salesforce_environment(domain=None, instance_url="https://localhost:8443") == "custom instance (localhost)"
 
 
-def test_format_seconds():
-    assert [view_models.format_seconds(s) for s in (42, 185, 7800, 3 * 86400 + 3600)] == ["42 s", "3 min 5 s", "2 h 10 min", "3 d 1 h"]
+def test_format_seconds_keeps_tenths_of_short_runs():
+    assert [view_models.format_seconds(s) for s in (0.04, 0.45, 9.96, 42, 185, 7800, 3 * 86400 + 3600)] == [
+        "0.0 s", "0.4 s", "9.9 s", "42 s", "3 min 5 s", "2 h 10 min", "3 d 1 h"]
 
 
-def test_translations_round_trip_and_bad_lines():
-    text = editor.format_translations({"Web": "Website", "Other": None})
-    assert text == "Web => Website\nOther =>"
-    parsed, problems = editor.parse_translations(text + "\nno arrow here", label="Lead", row=4, field="LeadSource")
-    assert parsed == {"Web": "Website", "Other": None}
-    assert len(problems) == 1 and problems[0].row == 4 and "no '=>'" in problems[0].message
+def test_format_ago():
+    assert view_models.format_ago(NOW - timedelta(seconds=20), NOW) == "just now"
+    assert view_models.format_ago(NOW - timedelta(minutes=3, seconds=5), NOW) == "3 min ago"
+    assert view_models.format_ago(NOW + timedelta(hours=2, minutes=10), NOW) == "in 2 h"
 
 
-def test_form_edit_keeps_hidden_settings_and_other_objects():
-    config = {"objects": [dict(OBJECTS_CONFIG["objects"][0], bulk_threshold=500), OBJECTS_CONFIG["objects"][1]]}
-    form = {
-        "enabled": "yes", "unique_field": "id", "schedule": "@daily", "row_count": "3", "unique_key": "0",
-        "row-0-salesforce_field": "Id", "row-0-deployteq_type": "text", "row-0-deployteq_field": "sf_lead_id",
-        "row-1-salesforce_field": "Email", "row-1-deployteq_type": "email", "row-1-deployteq_field": "email",
-        "row-2-salesforce_field": "FirstName", "row-2-deployteq_field": "first_name", "row-2-delete": "yes",
-    }
-    result = editor.edit_object(config, "Lead", form, describe=None, customer_columns=None)
-    assert result.accepted, result.problems
-    lead = result.config["objects"][0]
-    assert lead["bulk_threshold"] == 500 and lead["schedule"] == "@daily"
-    assert [m["salesforce_field"] for m in lead["mappings"]] == ["Id", "Email"]
-    assert result.config["objects"][1] == OBJECTS_CONFIG["objects"][1]
+def test_requirement_numbers_are_not_the_users_words():
+    assert view_models.plain_words("R15: customer 7 has no lead id") == "customer 7 has no lead id"
+    assert view_models.plain_words("no Salesforce lead or contact id (R15)") == "no Salesforce lead or contact id"
+    assert view_models.plain_words("DUPLICATE_VALUE: R2D2 exists") == "DUPLICATE_VALUE: R2D2 exists"
 
 
-def test_form_edit_without_a_key_is_refused_with_the_reason():
-    form = {"enabled": "yes", "unique_field": "id", "row_count": "1",
-            "row-0-salesforce_field": "Email", "row-0-deployteq_type": "email", "row-0-deployteq_field": "email"}
-    result = editor.edit_object(OBJECTS_CONFIG, "Lead", form, describe=None, customer_columns=None)
-    assert not result.accepted and result.variable_text is None
-    assert any("no mapping row is the unique key" in p.message for p in result.problems)
+def test_records_per_run_by_flow_colours_bars_by_flow_and_keeps_empty_runs():
+    runs = [  # newest first, as the run log reads
+        {"flow": "contact_moments", "started_at": NOW, "finished_at": NOW + timedelta(seconds=0.4), "outcome": "success", "inserted": 0},
+        {"flow": "sync:Lead", "started_at": NOW - timedelta(hours=1), "finished_at": NOW, "outcome": "partial", "fetched": 7, "errors": 1},
+    ]
+    labels, series, tooltips = view_models.records_per_run_by_flow(runs)
+    assert [s.name for s in series] == ["sync:Lead", "contact_moments"]
+    assert [list(s.values) for s in series] == [[7.0, 0.0], [0.0, 0.0]]
+    assert tooltips[1] == "contact_moments 2024-05-01 14:25:00 UTC: success, no records, took 0.4 s"
 
 
-def test_csrf_token_and_origin_checks():
-    token = csrf.form_token("secret", "op:op")
-    assert csrf.token_matches("secret", "op:op", token)
-    assert not csrf.token_matches("secret", "viewer:viewer", token)
-    assert not csrf.token_matches("other", "op:op", token)
-    assert csrf.cross_origin_reason({"origin": "http://a:8080", "sec-fetch-site": "same-origin"}, host="a:8080") is None
-    assert "another site" in csrf.cross_origin_reason({"sec-fetch-site": "cross-site"}, host="a:8080")
-    assert "another origin" in csrf.cross_origin_reason({"origin": "http://evil"}, host="a:8080")
+def test_pages_of_a_long_list():
+    page = view_models.Page.of(3, 10_000, 50)
+    assert (page.offset, page.first_row, page.last_row, page.last) == (100, 101, 150, 200)
+    assert view_models.Page.of(999, 120, 50).number == 3 and view_models.Page.of(None, 0, 50).first_row == 0
+
+
+def test_airflow_links_quote_ids():
+    assert view_models.airflow_task_log_url("", "dag", "manual__2024-05-01T14:25:00+00:00", "t") == (
+        "/dags/dag/runs/manual__2024-05-01T14%3A25%3A00%2B00%3A00/tasks/t")
+    assert view_models.airflow_run_url("/base", None, "r") is None
+
+
+def test_ui_dag_ids_and_flows_are_the_ones_the_factory_and_operators_use():
+    from deployteq_salesforce.dag_factory import object_link_dags, object_sync_dags
+    from deployteq_salesforce.flows.customers.operator import SalesforceToDeployteqOperator
+    from deployteq_salesforce.flows.object_links.operator import ObjectLinkSyncOperator
+    from tests.ui.conftest import OBJECTS_CONFIG, shipped_variable
+
+    objects = {dag.dag_id for dag in object_sync_dags(OBJECTS_CONFIG)}
+    assert {view_models.object_dag_id("Lead"), view_models.object_dag_id("Contact")} <= objects
+    links = {dag.dag_id for dag in object_link_dags(shipped_variable("deployteq_salesforce_object_links"))}
+    assert view_models.link_dag_id("accounts") in links
+    assert SalesforceToDeployteqOperator(task_id="t", sobject="Lead").flow == view_models.object_flow("Lead")
+    assert ObjectLinkSyncOperator(task_id="t", link_name="accounts").flow == view_models.link_flow("accounts")
+
+
+def test_more_flows_than_colours_share_one_colour():
+    rows = [(NOW, f"flow{n:02}", n + 1) for n in range(15)]
+    labels, series = view_models.hourly_budget_series(rows, now=NOW)
+    assert len(series) == charts.MAX_SERIES and series[-1].name == "other flows"
+    assert sum(series[-1].values) == sum(range(1, 5))  # the four smallest: 1 + 2 + 3 + 4
+    runs = [{"flow": f"flow{n:02}", "started_at": NOW, "fetched": 1} for n in range(15)]
+    _, by_flow, _ = view_models.records_per_run_by_flow(runs)
+    assert len(by_flow) == charts.MAX_SERIES and by_flow[-1].name == "other flows" and sum(by_flow[-1].values) == 4

@@ -14,8 +14,8 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,7 +27,7 @@ from deployteq_salesforce.flows.customers.config import (
     validate_against_salesforce,
 )
 from deployteq_salesforce.core.exceptions import ConfigurationError
-from deployteq_salesforce.flows.object_links.config import ObjectLink, load_object_links
+from deployteq_salesforce.flows.object_links.config import ObjectLink, Webhook, load_object_links
 
 TRANSLATION_ARROW = "=>"
 ROW_FIELDS = ("salesforce_field", "deployteq_type", "deployteq_field", "translations", "translate_default")
@@ -181,17 +181,24 @@ def edit_object(
     return check_candidate(candidate, sobject, describe=describe, customer_columns=customer_columns, form_problems=form_problems)
 
 
-def check_links_text(text: str) -> tuple[Any, list[str]]:
-    """Parse the object-links JSON and validate it with the DAGs' model; (parsed, problems)."""
+def check_links_text(text: str, check_link: LinkCheck | None = None) -> tuple[Any, list[str], list[str]]:
+    """Parse the object-links JSON and validate it with the DAGs' model, then (with ``check_link``) every
+    link against Salesforce; (parsed or None, problems, warnings)."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, [f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"]
+        return None, [f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"], []
     try:
-        load_object_links(data)
+        config = load_object_links(data)
     except ConfigurationError as exc:  # its message names the link or webhook and the reason
-        return None, _problem_lines(exc)
-    return data, []
+        return None, _problem_lines(exc), []
+    problems: list[str] = []
+    warnings: list[str] = []
+    for link in config.links if check_link is not None else ():
+        found, unchecked = check_link(link, config.webhook_of(link))
+        problems += [f"link {link.name!r}: {problem}" for problem in found]
+        warnings += [f"link {link.name!r}: {warning}" for warning in unchecked]
+    return (None if problems else data), problems, warnings
 
 
 def _problem_lines(exc: Exception) -> list[str]:
@@ -235,12 +242,36 @@ class LinkProblem:
         return f"{LINK_FIELD_LABELS.get(self.field, self.field)}: {self.message}"
 
 
+# Checks a link against Salesforce (its object's describe): the problems, and why it could not be
+# checked (e.g. Salesforce not reachable), as warnings that do not stop the save.
+LinkCheck = Callable[[ObjectLink, Webhook], tuple[list[LinkProblem], list[str]]]
+
+
+def describe_problems(webhook: Webhook, messages: list[str]) -> list[LinkProblem]:
+    """The link's problems against its object's describe (``check_link_against_describe``), on the form
+    field each is about: the webhook's fields and the sync column must exist on the Salesforce object."""
+    problems = []
+    for message in messages:
+        if message.startswith("field "):
+            problems.append(LinkProblem("sobject", f"{message} (webhook {webhook.name!r} needs it)"))
+        else:
+            problems.append(LinkProblem("use_sync_column", message))
+    return problems
+
+
+def missing_object_problem(link: ObjectLink) -> LinkProblem:
+    return LinkProblem(
+        "sobject", f"Salesforce has no object {link.sobject!r} (checked with describe); use the object's API name, e.g. Account"
+    )
+
+
 @dataclass(frozen=True)
 class LinkEditResult:
     """The new Variable text, or (when ``problems`` is non-empty) nothing to save."""
 
     variable_text: str | None
     problems: list[LinkProblem]
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def accepted(self) -> bool:
@@ -369,8 +400,14 @@ def check_links_document(candidate: Mapping[str, Any], link_name: str | None = N
     return LinkEditResult(json.dumps(dict(candidate), indent=2, ensure_ascii=False), [])
 
 
-def edit_link(document: Mapping[str, Any], original_name: str, form: Mapping[str, str]) -> LinkEditResult:
-    """The submitted link form applied to the document: replace ``original_name`` (renaming allowed) or add a link."""
+def edit_link(
+    document: Mapping[str, Any], original_name: str, form: Mapping[str, str], check_link: LinkCheck | None = None
+) -> LinkEditResult:
+    """The submitted link form applied to the document: replace ``original_name`` (renaming allowed) or add a link.
+
+    The whole document is validated with the DAGs' model, then (with ``check_link``) the edited link
+    against Salesforce: its object must exist and hold the webhook's fields.
+    """
     settings, problems = parse_link_form(form)
     candidate, position, merge_problems = merge_link(document, original_name, settings)
     problems += merge_problems
@@ -378,7 +415,13 @@ def edit_link(document: Mapping[str, Any], original_name: str, form: Mapping[str
         problems += _link_field_problems(candidate["links"][position])
     if problems:  # the document check would repeat these, without the field
         return LinkEditResult(None, problems)
-    return check_links_document(candidate, settings["name"])
+    result = check_links_document(candidate, settings["name"])
+    if not result.accepted or check_link is None:
+        return result
+    config = load_object_links(candidate)
+    link = config.link(settings["name"])
+    found, warnings = check_link(link, config.webhook_of(link))
+    return LinkEditResult(None, found, warnings) if found else LinkEditResult(result.variable_text, [], warnings)
 
 
 def delete_link(document: Mapping[str, Any], name: str) -> LinkEditResult:
