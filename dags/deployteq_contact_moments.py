@@ -16,7 +16,7 @@ from deployteq_salesforce.flows.contact_moments.operator import ContactMomentsTo
 
 with DAG(
     dag_id="deployteq_contact_moments",
-    description="Deployteq e-mail contact moments -> Salesforce custom objects (R11, R12)",
+    description="Deployteq e-mail contact moments -> Salesforce custom objects, within the API budget",
     schedule=timedelta(minutes=15),
     start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
     catchup=False,

@@ -48,7 +48,7 @@ def object_sync_dags(raw_config: str | dict | None) -> list[DAG]:
         tags = ["deployteq", "salesforce", f"sobject:{obj.sobject}"]
         with _flow_dag(
             f"salesforce_{name}_to_deployteq",
-            description=f"Salesforce {obj.sobject} -> Deployteq customers, incremental (R2-R8)",
+            description=f"Salesforce {obj.sobject} -> Deployteq customers, incremental",
             schedule=obj.schedule,
             # the demo runs inbound syncs (stage 10) before flows that need their customers
             tags=[*tags, "deployteq-demo", "demo-stage:10"],
@@ -58,7 +58,7 @@ def object_sync_dags(raw_config: str | dict | None) -> list[DAG]:
         dags.append(dag)
         with _flow_dag(
             f"salesforce_{name}_initial_load",
-            description=f"Salesforce {obj.sobject} -> Deployteq customers, full initial load (R9)",
+            description=f"Salesforce {obj.sobject} -> Deployteq customers, full initial load",
             schedule=None,
             tags=[*tags, "initial-load"],
             doc_md=(
@@ -89,7 +89,7 @@ def object_link_dags(raw_config: str | dict | None) -> list[DAG]:
                     f"use sync column {'yes' if link.use_sync_column else 'no'}")
         with _flow_dag(
             f"salesforce_link_{link.name}",
-            description=f"Salesforce {link.sobject} -> Deployteq datamodel {link.datamodel} (R10)",
+            description=f"Salesforce {link.sobject} -> Deployteq datamodel {link.datamodel}",
             schedule=link.schedule,
             # after the customer syncs (stage 10), so customer relations resolve in the demo
             tags=[*tags, "demo-stage:20"],

@@ -523,4 +523,4 @@ def test_example_campaign_dag_runs_the_exits_and_marks_the_queue(services, airfl
         (only_deployteq,) = conn.execute("SELECT customer_id FROM customer WHERE sf_lead_id IS NULL").fetchone()
     assert queue == {**{c: "on_success" for c in enriched}, only_deployteq: "on_error"}
     (follow_up,) = store.open_errors("campaign:preferences")
-    assert follow_up["record_id"] == str(only_deployteq) and "R15" in follow_up["reason"]
+    assert follow_up["record_id"] == str(only_deployteq) and "never enriched from Salesforce" in follow_up["reason"]

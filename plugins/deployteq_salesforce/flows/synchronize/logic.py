@@ -220,7 +220,7 @@ def choose_target(customer: Mapping[str, Any], target: str, contact_configured: 
 def _missing_id(customer_id: int, what: str, hint: str = "") -> Outcome:
     return Outcome(
         customer_id, ON_ERROR,
-        reason=f"R15: customer {customer_id} has no {what}: it was never enriched from Salesforce, so it cannot be "
+        reason=f"customer {customer_id} has no {what}: it was never enriched from Salesforce, so it cannot be "
         f"sent (sync it from Salesforce first){hint}",
         status_code=MISSING_SALESFORCE_ID,
     )
