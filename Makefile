@@ -20,8 +20,8 @@ STAMP := $(VENV)/.requirements-installed
 
 .PHONY: demo test ui stop clean distclean install
 
-# The stamp is newer than both files once they are installed, so pip only runs after a change.
-$(STAMP): requirements.txt constraints.txt
+# The stamp is newer than these files once they are installed, so pip only runs after a change.
+$(STAMP): requirements.txt constraints.txt pyproject.toml
 	@if [ ! -x "$(PY)" ]; then \
 	  test -n "$(PYTHON)" || { echo "Python 3.11 is needed (python3.11 or python3 on PATH)"; exit 1; }; \
 	  "$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
@@ -31,6 +31,8 @@ $(STAMP): requirements.txt constraints.txt
 	fi
 	@echo "Installing requirements.txt into $(VENV) (only after it or constraints.txt changed)"
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	@echo "Installing the provider itself, editable (its entry points make Airflow list the provider and its connection types)"
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e . -c constraints.txt
 	@touch $@
 
 install: $(STAMP)

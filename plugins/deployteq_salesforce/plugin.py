@@ -28,3 +28,20 @@ class DeployteqSalesforcePlugin(AirflowPlugin):
         _ui_app,
     ]
     external_views = [*_ui_views]
+
+
+def _installed_plugin() -> type[AirflowPlugin] | None:
+    """The target of the ``airflow.plugins`` entry point of the installed package (pyproject.toml).
+
+    With ``[core] lazy_discover_providers = False`` Airflow also loads the plugin that
+    ``get_provider_info()`` lists, and a second registration of one name is recorded as a plugin
+    import error (the task SDK even stops registering the plugins after it).  So the entry point
+    hands the plugin over only when providers are discovered lazily (the default); a ``None``
+    entry point is skipped silently.
+    """
+    from airflow import settings
+
+    return DeployteqSalesforcePlugin if getattr(settings, "LAZY_LOAD_PROVIDERS", True) else None
+
+
+installed_plugin = _installed_plugin()

@@ -26,6 +26,7 @@ from psycopg.rows import dict_row, tuple_row
 
 from airflow.providers.postgres.hooks.postgres import USE_PSYCOPG3, PostgresHook
 from deployteq_salesforce.core.budget import ApiBudget, BudgetSettings
+from deployteq_salesforce.provider_info import DEPLOYTEQ_CONN_TYPE, DEPLOYTEQ_HOOK_NAME
 from deployteq_salesforce.core.store import (
     DEFAULT_SCHEMA,
     FINAL_RUN_OUTCOMES,
@@ -52,14 +53,17 @@ TEXT_COMPARED_TYPES = {"json", "xml", "point", "polygon", "line", "lseg", "box",
 class DeployteqHook(PostgresHook):
     """The Deployteq PostgreSQL database: customer table, contact moments and our sync state.
 
-    :param deployteq_conn_id: a ``postgres`` connection; extra ``deployteq_schema`` names the schema
-        (default ``deployteq``).  A host that is a directory (``/tmp/x``) is a unix socket.
+    :param deployteq_conn_id: a ``deployteq`` connection (a stock ``postgres`` one works too); extra
+        ``deployteq_schema`` names the schema (default ``deployteq``).  A host that is a directory
+        (``/tmp/x``) is a unix socket.
     """
 
     conn_name_attr = "deployteq_conn_id"
     default_conn_name = "deployteq_default"
-    conn_type = "postgres"
-    hook_name = "Deployteq (PostgreSQL)"
+    # Our own type, so the form shows deployteq_schema and the Test button runs test_connection() below;
+    # nothing in PostgresHook depends on conn_type (its SQLAlchemy URL and dialect are always PostgreSQL).
+    conn_type = DEPLOYTEQ_CONN_TYPE
+    hook_name = DEPLOYTEQ_HOOK_NAME
     # our own extra must not reach psycopg.connect() as a connection parameter
     ignored_extra_options = PostgresHook.ignored_extra_options | {"deployteq_schema"}
     migrations_dir: Path = MIGRATIONS_DIR
@@ -67,14 +71,6 @@ class DeployteqHook(PostgresHook):
     def __init__(self, deployteq_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(deployteq_conn_id=deployteq_conn_id, **kwargs)
         self.deployteq_conn_id = deployteq_conn_id
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": [],
-            "relabeling": {"schema": "Database"},
-            "placeholders": {"extra": json.dumps({"deployteq_schema": DEFAULT_SCHEMA})},
-        }
 
     @cached_property
     def schema_name(self) -> str:

@@ -41,6 +41,7 @@ from deployteq_salesforce.core.budget import (
     RetryPolicy,
 )
 from deployteq_salesforce.core.exceptions import BudgetExhausted, ConfigurationError, SalesforceSessionExpired
+from deployteq_salesforce.provider_info import SALESFORCE_CONN_TYPE, SALESFORCE_HOOK_NAME
 
 HOURLY_BUDGET_VARIABLE = "deployteq_salesforce_hourly_budget"
 COMPOSITE_CHUNK = 200  # Salesforce's maximum for composite/sobjects
@@ -63,8 +64,10 @@ class BudgetedSalesforceHook(SalesforceHook):
 
     conn_name_attr = "salesforce_conn_id"
     default_conn_name = "salesforce_default"
-    conn_type = "salesforce"
-    hook_name = "Salesforce (budgeted, Deployteq)"
+    # Our own type (form fields for the budget extras, Test button through the budgeted client); the
+    # hook reads connections of the stock "salesforce" type just as well.
+    conn_type = SALESFORCE_CONN_TYPE
+    hook_name = SALESFORCE_HOOK_NAME
 
     def __init__(
         self,
@@ -351,6 +354,17 @@ class BudgetedSalesforceHook(SalesforceHook):
     def test_connection(self) -> tuple[bool, str]:
         """Plain answer for the Airflow UI: OK with instance and user, or why not (never secrets)."""
         try:
+            self.budget_settings  # noqa: B018 - reads the connection and checks its extras
+        except Exception as exc:  # noqa: BLE001 - the UI wants a message, not a traceback
+            return False, self._scrub(f"{type(exc).__name__}: {exc}")
+        try:
+            self.budget  # noqa: B018 - the request below is counted in this ledger, so it must work first
+        except Exception as exc:  # noqa: BLE001
+            return False, self._scrub(
+                f"Salesforce not tested: its API budget is kept in Deployteq connection '{self.deployteq_conn_id}', "
+                f"which cannot be used ({type(exc).__name__}: {exc}); create or fix that connection first"
+            )
+        try:
             sf = self.get_conn()
             limits = sf.limits()
         except BudgetExhausted as exc:
@@ -389,8 +403,10 @@ class BudgetedSalesforceHook(SalesforceHook):
 
     def _scrub(self, text: str) -> str:
         """Remove every credential of the connection from ``text``."""
-        secrets = [self._connection.password, self.session_id]
-        secrets += [self._get_field(self._extras, name) for name in _SECRET_EXTRAS]
+        secrets: list[Any] = [self.session_id]
+        if "_extras" in self.__dict__:  # else the connection could not be read: it put nothing in the text
+            secrets += [self._connection.password]
+            secrets += [self._get_field(self._extras, name) for name in _SECRET_EXTRAS]
         sf = self.__dict__.get("conn")
         if sf is not None:
             secrets.append(getattr(sf, "session_id", None))
