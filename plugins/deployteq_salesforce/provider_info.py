@@ -121,11 +121,13 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": PACKAGE_NAME,
         "name": "Deployteq Salesforce",
+        # Shown in Admin -> Providers with every "`", "_", "<" and ">" removed: so the connection types
+        # are named as the form's type list shows them.
         "description": (
             "Keeps Salesforce and a Deployteq customer database (PostgreSQL) in sync, both ways, within the "
-            "Salesforce API budget. Hooks: ``BudgetedSalesforceHook`` (connection type "
-            f"``{SALESFORCE_CONN_TYPE}``) and ``DeployteqHook`` (connection type ``{DEPLOYTEQ_CONN_TYPE}``); "
-            "connections of the stock ``salesforce`` and ``postgres`` types work too."
+            f"Salesforce API budget. Hooks: BudgetedSalesforceHook (connection type '{SALESFORCE_HOOK_NAME}') "
+            f"and DeployteqHook (connection type '{DEPLOYTEQ_HOOK_NAME}'); existing Salesforce and Postgres "
+            "connections work too."
         ),
         "versions": [__version__],
         "integrations": [

@@ -208,6 +208,32 @@ def test_test_connection_reports_server_schema_and_version(hook, pg_schema):
     assert f"schema {pg_schema} (migrations at version {ALL_VERSIONS[-1]})" in message
 
 
+@pytest.mark.parametrize("conn_type", ["deployteq", "postgres"])
+def test_connections_of_our_type_and_the_stock_type_both_work(pg_url, pg_schema, monkeypatch, conn_type):
+    connection = {**postgres_connection(pg_url, deployteq_schema=pg_schema), "conn_type": conn_type}
+    monkeypatch.setenv("AIRFLOW_CONN_DEPLOYTEQ_TYPED", json.dumps(connection))
+    hook = DeployteqHook("deployteq_typed")
+
+    assert hook.migrate() == ALL_VERSIONS
+    ok, message = hook.test_connection()
+    assert ok and message.endswith(f"schema {pg_schema} (migrations at version {ALL_VERSIONS[-1]})")
+
+
+def test_the_test_button_runs_our_test_for_our_connection_type(pg_url, pg_schema, monkeypatch):
+    """What POST /api/v2/connections/test (the Test button) does: the form's connection as an AIRFLOW_CONN_*
+    URI, then Connection.test_connection(), which picks the hook by conn_type."""
+    from airflow.models.connection import Connection
+
+    info = postgres_connection(pg_url, deployteq_schema=pg_schema)
+    connection = Connection(conn_id="deployteq_form", **{**info, "conn_type": "deployteq", "extra": json.dumps(info["extra"])})
+    monkeypatch.setenv("AIRFLOW_CONN_DEPLOYTEQ_FORM", connection.get_uri())
+
+    ok, message = connection.test_connection()
+
+    assert ok, message
+    assert message.startswith("Connected to PostgreSQL ") and f"schema {pg_schema} does not exist yet" in message
+
+
 def test_test_connection_fails_plainly_without_the_password(monkeypatch):
     monkeypatch.setenv(
         "AIRFLOW_CONN_DEPLOYTEQ_BROKEN",

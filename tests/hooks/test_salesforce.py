@@ -500,6 +500,54 @@ def test_test_connection_with_a_wrong_session_says_what_to_do(make_hook, emulato
     assert "not-a-valid-session-id" not in message
 
 
+@pytest.mark.parametrize("conn_type", ["deployteq_salesforce", "salesforce"])
+def test_connections_of_our_type_and_the_stock_type_both_work(make_hook, emulator, emulator_process, monkeypatch, conn_type):
+    set_salesforce_connection(monkeypatch, {**emulator_connection_with(emulator_process), "conn_type": conn_type})
+
+    ok, message = make_hook().test_connection()
+
+    assert ok, message
+    assert total_requests(emulator) == 1
+
+
+def test_test_connection_names_the_deployteq_connection_that_holds_the_ledger(make_hook, emulator, monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DEPLOYTEQ_DEFAULT",
+        json.dumps({"conn_type": "deployteq", "host": "127.0.0.1", "port": 1, "login": "x", "password": "pg-Secret-789"}),
+    )
+
+    ok, message = make_hook().test_connection()
+
+    assert not ok
+    assert message.startswith("Salesforce not tested: its API budget is kept in Deployteq connection 'deployteq_default'")
+    assert message.endswith("create or fix that connection first")
+    assert "pg-Secret-789" not in message
+    assert total_requests(emulator) == 0
+
+
+def test_test_connection_of_a_missing_connection_says_so(deployteq_conn_id):
+    ok, message = BudgetedSalesforceHook("no_such_connection", deployteq_conn_id=deployteq_conn_id).test_connection()
+
+    assert not ok
+    assert "no_such_connection" in message
+
+
+def test_the_test_button_runs_our_test_for_our_connection_type(emulator, emulator_process, deployteq_conn_id, monkeypatch):
+    """What POST /api/v2/connections/test (the Test button) does: the form's connection as an AIRFLOW_CONN_*
+    URI, then Connection.test_connection(), which picks the hook by conn_type."""
+    from airflow.models.connection import Connection
+
+    info = emulator_connection_with(emulator_process)
+    connection = Connection(conn_id="sf_form", conn_type="deployteq_salesforce", password=info["password"],
+                            extra=json.dumps(info["extra"]))
+    monkeypatch.setenv("AIRFLOW_CONN_SF_FORM", connection.get_uri())
+
+    ok, message = connection.test_connection()
+
+    assert ok, message
+    assert message.startswith("Connection OK: ") and "budget '" in message
+
+
 # -- settings -----------------------------------------------------------------------------------
 
 
