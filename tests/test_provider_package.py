@@ -34,7 +34,7 @@ from deployteq_salesforce.provider_info import (
 from include.local_services import postgres_connection, salesforce_emulator_connection
 from tests import airflow_env
 from tests.test_dag_integrity import shipped_variables
-from tests.ui.test_e2e_chromium import _free_port, _stop
+from tests.ui.test_e2e_chromium import ARTIFACTS, CHROMIUM, SET_VALUE, Browser, _free_port, _stop, click_by_text
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = ROOT / "plugins" / "deployteq_salesforce"
@@ -362,10 +362,10 @@ def test_the_connection_form_of_a_plain_airflow_shows_our_fields(fresh_airflow):
 
 @pytest.mark.slow
 def test_the_test_button_of_a_plain_airflow_tests_both_connection_types(fresh_airflow, emulator_process):
-    def test(conn_id: str, conn_type: str) -> dict:
+    def test(conn_id: str, conn_type: str, **as_the_list_sends_it) -> dict:
         answer = fresh_airflow["api"].post(
             f"{fresh_airflow['base']}/api/v2/connections/test",
-            json={"connection_id": conn_id, "conn_type": conn_type}, timeout=60,
+            json={"connection_id": conn_id, "conn_type": conn_type, **as_the_list_sends_it}, timeout=60,
         )
         assert answer.status_code == 200, answer.text
         return answer.json()
@@ -373,11 +373,14 @@ def test_the_test_button_of_a_plain_airflow_tests_both_connection_types(fresh_ai
     deployteq = test("deployteq_default", DEPLOYTEQ_CONN_TYPE)
     salesforce = test("salesforce_default", SALESFORCE_CONN_TYPE)
     wrong = test("salesforce_wrong", SALESFORCE_CONN_TYPE)
+    # Airflow 3.3.2's list posts port 0 for "no port" (the plugin's middleware makes that work)
+    from_the_list = test("salesforce_default", SALESFORCE_CONN_TYPE, host="", port=0, login="", password="***")
 
     assert deployteq["status"] is True and deployteq["message"].startswith("Connected to PostgreSQL "), deployteq
     instance_url = json.loads(Path(emulator_process.connection_json).read_text())["instance_url"]
     assert salesforce["status"] is True, salesforce
     assert salesforce["message"].startswith(f"Connection OK: {instance_url} (direct login, session id)")
+    assert from_the_list["status"] is True, from_the_list
     assert wrong["status"] is False and "paste a new session id" in wrong["message"]
     assert "not-a-valid-session-id" not in wrong["message"]
 
@@ -415,3 +418,80 @@ def test_the_dag_files_import_the_same_api_from_the_installed_package(fresh_airf
     assert installed["errors"] == {}
     assert installed["dags"] == {d: sorted(t.task_id for t in dag.tasks) for d, dag in here.dags.items()}
     assert "deployteq_health_check" in installed["dags"]
+
+
+def real_click(browser: Browser, element_js: str) -> None:
+    """A mouse click where the element is (the form's accordions ignore element.click())."""
+    x, y = browser.evaluate(
+        f"(() => {{ const e = {element_js}; e.scrollIntoView({{block: 'center'}}); const r = e.getBoundingClientRect();"
+        " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+    )
+    for event in ("mousePressed", "mouseReleased"):
+        browser.send("Input.dispatchMouseEvent", type=event, x=x, y=y, button="left", clickCount=1)
+
+
+def fill(browser: Browser, selector: str, value: str) -> None:
+    browser.evaluate(f"(() => {{ const set = {SET_VALUE}; set(document.querySelector({json.dumps(selector)}), {json.dumps(value)}); return true; }})()")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium; .ci/run does this)")
+def test_a_user_creates_and_tests_a_salesforce_connection_in_the_ui(fresh_airflow, emulator_process, tmp_path):
+    """Admin -> Connections in Chromium: the form of our type, Save, then the list's Test button.
+
+    Keeps docs/connection-form.png and docs/connection-test.png up to date (copied from test-artifacts/)."""
+    base, info = fresh_airflow["base"], json.loads(Path(emulator_process.connection_json).read_text())
+    row = "[...document.querySelectorAll('tr')].find(r => r.innerText.includes('salesforce_form'))"
+    dialog_button = "[...document.querySelectorAll('[role=dialog] button')].find(e => e.textContent.trim() === '{}')"
+    browser = Browser(tmp_path)
+    try:
+        browser.navigate(f"{base}/auth/login")
+        browser.wait_for("document.querySelector('input[name=password]')", "the login form")
+        fill(browser, "input[name=username]", "admin")
+        fill(browser, "input[name=password]", ADMIN_PASSWORD)
+        browser.wait_for("(() => { const b = document.querySelector('button[type=submit]'); if (!b || b.disabled) return false;"
+                         " b.click(); return true; })()", "an enabled Sign in button")
+        browser.wait_for("!location.pathname.startsWith('/auth/')", "the redirect after login")
+        browser.navigate(f"{base}/connections")
+        browser.wait_for(click_by_text("button", "Add Connection"), "the Add Connection button")
+
+        browser.wait_for("document.querySelector('input[name=connection_id]')", "the connection form")
+        fill(browser, "input[name=connection_id]", "salesforce_form")
+        browser.evaluate("document.querySelector('[role=dialog] input[role=combobox]').focus()")
+        browser.send("Input.insertText", text="budgeted")
+        browser.wait_for(click_by_text("[id*=-option-]", "Salesforce (budgeted, Deployteq)"), "our connection type")
+        browser.wait_for("document.querySelector('input[name=password]')", "the password field")
+        labels = browser.evaluate("document.querySelector('[role=dialog]').innerText")
+        assert "Username" in labels and "Password or session id" in labels and "Host" not in labels
+        fill(browser, "input[name=password]", info["session_id"])
+        real_click(browser, dialog_button.format("Extra Fields"))
+        browser.wait_for("document.querySelector('#element_ca_file')?.offsetParent", "the extra fields")
+        fill(browser, "#element_instance_url", info["instance_url"])
+        fill(browser, "#element_ca_file", info["ca_file"])
+        real_click(browser, "document.querySelector('input[name=element_hourly_budget]')")
+        browser.send("Input.insertText", text="1800")  # a number input keeps its own state: type into it
+        form = browser.evaluate("document.querySelector('[role=dialog]').innerText")
+        for label in ("Instance URL", "Security token", "Domain", "Hourly budget", "Daily share", "Block hours",
+                      "CA file", "Budget key"):
+            assert label in form
+        assert "Salesforce API requests per rolling hour" in form  # the help texts
+        assert browser.evaluate("document.querySelector('#element_security_token').type") == "password"
+        browser.send("Emulation.setDeviceMetricsOverride", width=1400, height=2050, deviceScaleFactor=1, mobile=False)
+        browser.screenshot(ARTIFACTS / "connection-form.png")
+        browser.send("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1, mobile=False)
+
+        real_click(browser, dialog_button.format("Save"))
+        browser.wait_for(f"!document.querySelector('[role=dialog]') && {row}", "the saved connection in the list")
+        real_click(browser, f"{row}.querySelector('button[aria-label=\"Test Connection\"]')")
+        browser.wait_for("document.body.innerText.includes('Test Connection Successful')", "the test result", timeout=60)
+        shown = browser.evaluate("document.body.innerText")
+        time.sleep(1.5)  # the toast slides in; only the picture needs that
+        browser.screenshot(ARTIFACTS / "connection-test.png")
+    finally:
+        browser.close()
+
+    assert f"Connection OK: {info['instance_url']} (direct login, session id)" in shown
+    stored = fresh_airflow["api"].get(f"{base}/api/v2/connections/salesforce_form", timeout=30).json()
+    assert stored["conn_type"] == SALESFORCE_CONN_TYPE and stored["password"] == "***"
+    extra = json.loads(stored["extra"])
+    assert (extra["hourly_budget"], extra["ca_file"], extra["instance_url"]) == (1800, info["ca_file"], info["instance_url"])

@@ -8,12 +8,15 @@ open no connection: the apps below load Airflow config, hooks and Variables per 
 - "Salesforce" and "Salesforce errors" in the nav category "Integrations" (Airflow 3.3 lists it in its
   "Plugins" menu), a "Salesforce sync" tab on DAGs and a "Synchronize exits" view on task instances:
   the pages of ``deployteq_salesforce.ui`` (R16), behind Airflow's own login.
+- a root middleware that lets the Test button of Admin -> Connections reach our connection types
+  (``deployteq_salesforce.connection_test_fix``).
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from deployteq_salesforce.connection_test_fix import PortlessConnectionTestMiddleware
 from deployteq_salesforce.flows.object_links.webhooks import URL_PREFIX
 from deployteq_salesforce.flows.object_links.webhooks import app as webhook_app
 from deployteq_salesforce.ui.app import plugin_entries as ui_plugin_entries
@@ -28,6 +31,9 @@ class DeployteqSalesforcePlugin(AirflowPlugin):
         _ui_app,
     ]
     external_views = [*_ui_views]
+    fastapi_root_middlewares = [
+        {"middleware": PortlessConnectionTestMiddleware, "name": "Test button for connections without a port"}
+    ]
 
 
 def _installed_plugin() -> type[AirflowPlugin] | None:
