@@ -248,6 +248,8 @@ def airflow_environment() -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         # the demo environment runs its DAGs once the scheduler is up (`make ui`); production keeps the default
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        # the Test button of Admin -> Connections (Airflow 3 disables it by default; the demo's one user is admin)
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     }
 

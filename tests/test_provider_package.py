@@ -343,6 +343,16 @@ def test_the_cli_of_a_plain_airflow_lists_the_provider_and_its_hooks(fresh_airfl
 
 
 @pytest.mark.slow
+def test_admin_providers_of_a_plain_airflow_lists_the_package_with_hooks_and_connection_types(fresh_airflow):
+    answer = fresh_airflow["api"].get(f"{fresh_airflow['base']}/api/v2/providers", timeout=30)  # the page's data
+
+    (ours,) = [p for p in answer.json()["providers"] if p["package_name"] == PACKAGE_NAME]
+    assert ours["version"] == __version__
+    assert "BudgetedSalesforceHook (connection type 'Salesforce (budgeted, Deployteq)')" in ours["description"]
+    assert "DeployteqHook (connection type 'Deployteq (PostgreSQL)')" in ours["description"]
+
+
+@pytest.mark.slow
 def test_the_connection_form_of_a_plain_airflow_shows_our_fields(fresh_airflow):
     answer = fresh_airflow["api"].get(f"{fresh_airflow['base']}/ui/connections/hook_meta", timeout=30)
     assert answer.status_code == 200, answer.text
