@@ -26,7 +26,6 @@ from psycopg.rows import dict_row, tuple_row
 
 from airflow.providers.postgres.hooks.postgres import USE_PSYCOPG3, PostgresHook
 from deployteq_salesforce.core.budget import ApiBudget, BudgetSettings
-from deployteq_salesforce.provider_info import DEPLOYTEQ_CONN_TYPE, DEPLOYTEQ_HOOK_NAME
 from deployteq_salesforce.core.store import (
     DEFAULT_SCHEMA,
     FINAL_RUN_OUTCOMES,
@@ -40,6 +39,7 @@ from deployteq_salesforce.core.store import (
     split_run_counts,
     validate_schema_name,
 )
+from deployteq_salesforce.provider_info import DEPLOYTEQ_CONN_TYPE, DEPLOYTEQ_HOOK_NAME
 
 MIGRATION_LOCK = "deployteq_salesforce.migrate:"
 RUN_LOCK = "deployteq_salesforce.run:"  # held by a live run (see start_run)
