@@ -34,7 +34,7 @@ from deployteq_salesforce.provider_info import (
 from include.local_services import postgres_connection, salesforce_emulator_connection
 from tests import airflow_env
 from tests.test_dag_integrity import shipped_variables
-from tests.ui.test_e2e_chromium import ARTIFACTS, CHROMIUM, SET_VALUE, Browser, _free_port, _stop, click_by_text
+from tests.ui.test_e2e_chromium import ARTIFACTS, CHROMIUM, Browser, _free_port, _stop, click_by_text, fill
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = ROOT / "plugins" / "deployteq_salesforce"
@@ -57,7 +57,8 @@ def outside_the_project(home: Path, **overrides: str) -> dict[str, str]:
     for folder in ("plugins", "dags"):
         (home / folder).mkdir(parents=True, exist_ok=True)
     env.update(AIRFLOW__CORE__PLUGINS_FOLDER=str(home / "plugins"), AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
-               AIRFLOW__CORE__UNIT_TEST_MODE="False", **overrides)
+               AIRFLOW__CORE__UNIT_TEST_MODE="False")
+    env.update(overrides)
     return env
 
 
@@ -447,10 +448,6 @@ def real_click(browser: Browser, element_js: str) -> None:
         browser.send("Input.dispatchMouseEvent", type=event, x=x, y=y, button="left", clickCount=1)
 
 
-def fill(browser: Browser, selector: str, value: str) -> None:
-    browser.evaluate(f"(() => {{ const set = {SET_VALUE}; set(document.querySelector({json.dumps(selector)}), {json.dumps(value)}); return true; }})()")
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium; .ci/run does this)")
 def test_a_user_creates_and_tests_a_salesforce_connection_in_the_ui(fresh_airflow, emulator_process, tmp_path):
@@ -462,29 +459,27 @@ def test_a_user_creates_and_tests_a_salesforce_connection_in_the_ui(fresh_airflo
     dialog_button = "[...document.querySelectorAll('[role=dialog] button')].find(e => e.textContent.trim() === '{}')"
     browser = Browser(tmp_path)
     try:
-        browser.navigate(f"{base}/auth/login")
+        browser.open(f"{base}/auth/login")
         browser.wait_for("document.querySelector('input[name=password]')", "the login form")
-        fill(browser, "input[name=username]", "admin")
-        fill(browser, "input[name=password]", ADMIN_PASSWORD)
+        fill(browser, "document", {"username": "admin", "password": ADMIN_PASSWORD})
         browser.wait_for("(() => { const b = document.querySelector('button[type=submit]'); if (!b || b.disabled) return false;"
                          " b.click(); return true; })()", "an enabled Sign in button")
         browser.wait_for("!location.pathname.startsWith('/auth/')", "the redirect after login")
-        browser.navigate(f"{base}/connections")
+        browser.open(f"{base}/connections")
         browser.wait_for(click_by_text("button", "Add Connection"), "the Add Connection button")
 
         browser.wait_for("document.querySelector('input[name=connection_id]')", "the connection form")
-        fill(browser, "input[name=connection_id]", "salesforce_form")
+        fill(browser, "document", {"connection_id": "salesforce_form"})
         browser.evaluate("document.querySelector('[role=dialog] input[role=combobox]').focus()")
         browser.send("Input.insertText", text="budgeted")
         browser.wait_for(click_by_text("[id*=-option-]", "Salesforce (budgeted, Deployteq)"), "our connection type")
         browser.wait_for("document.querySelector('input[name=password]')", "the password field")
         labels = browser.evaluate("document.querySelector('[role=dialog]').innerText")
         assert "Username" in labels and "Password or session id" in labels and "Host" not in labels
-        fill(browser, "input[name=password]", info["session_id"])
+        fill(browser, "document", {"password": info["session_id"]})
         real_click(browser, dialog_button.format("Extra Fields"))
         browser.wait_for("document.querySelector('#element_ca_file')?.offsetParent", "the extra fields")
-        fill(browser, "#element_instance_url", info["instance_url"])
-        fill(browser, "#element_ca_file", info["ca_file"])
+        fill(browser, "document", {"element_instance_url": info["instance_url"], "element_ca_file": info["ca_file"]})
         real_click(browser, "document.querySelector('input[name=element_hourly_budget]')")
         browser.send("Input.insertText", text="1800")  # a number input keeps its own state: type into it
         form = browser.evaluate("document.querySelector('[role=dialog]').innerText")
