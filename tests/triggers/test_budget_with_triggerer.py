@@ -10,12 +10,13 @@ continues the same run: one run-log row, no second describe, every lead stored.
 from __future__ import annotations
 
 import os
-import sqlite3
+import uuid
 import subprocess
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -46,8 +47,26 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def airflow(tmp_path, salesforce_conn_id, deployteq_conn_id):
-    """``airflow standalone`` on its own home and SQLite metadata DB, with a 1-slot pool ``salesforce_api``."""
+def metadata_db(pg_url):
+    """Airflow's metadata DB in a database of its own on the test PostgreSQL server.
+
+    Not SQLite: with the API server, scheduler and triggerer writing at once on a busy machine,
+    SQLite's locking delays commits long enough for Airflow's scheduler to misread a finished task.
+    """
+    name = f"airflow_it_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(pg_url)
+    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+    yield url
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.fixture
+def airflow(tmp_path, salesforce_conn_id, deployteq_conn_id, metadata_db):
+    """``airflow standalone`` on its own home and metadata DB, with a 1-slot pool ``salesforce_api``."""
     home, dags = tmp_path / "airflow", tmp_path / "dags"
     home.mkdir()
     dags.mkdir()
@@ -57,6 +76,7 @@ def airflow(tmp_path, salesforce_conn_id, deployteq_conn_id):
         **os.environ,
         **airflow_env.airflow_test_environment(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db.replace("postgresql://", "postgresql+psycopg://", 1),
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
@@ -74,10 +94,10 @@ def airflow(tmp_path, salesforce_conn_id, deployteq_conn_id):
     }
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], cwd=ROOT, env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
-    metadata = home / "airflow.db"
-    with sqlite3.connect(metadata) as db:
+    metadata = metadata_db
+    with psycopg.connect(metadata, autocommit=True) as db:
         db.execute("INSERT INTO slot_pool (pool, slots, description, include_deferred) "
-                   "VALUES ('salesforce_api', 1, 'Salesforce API tasks', 0)")
+                   "VALUES ('salesforce_api', 1, 'Salesforce API tasks', false)")
     log = open(tmp_path / "standalone.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], cwd=ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -88,18 +108,15 @@ def airflow(tmp_path, salesforce_conn_id, deployteq_conn_id):
         log.close()
 
 
-def task_state(metadata: Path) -> str | None:
-    with sqlite3.connect(metadata, timeout=30) as db:
-        row = db.execute("SELECT state FROM task_instance WHERE dag_id = ?", (DAG_ID,)).fetchone()
+def task_state(metadata: str) -> str | None:
+    with psycopg.connect(metadata) as db:
+        row = db.execute("SELECT state FROM task_instance WHERE dag_id = %s", (DAG_ID,)).fetchone()
     return row[0] if row else None
 
 
-def dag_parsed(metadata: Path) -> bool:
-    try:
-        with sqlite3.connect(metadata, timeout=30) as db:
-            return db.execute("SELECT count(*) FROM serialized_dag WHERE dag_id = ?", (DAG_ID,)).fetchone()[0] > 0
-    except sqlite3.OperationalError:  # tables not there yet
-        return False
+def dag_parsed(metadata: str) -> bool:
+    with psycopg.connect(metadata) as db:
+        return db.execute("SELECT count(*) FROM serialized_dag WHERE dag_id = %s", (DAG_ID,)).fetchone()[0] > 0
 
 
 def api_server_up(base_url: str) -> bool:
@@ -109,8 +126,8 @@ def api_server_up(base_url: str) -> bool:
         return False
 
 
-def busy_pool_slots(metadata: Path) -> int:
-    with sqlite3.connect(metadata, timeout=30) as db:
+def busy_pool_slots(metadata: str) -> int:
+    with psycopg.connect(metadata) as db:
         return db.execute("SELECT count(*) FROM task_instance WHERE pool = 'salesforce_api' "
                           "AND state IN ('running', 'queued')").fetchone()[0]
 
