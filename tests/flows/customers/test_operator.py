@@ -518,3 +518,63 @@ def test_budget_that_frees_up_within_a_minute_is_waited_for_in_the_worker(env, m
     assert summary["outcome"] == "success" and summary["inserted"] == 3
     (row,) = run_log(env)
     assert (row["outcome"], row["fetched"], row["api_requests"]) == ("success", 3, 2)
+
+
+# -- a record Salesforce sends again unchanged leaves its customer alone --------------------------------------
+
+
+def set_optin(env, sf_id: str, value: bool) -> None:
+    """A Deployteq-side change (e.g. the preference centre), not yet sent to Salesforce."""
+    with psycopg.connect(env.url) as conn:
+        conn.execute(f'UPDATE "{env.schema}".customer SET email_optin = %s WHERE sf_lead_id = %s', (value, sf_id))
+
+
+def optin_of(env, sf_id: str) -> bool:
+    with psycopg.connect(env.url) as conn:
+        return conn.execute(f'SELECT email_optin FROM "{env.schema}".customer WHERE sf_lead_id = %s', (sf_id,)).fetchone()[0]
+
+
+def test_a_deployteq_change_survives_salesforce_sending_the_same_record_again(env):
+    (lead_id,) = env.sf.seed("Lead", [lead(1, Email_Opt_In__c=False, **{FLAG: False})])
+    cfg = config(LEAD, sync_flag_field=None)
+    run("Lead", cfg)
+    set_optin(env, lead_id, True)
+
+    again = run("Lead", cfg)  # the lookback reads the lead again: Salesforce did not change it
+
+    assert again["fetched"] == 1 and again["updated"] == 0 and again["skipped"] == 1
+    assert optin_of(env, lead_id) is True
+    env.sf.advance_clock(60)
+    env.sf.update("Lead", [{"Id": lead_id, "FirstName": "Nieuw"}])
+    run("Lead", cfg)  # a real change in Salesforce is written, with Salesforce's values
+    assert {c["first_name"] for c in env.customers()} == {"Nieuw"} and optin_of(env, lead_id) is False
+
+
+def test_the_read_after_a_flag_reset_does_not_undo_a_deployteq_change(env):
+    import threading
+    import time
+
+    (lead_id,) = env.sf.seed("Lead", [lead(1, Email_Opt_In__c=False)])
+    run("Lead", config(LEAD))
+    env.sf.update("Lead", [{"Id": lead_id, FLAG: True}])  # flagged again, nothing else changed
+    env.sf.inject_fault("slow", path_contains="composite/sobjects", delay_seconds=2)
+    worker = threading.Thread(target=lambda: run("Lead", config(LEAD)))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while env.sf.counters()["by_endpoint"].get("PATCH composite/sobjects", 0) < 2:  # the second run's reset
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    set_optin(env, lead_id, True)  # the preference centre, while the reset is in flight
+    worker.join(timeout=60)
+
+    assert optin_of(env, lead_id) is True
+
+
+def test_a_full_load_writes_every_record_even_unchanged_ones(env):
+    (lead_id,) = env.sf.seed("Lead", [lead(1, Email_Opt_In__c=False, **{FLAG: False})])
+    run("Lead", config(LEAD, sync_flag_field=None))
+    set_optin(env, lead_id, True)
+
+    run("Lead", config(LEAD, sync_flag_field=None), full_load=True)
+
+    assert optin_of(env, lead_id) is False

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from deployteq_salesforce.flows.customers.config import ConfiguredObject, load_objects_config, validate_against_salesforce
 from deployteq_salesforce.flows.customers.merge import IncomingRecord
-from deployteq_salesforce.flows.customers.store import apply_batch
+from deployteq_salesforce.flows.customers.store import apply_batch, remember_sources, unchanged_in_salesforce
 from deployteq_salesforce.core.variables import require_variable
 from deployteq_salesforce.core.exceptions import ConfigurationError
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
@@ -194,7 +194,11 @@ class CustomerSync:
         with self.store.connect() as conn:
             skip = self.flags.permanently_failed(conn, incoming) if self.use_flag and queue_flags else set()
             incoming = [r for r in incoming if r.sf_id not in skip]
-            plan, written = apply_batch(conn, incoming, self.mapped_columns, unique_field=self.obj.unique_field)
+            # a full load writes everything (a changed mapping must reach every customer); otherwise a record
+            # Salesforce sends again unchanged leaves its customer alone (a Deployteq-side change stays)
+            unchanged = set() if self.full_load else unchanged_in_salesforce(conn, incoming)
+            to_write = [r for r in incoming if r.sf_id not in unchanged] if unchanged else incoming
+            plan, written = apply_batch(conn, to_write, self.mapped_columns, unique_field=self.obj.unique_field)
             for outcome in plan.outcomes:
                 if outcome.action == "error":
                     errors.append(RecordError(record_id=outcome.sf_id, reason=outcome.reason, detail={"sobject": self.obj.sobject}))
@@ -207,9 +211,10 @@ class CustomerSync:
             if errors:
                 # one error list per object, whichever DAG met the record
                 self.store.record_errors(self.watermark_flow, errors, conn=conn)
+            failed = {o.sf_id for o in plan.outcomes if o.action == "error"}
+            remember_sources(conn, [r for r in to_write if r.sf_id not in failed])
             if self.use_flag and queue_flags:
                 # R3: only stored records lose their flag; a failed one keeps it and is read again next run
-                failed = {o.sf_id for o in plan.outcomes if o.action == "error"}
                 self.flags.enqueue(conn, [r for r in incoming if not r.is_deleted and r.sf_id not in failed])
             if in_order and not self.use_flag:
                 self.window.record_progress(self.store, records[-1], conn=conn)
@@ -217,7 +222,7 @@ class CustomerSync:
                 self.counts.inserted += written.inserted
                 self.counts.updated += written.updated
                 self.counts.merged += plan.count("merged")
-                self.counts.skipped += plan.count("skipped") + written.unchanged + len(skip)
+                self.counts.skipped += plan.count("skipped") + written.unchanged + len(skip) + len(unchanged)
                 self.counts.deleted += plan.count("deleted")
             self.counts.errors += len(errors) - len(plan.losers)
             if self.run_log_id is not None:

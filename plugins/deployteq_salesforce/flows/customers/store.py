@@ -8,6 +8,7 @@ flows cannot both create a customer for the same new address.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -140,3 +141,35 @@ def apply_batch(
     existing = load_candidates(conn, records, columns)
     plan = plan_customer_writes(records, existing, unique_field=unique_field)  # type: ignore[arg-type]
     return plan, write_plan(conn, plan, columns)
+
+
+# -- what Salesforce last sent (migration 0007) --------------------------------------------------------------
+
+
+def values_hash(record: IncomingRecord) -> bytes:
+    """Identifies what a record says about its customer: mapped values, deletion, conversion (not SystemModstamp:
+    a flag reset moves it without changing anything we store)."""
+    what = (record.sobject, sorted(record.values.items()), record.email_key, record.is_deleted, record.is_converted,
+            record.converted_contact_id, record.master_record_id)
+    return hashlib.blake2b(repr(what).encode(), digest_size=16).digest()
+
+
+def unchanged_in_salesforce(conn: Connection, records: Sequence[IncomingRecord]) -> set[str]:
+    """Ids of ``records`` that say exactly what the last stored version of them said."""
+    if not records:
+        return set()
+    hashes = {r.sf_id: values_hash(r) for r in records}
+    rows = conn.execute(
+        "SELECT sf_id, values_hash FROM source_record WHERE sf_id = ANY(%s)", (list(hashes),)
+    ).fetchall()
+    return {sf_id for sf_id, stored in rows if bytes(stored) == hashes[sf_id]}
+
+
+def remember_sources(conn: Connection, records: Sequence[IncomingRecord]) -> None:
+    """Remember what these records said, in the transaction that stores them."""
+    if records:
+        conn.execute(
+            "INSERT INTO source_record (sf_id, values_hash) SELECT * FROM unnest(%s::text[], %s::bytea[]) "
+            "ON CONFLICT (sf_id) DO UPDATE SET values_hash = excluded.values_hash, stored_at = clock_timestamp()",
+            ([r.sf_id for r in records], [values_hash(r) for r in records]),
+        )
