@@ -94,11 +94,12 @@ _DOMAINS = ("example.nl", "example.com", "voorbeeld.nl", "mail.example.org")
 _ASCII = str.maketrans("éèçüöıłáøößğ", "eecuoilaoosg")
 
 
-def generate_leads(count: int, *, seed: int = 20240101) -> list[dict]:
-    """``count`` realistic Dutch/international leads with unique e-mails, all flagged for the sync."""
-    rng = random.Random(seed)
+def generate_leads(count: int, *, start: int = 0, seed: int = 20240101) -> list[dict]:
+    """``count`` realistic Dutch/international leads with unique e-mails, all flagged for the sync; ``start``
+    numbers them on from an earlier chunk (large seeds are generated and sent a chunk at a time)."""
+    rng = random.Random(seed + start)
     leads = []
-    for n in range(count):
+    for n in range(start, start + count):
         first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
         city, country = rng.choice(_CITIES)
         local = f"{first}.{last}".lower().replace(" ", "").replace("'", "").translate(_ASCII)

@@ -3,27 +3,39 @@
 Uses simple-salesforce's low-level Bulk 2.0 client (so every call goes through the budgeted
 session of the hook that built ``sf``) but does its own polling: a job that is done at the
 first status check costs one request, not a sleep-and-poll loop per second.  Query results
-are downloaded chunk by chunk to a temporary file and read back as a stream of records.
+are streamed: each result page is parsed as it arrives from the HTTP response, in batches, and
+never held whole (nor written to disk).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import itertools
 import io
 import logging
 import os
 import tempfile
 import time
+from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from simple_salesforce import Salesforce
+from simple_salesforce.util import call_salesforce
+
+from deployteq_salesforce.core.timing import PARSE, SALESFORCE_HTTP, PhaseTimer
 
 log = logging.getLogger(__name__)
 
 NUMERIC_TYPES = {"int", "double", "currency", "percent", "long"}
+TYPED_TYPES = NUMERIC_TYPES | {"boolean"}  # CSV columns that are not text in REST answers
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # Salesforce accepts 150 MB per upload; stay well below
 FINAL_STATES = {"JobComplete", "Failed", "Aborted"}
+# records per result page (one request each); the page is streamed, so its size costs no memory
+QUERY_PAGE_RECORDS = 250_000
+STREAM_CHUNK_BYTES = 1 << 18
 
 
 class BulkJobFailed(RuntimeError):
@@ -45,6 +57,39 @@ def csv_value_converter(field_types: dict[str, str]) -> Callable[[str, str], Any
         return value
 
     return convert
+
+
+def csv_records(header: Sequence[str], rows: Iterable[list[str]], field_types: dict[str, str]) -> Iterator[dict]:
+    """Dicts typed like REST answers from Bulk CSV rows: an empty cell is null, only non-text columns are converted."""
+    convert = csv_value_converter(field_types)
+    typed = [(i, name) for i, name in enumerate(header) if field_types.get(name) in TYPED_TYPES]
+    for row in rows:
+        values = [value or None for value in row]
+        for i, name in typed:
+            if values[i] is not None:
+                values[i] = convert(name, values[i])
+        yield dict(zip(header, values))
+
+
+def _phases(sf: Salesforce) -> PhaseTimer:
+    """The timer of the budgeted session behind ``sf`` (a private one for any other session)."""
+    return getattr(sf.session, "phases", None) or PhaseTimer()
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """UTF-8 text lines (with their newline) from byte chunks; quoted newlines are left to the CSV reader."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    rest = ""
+    for chunk in chunks:
+        if b"\x00" in chunk:
+            chunk = chunk.replace(b"\x00", b"")  # Salesforce can send NUL bytes in text fields
+        lines = (rest + decoder.decode(chunk)).split("\n")
+        rest = lines.pop()
+        for line in lines:
+            yield line + "\n"
+    rest += decoder.decode(b"", final=True)
+    if rest:
+        yield rest
 
 
 def _csv_text(value: Any) -> str:
@@ -87,33 +132,62 @@ class Bulk2Client:
             time.sleep(delay)
             delay = min(delay * 2, self.poll_max)
 
-    def query(
+    def query_batches(
         self,
         sobject: str,
         soql: str,
         *,
         include_deleted: bool = False,
         field_types: dict[str, str] | None = None,
-        max_records: int = 100_000,
-    ) -> Iterator[dict]:
-        """Yield the query's records one by one (values typed like REST answers)."""
+        batch_size: int = 5000,
+        page_records: int = QUERY_PAGE_RECORDS,
+    ) -> Iterator[list[dict]]:
+        """Run a query job and yield its records in lists of ``batch_size`` (values typed like REST answers).
+
+        Result pages are streamed from the HTTP response and parsed as they arrive; a page is one request.
+        """
         client = self._client(sobject)
         job = client.create_job("queryAll" if include_deleted else "query", soql)
         self._wait(client, job["id"], is_query=True)
-        convert = csv_value_converter(field_types or {})
+        phases = _phases(self.sf)
+        types = field_types or {}
         locator = ""
-        with tempfile.TemporaryDirectory(prefix="sf-bulk-") as workdir:
-            while True:
-                chunk = client.download_job_data(workdir, job["id"], locator=locator, max_records=max_records)
-                try:
-                    with open(chunk["file"], newline="", encoding="utf-8") as handle:
-                        for row in csv.DictReader(handle):
-                            yield {name: convert(name, value) for name, value in row.items()}
-                finally:
-                    os.unlink(chunk["file"])
-                locator = chunk["locator"]
-                if not locator:
-                    break
+        while True:
+            with closing(self._result_page(client, job["id"], locator, page_records, phases)) as response:
+                locator = response.headers.get("Sforce-Locator", "")
+                rows = csv.reader(_lines(phases.iterate(SALESFORCE_HTTP, response.iter_content(STREAM_CHUNK_BYTES))))
+                header = next(rows, None)
+                if header is not None:
+                    records = csv_records(header, rows, types)
+                    while True:
+                        with phases.phase(PARSE):
+                            batch = list(itertools.islice(records, batch_size))
+                        if not batch:
+                            break
+                        yield batch
+            if not locator or locator == "null":
+                return
+
+    def query(self, sobject: str, soql: str, **options: Any) -> Iterator[dict]:
+        """Like :meth:`query_batches`, record by record."""
+        for batch in self.query_batches(sobject, soql, **options):
+            yield from batch
+
+    @staticmethod
+    def _result_page(client, job_id: str, locator: str, page_records: int, phases: PhaseTimer):
+        """One page of a query job's results as a streamed response (headers read, body not yet)."""
+        params: dict[str, Any] = {"maxRecords": page_records}
+        if locator:
+            params["locator"] = locator
+        with phases.phase(SALESFORCE_HTTP):
+            return call_salesforce(
+                url=client._construct_request_url(job_id, True) + "/results",
+                method="GET",
+                session=client.session,
+                headers=client._get_headers(client.JSON_CONTENT_TYPE, client.CSV_CONTENT_TYPE),
+                params=params,
+                stream=True,
+            )
 
     def ingest(
         self,
