@@ -249,9 +249,9 @@ class ObjectLinkSync:
                     ))
                     continue
                 rows.append(converted)
-                stamp = record.get("SystemModstamp")
+                stamp = record.get("SystemModstamp")  # absent in records read again after a reset (not queued)
                 if stamp not in stamps:
-                    stamps[stamp] = parse_salesforce_datetime(stamp) if self.use_flag else None
+                    stamps[stamp] = parse_salesforce_datetime(stamp) if self.use_flag and stamp is not None else None
                 written.append(_Flagged(record["Id"], stamps[stamp]))
         return PreparedBatch(len(records), rows, written, deleted_ids, errors, records[-1])
 
