@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from include.benchmarks.harness import (
+    phase_lines,
     BENCH_API_LIMIT,
     BenchmarkCheckFailed,
     FlowResult,
@@ -262,6 +263,8 @@ def _print_report(services, summary: dict, ours: FlowResult, baseline: FlowResul
     print()
     print(comparison_table("SalesforceToDeployteqOperator", ours, "stock hooks", baseline, summary))
     print()
+    for line in phase_lines(ours):
+        print(line)
     print("  Salesforce requests by endpoint (emulator counters):")
     print(f"    ours:     {_endpoints(ours.by_endpoint)}")
     if baseline is not None:

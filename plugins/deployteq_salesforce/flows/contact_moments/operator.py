@@ -43,6 +43,7 @@ from deployteq_salesforce.flows.contact_moments.logic import (
     bulk_results,
     composite_results,
     decide,
+    route,
     figures_of,
     format_age,
     requests_allowed,
@@ -200,7 +201,10 @@ class ContactMomentSync:
         """Pass 2: the planned prefix again, for ``sobjects``; never more per object than planned (budget)."""
         taken = {sobject: 0 for sobject in sobjects}
         quota = {sobject: planner.planned[sobject] for sobject in sobjects}
-        for row in self.moments.candidates(upto=planner.last_key, targets=sobjects):
+        for row in self.moments.candidates(upto=planner.last_key):
+            target = route(row)
+            if target is None or target.sobject not in taken:
+                continue  # the other object's moment: not built nor hashed here
             decision = decide(row, max_attempts=self.max_attempts)
             if not isinstance(decision, Outgoing) or decision.target.sobject not in taken:
                 continue

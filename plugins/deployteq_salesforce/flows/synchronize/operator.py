@@ -38,6 +38,7 @@ from deployteq_salesforce.hooks.salesforce import COMPOSITE_CHUNK, BudgetedSales
 from deployteq_salesforce.core.salesforce_errors import parse_bulk_error
 from deployteq_salesforce.core.soql import ids_query
 from deployteq_salesforce.flows.synchronize.store import SynchronizeStore
+from deployteq_salesforce.core.timing import LOOKUP, MAP, PhaseTimer, frozen_gc
 from deployteq_salesforce.flows.synchronize.logic import (
     BUDGET,
     CONTINUE,
@@ -88,7 +89,8 @@ class SynchronizeRun:
         self.claimed: dict[tuple[str, str], int] = {}  # Salesforce records this run already updates
 
     def run(self) -> None:
-        for work in self.outcomes.work(self.run_key, self.plan.columns):
+        phases = self.salesforce.phases
+        for work in phases.iterate(LOOKUP, self.outcomes.work(self.run_key, self.plan.columns)):
             self._run_chunk(work)
 
     def _run_chunk(self, work: list[dict[str, Any]]) -> None:
@@ -109,8 +111,9 @@ class SynchronizeRun:
                 r if isinstance(r, Outcome) else self._limited_customer(row["customer_id"]) for r, row in zip(routed, work)
             ])
             return
-        updates, rejected = plan_updates(work, target=self.target, plan=self.plan, salesforce_types=self.types,
-                                         claimed=self.claimed)
+        with self.salesforce.phases.phase(MAP):
+            updates, rejected = plan_updates(work, target=self.target, plan=self.plan, salesforce_types=self.types,
+                                             claimed=self.claimed)
         self.outcomes.save(self.run_key, rejected)
         if rejected:
             self.log.info("%s of %s customers go to on_error without reaching Salesforce (first: %s)",
@@ -376,7 +379,10 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
         plan = plan_fields(self.sobject, objects, list(self.fields) if self.fields is not None else None)
         store = DeployteqHook(deployteq_conn_id=self.deployteq_conn_id)
         store.migrate()
-        outcomes = SynchronizeStore(store)
+        salesforce = BudgetedSalesforceHook(
+            salesforce_conn_id=self.salesforce_conn_id, deployteq_conn_id=self.deployteq_conn_id, flow=self.flow
+        )
+        outcomes = SynchronizeStore(store, phases=salesforce.phases)
         run_key = self._run_key(context)
         dag_run = (context or {}).get("dag_run")
         new = outcomes.open_run(
@@ -391,18 +397,16 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
             self.log.info("Run %s: %s customers selected to synchronize to %s", run_key, selected, self.sobject)
         else:
             self.log.info("Run %s continues: only pending and on_limit records are sent (nothing is sent twice)", run_key)
-        salesforce = BudgetedSalesforceHook(
-            salesforce_conn_id=self.salesforce_conn_id, deployteq_conn_id=self.deployteq_conn_id, flow=self.flow
-        )
         run_log_id = store.start_run(self.flow, dag_id=getattr(dag_run, "dag_id", None), run_id=getattr(dag_run, "run_id", None))
         work = SynchronizeRun(run_key=run_key, target=self.sobject, objects=objects, plan=plan, salesforce=salesforce,
                               outcomes=outcomes, bulk_threshold=self.bulk_threshold, log=self.log)
         try:
-            work.run()
+            with frozen_gc():
+                work.run()
         except Exception as exc:
             counts = outcomes.counts(run_key)
-            store.finish_run(run_log_id, outcome="failed", counts=_log_counts(counts), message=f"{type(exc).__name__}: {exc}",
-                             api_requests=salesforce.requests_sent)
+            store.finish_run(run_log_id, outcome="failed", counts=_log_counts(counts, salesforce.phases),
+                             message=f"{type(exc).__name__}: {exc}", api_requests=salesforce.requests_sent)
             raise
         finally:
             salesforce.close()
@@ -410,7 +414,7 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
         counts = outcomes.counts(run_key)
         outcome = "limited" if counts[ON_LIMIT] else "partial" if counts[ON_ERROR] else "success"
         message = str(work.stopped) if work.stopped is not None else None
-        store.finish_run(run_log_id, outcome=outcome, counts=_log_counts(counts), message=message,
+        store.finish_run(run_log_id, outcome=outcome, counts=_log_counts(counts, salesforce.phases), message=message,
                          api_requests=salesforce.requests_sent)
         summary = {"run_key": run_key, "sobject": self.sobject, **counts, "api_requests": salesforce.requests_sent}
         self.log.info("Synchronize %s: %s", self.sobject,
@@ -418,10 +422,11 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
         return summary
 
 
-def _log_counts(counts: Mapping[str, int]) -> dict[str, int]:
-    """The run log's columns: selected -> fetched, on_success -> updated, on_error -> errors (+ on_limit in details)."""
+def _log_counts(counts: Mapping[str, int], phases: PhaseTimer) -> dict[str, Any]:
+    """The run log's columns: selected -> fetched, on_success -> updated, on_error -> errors (+ on_limit and the
+    seconds per phase in details)."""
     return {"fetched": counts[CONTINUE], "updated": counts[ON_SUCCESS], "errors": counts[ON_ERROR],
-            "on_limit": counts[ON_LIMIT]}
+            "on_limit": counts[ON_LIMIT], "phase_seconds": phases.as_dict()}
 
 
 def _as_task_ids(value: Any) -> list[str]:

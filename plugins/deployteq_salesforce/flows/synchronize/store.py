@@ -13,18 +13,20 @@ from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
 from deployteq_salesforce.core.exceptions import ConfigurationError
+from deployteq_salesforce.core.timing import BOOKKEEPING, PhaseTimer
 from deployteq_salesforce.flows.synchronize.logic import CONTINUE, EXITS, Outcome
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 
 # customers read and sent per pass: bounds memory (one Bulk job per pass above the threshold)
-WORK_CHUNK = 25_000
+WORK_CHUNK = 50_000
 
 
 class SynchronizeStore:
     """The ``synchronize_run`` / ``synchronize_outcome`` tables (migration 0004)."""
 
-    def __init__(self, store: DeployteqHook):
+    def __init__(self, store: DeployteqHook, *, phases: PhaseTimer | None = None):
         self.store = store
+        self.phases = phases or PhaseTimer()
 
     def open_run(self, run_key: str, *, sobject: str, fields: Sequence[str], dag_id=None, task_id=None, run_id=None,
                  selection: str | None = None) -> bool:
@@ -102,14 +104,15 @@ class SynchronizeStore:
              ",".join(o.fields), o.sent_via)  # field API names never hold a comma
             for o in outcomes
         ]))
-        with self.store.connect() as conn:
+        # binary array parameters: psycopg renders text arrays in Python, value by value
+        with self.phases.phase(BOOKKEEPING), self.store.connect() as conn:
             conn.execute(
                 "UPDATE synchronize_outcome o SET exit = u.exit, sobject = u.sobject, sf_id = u.sf_id, reason = u.reason, "
                 "status_code = u.status_code, message = u.message, "
                 "error_fields = string_to_array(u.fields, ','), sent_via = u.sent_via, "
                 "attempts = o.attempts + (u.sent_via IS NOT NULL)::int, updated_at = clock_timestamp() "
-                "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-                "%s::text[], %s::text[]) AS u (customer_id, exit, sobject, sf_id, reason, status_code, message, fields, sent_via) "
+                "FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
+                "%b::text[], %b::text[]) AS u (customer_id, exit, sobject, sf_id, reason, status_code, message, fields, sent_via) "
                 "WHERE o.run_key = %s AND o.customer_id = u.customer_id",
                 (*[list(c) for c in columns], run_key),
             )
