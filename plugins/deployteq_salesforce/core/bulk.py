@@ -92,14 +92,6 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
         yield rest
 
 
-def _csv_text(value: Any) -> str:
-    if value is None:
-        return "#N/A"  # Bulk API's way to set a field to null
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 @dataclass
 class IngestResult:
     job_id: str
@@ -276,7 +268,9 @@ def _csv_parts(records: Iterable[dict], columns: list[str]) -> Iterator[str]:
     writer.writerow(columns)
     header_size = buffer.tell()
     for record in records:
-        writer.writerow([_csv_text(record.get(column)) for column in columns])
+        # null is "#N/A" for Bulk API, booleans lower case; csv.writer renders numbers with str() (hot: every value)
+        writer.writerow(["#N/A" if v is None else "true" if v is True else "false" if v is False else v
+                         for v in map(record.get, columns)])
         if buffer.tell() >= MAX_UPLOAD_BYTES:
             yield buffer.getvalue()
             buffer = io.StringIO()
