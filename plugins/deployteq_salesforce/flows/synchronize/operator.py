@@ -86,10 +86,13 @@ class SynchronizeRun:
         self.types: dict[str, dict[str, str]] = {}
         self.stopped: BudgetExhausted | None = None  # set once the budget ran out: everything after goes to on_limit
         self.customers: dict[int, Mapping[str, Any]] = {}  # the chunk being sent
-        self.claimed: dict[tuple[str, str], int] = {}  # Salesforce records this run already updates
+        self.claimed: dict[tuple[str, str], int] = {}  # contested Salesforce records this run already updates
+        self.contested: set[str] = set()
 
     def run(self) -> None:
         phases = self.salesforce.phases
+        with phases.phase(LOOKUP):
+            self.contested = self.outcomes.contested_ids(self.run_key)
         for work in phases.iterate(LOOKUP, self.outcomes.work(self.run_key, self.plan.columns)):
             self._run_chunk(work)
 
@@ -113,7 +116,7 @@ class SynchronizeRun:
             return
         with self.salesforce.phases.phase(MAP):
             updates, rejected = plan_updates(work, target=self.target, plan=self.plan, salesforce_types=self.types,
-                                             claimed=self.claimed)
+                                             claimed=self.claimed, contested=self.contested)
         self.outcomes.save(self.run_key, rejected)
         if rejected:
             self.log.info("%s of %s customers go to on_error without reaching Salesforce (first: %s)",

@@ -95,6 +95,22 @@ class SynchronizeStore:
                 return
             after = chunk[-1]["customer_id"]
 
+    def contested_ids(self, run_key: str) -> set[str]:
+        """Lower-case Salesforce ids that more than one customer of the run carries (in any case).
+
+        Lead and contact ids are unique in the customer table, so only such case variants can make two
+        customers update one Salesforce record; the run tracks these few instead of every id it sends."""
+        with self.store.connect() as conn:
+            rows = conn.execute(
+                "SELECT id FROM (SELECT lower(c.sf_lead_id) AS id FROM synchronize_outcome o "
+                "JOIN customer c USING (customer_id) WHERE o.run_key = %(key)s AND c.sf_lead_id IS NOT NULL "
+                "UNION ALL SELECT lower(c.sf_contact_id) FROM synchronize_outcome o "
+                "JOIN customer c USING (customer_id) WHERE o.run_key = %(key)s AND c.sf_contact_id IS NOT NULL) AS ids "
+                "GROUP BY id HAVING count(*) > 1",
+                {"key": run_key},
+            ).fetchall()
+        return {row[0] for row in rows}
+
     def save(self, run_key: str, outcomes: Sequence[Outcome]) -> None:
         """Record outcomes (one transaction); a record that reached Salesforce counts an attempt."""
         if not outcomes:
