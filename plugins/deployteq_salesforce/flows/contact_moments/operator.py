@@ -38,15 +38,17 @@ from deployteq_salesforce.flows.contact_moments.logic import (
     ContactMomentCounts,
     MomentRow,
     Outgoing,
+    Sendable,
     SendPlanner,
     SendResult,
     bulk_results,
     composite_results,
     decide,
-    route,
     figures_of,
     format_age,
     requests_allowed,
+    route,
+    triage,
 )
 from deployteq_salesforce.core.exceptions import BudgetExhausted, SalesforceRequestLimitExceeded
 from deployteq_salesforce.core.timing import BOOKKEEPING, LOOKUP, MAP, PARSE
@@ -176,15 +178,15 @@ class ContactMomentSync:
     # -- reading ----------------------------------------------------------------------------------------
 
     def _look_at_candidates(self, planner: SendPlanner) -> BacklogTally:
-        """Pass 1: decide every candidate, remember unchanged ones, count the backlog and plan (no moment is kept)."""
+        """Pass 1: triage every candidate, remember unchanged ones, count the backlog and plan (no moment is kept)."""
         backlog = BacklogTally()
         by_reason: dict[str, int] = {NO_SALESFORCE_ID: 0, UNCHANGED: 0, GIVEN_UP: 0}
         unchanged: list[MomentRow] = []
         phases = self.salesforce.phases
         for row in phases.iterate(LOOKUP, self.moments.candidates()):
             with phases.phase(MAP):
-                decision = decide(row, max_attempts=self.max_attempts)
-            if isinstance(decision, Outgoing):
+                decision = triage(row, max_attempts=self.max_attempts)
+            if isinstance(decision, Sendable):
                 backlog.add(decision)
                 planner.add(decision)
                 continue
@@ -381,8 +383,8 @@ class ContactMomentSync:
             for row in self.moments.candidates():
                 if row.contact_moment_id in self._failed_ids:
                     continue
-                decision = decide(row, max_attempts=self.max_attempts)
-                if isinstance(decision, Outgoing):
+                decision = triage(row, max_attempts=self.max_attempts)
+                if isinstance(decision, Sendable):
                     left.add(decision)
             figures = left.figures(start)
         else:
