@@ -51,7 +51,7 @@ from deployteq_salesforce.flows.contact_moments.logic import (
     triage,
 )
 from deployteq_salesforce.core.exceptions import BudgetExhausted, SalesforceRequestLimitExceeded
-from deployteq_salesforce.core.timing import BOOKKEEPING, LOOKUP, MAP, PARSE
+from deployteq_salesforce.core.timing import BOOKKEEPING, MAP, PARSE
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
 from deployteq_salesforce.core.operator import SalesforceFlowOperator
@@ -118,7 +118,7 @@ class ContactMomentSync:
         log: logging.Logger | None = None,
     ) -> None:
         self.store = store
-        self.moments = ContactMomentStore(store)
+        self.moments = ContactMomentStore(store, phases=salesforce.phases)
         self.salesforce = salesforce
         self.hourly_share = hourly_share
         self.bulk_threshold = bulk_threshold
@@ -182,20 +182,19 @@ class ContactMomentSync:
         backlog = BacklogTally()
         by_reason: dict[str, int] = {NO_SALESFORCE_ID: 0, UNCHANGED: 0, GIVEN_UP: 0}
         unchanged: list[MomentRow] = []
-        phases = self.salesforce.phases
-        for row in phases.iterate(LOOKUP, self.moments.candidates()):
-            with phases.phase(MAP):
+        with self.salesforce.phases.phase(MAP):  # the reads in it are timed as lookup, per chunk
+            for row in self.moments.candidates():
                 decision = triage(row, max_attempts=self.max_attempts)
-            if isinstance(decision, Sendable):
-                backlog.add(decision)
-                planner.add(decision)
-                continue
-            by_reason[decision.reason] += 1
-            if decision.reason == UNCHANGED:
-                unchanged.append(row)
-                if len(unchanged) >= READ_CHUNK:
-                    self.moments.mark_unchanged(unchanged)
-                    unchanged = []
+                if isinstance(decision, Sendable):
+                    backlog.add(decision)
+                    planner.add(decision)
+                    continue
+                by_reason[decision.reason] += 1
+                if decision.reason == UNCHANGED:
+                    unchanged.append(row)
+                    if len(unchanged) >= READ_CHUNK:
+                        self.moments.mark_unchanged(unchanged)
+                        unchanged = []
         self.moments.mark_unchanged(unchanged)
         self.counts.skipped = sum(by_reason.values())
         self.counts.fetched = backlog.size + self.counts.skipped
@@ -206,13 +205,11 @@ class ContactMomentSync:
         """Pass 2: the planned prefix again, for ``sobjects``; never more per object than planned (budget)."""
         taken = {sobject: 0 for sobject in sobjects}
         quota = {sobject: planner.planned[sobject] for sobject in sobjects}
-        phases = self.salesforce.phases
-        for row in phases.iterate(LOOKUP, self.moments.candidates(upto=planner.last_key)):
+        for row in self.moments.candidates(upto=planner.last_key):
             target = route(row)
             if target is None or target.sobject not in taken:
                 continue  # the other object's moment: not built nor hashed here
-            with phases.phase(MAP):
-                decision = decide(row, max_attempts=self.max_attempts)
+            decision = decide(row, max_attempts=self.max_attempts)
             if not isinstance(decision, Outgoing) or decision.target.sobject not in taken:
                 continue
             sobject = decision.target.sobject

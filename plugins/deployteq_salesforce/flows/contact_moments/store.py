@@ -13,6 +13,7 @@ from psycopg.rows import args_row
 from psycopg.types.json import Jsonb
 
 from deployteq_salesforce.core.store import RecordError
+from deployteq_salesforce.core.timing import LOOKUP, PhaseTimer
 from deployteq_salesforce.flows.contact_moments.logic import (
     CONTACT_OBJECT, FLOW, LEAD_OBJECT, MomentRow, Outgoing, SendResult, Target,
 )
@@ -83,8 +84,9 @@ SELECT count(*) FROM api_ledger
 class ContactMomentStore:
     """Reads and writes of one contact-moment run; each method is its own short transaction."""
 
-    def __init__(self, store: DeployteqHook) -> None:
+    def __init__(self, store: DeployteqHook, *, phases: PhaseTimer | None = None) -> None:
         self.store = store
+        self.phases = phases or PhaseTimer()
 
     def now(self) -> datetime:
         with self.store.connect() as conn:
@@ -98,7 +100,8 @@ class ContactMomentStore:
         """
         after = FIRST_KEY
         while True:
-            with self.store.connect() as conn, conn.cursor(row_factory=args_row(MomentRow)) as cur:
+            with self.phases.phase(LOOKUP), self.store.connect() as conn, \
+                    conn.cursor(row_factory=args_row(MomentRow)) as cur:
                 cur.execute(CANDIDATES_SQL, {"flow": FLOW, "after_at": after[0], "after_id": after[1],
                                              "upto_at": upto[0], "upto_id": upto[1], "chunk": READ_CHUNK})
                 rows = cur.fetchall()
