@@ -41,7 +41,7 @@ PERMANENT_RESET_ERRORS = {
 }
 COMPOSITE_LIMIT = 200
 RETRIEVE_LIMIT = 2_000  # records per sObject Collections retrieve (POST composite/sobjects/{object})
-FLAG_RESET_CHUNK = 250_000  # ids per read of the reset queue and per Bulk job (~7 MB of CSV): bounds memory
+FLAG_RESET_CHUNK = 100_000  # ids per read of the reset queue and per Bulk job: bounds memory (~25 MB at most)
 BULK_RESET_MIN = 2_000  # from here one Bulk ingest job (~5 requests) beats composite (10+ requests)
 READ_AGAIN_BATCH = 5_000  # records stored per transaction when a Bulk reset is read again
 CLOCK_MARGIN_SALESFORCE = timedelta(seconds=2)  # Salesforce's Date header and SystemModstamp have whole seconds

@@ -44,14 +44,14 @@ class SyncCounts:
     flags_reset: int = 0
     details: dict = field(default_factory=dict)
 
-    def as_resume(self) -> dict:
-        """JSON-able, for a deferred run to continue counting (``SyncCounts(**counts.as_resume())``)."""
-        return asdict(self)
-
     def as_log_counts(self) -> dict:
         counts = asdict(self)
         counts.update(counts.pop("details"))
         return counts
+
+    def as_resume(self) -> dict:
+        """JSON-able, for a deferred run to continue counting (``SyncCounts(**counts.as_resume())``)."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -264,7 +264,7 @@ class IncrementalReader:
                 self.sobject, bulk_soql, include_deleted=include_deleted, field_types=self.field_types,
                 batch_size=batch_size,
             )
-            yield from prefetched(map(prepare, batches), timer=phases)
+            yield from prefetched((prepare(batch) for batch in batches), timer=phases)
             return
         self.ordered = True
         records = itertools.chain(first_page, (record for _, page in pages for record in page))

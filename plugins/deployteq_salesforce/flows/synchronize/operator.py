@@ -209,9 +209,10 @@ class SynchronizeRun:
     def _send_bulk(self, sobject: str, updates: list[Update]) -> list[Update]:
         columns = ["Id", *self.plan.salesforce_fields(sobject)]
         try:
-            result = Bulk2Client(self.salesforce.get_conn()).ingest(
-                sobject, "update", (u.payload for u in updates), columns=columns, want_successful=False
-            )
+            with self.salesforce.phases.phase(MAP):  # the CSV (the job's requests are timed on their own)
+                result = Bulk2Client(self.salesforce.get_conn()).ingest(
+                    sobject, "update", (u.payload for u in updates), columns=columns, want_successful=False
+                )
         except BudgetExhausted as exc:
             self._stop(exc)
             reason, code = self._limit_reason()
@@ -222,11 +223,11 @@ class SynchronizeRun:
         for row in result.failed:
             record_id = (row.get("Id") or row.get("sf__Id") or "").lower()
             failed[record_id] = row.get("sf__Error", "")
-        outcomes, converted = [], []
+        succeeded, outcomes, converted = [], [], []
         for update in updates:
             error = failed.get(update.sf_id.lower())
             if error is None:
-                outcomes.append(update.succeeded(sent_via="bulk"))
+                succeeded.append(update)
                 continue
             code, message, fields = parse_bulk_error(error)
             outcome = update.failed(code, message, fields, sent_via="bulk")
@@ -234,6 +235,7 @@ class SynchronizeRun:
                 converted.append(update)
             else:
                 outcomes.append(outcome)
+        self.outcomes.save_succeeded(self.run_key, sobject, succeeded, sent_via="bulk")
         self.outcomes.save(self.run_key, outcomes)
         self.log.info("Bulk update of %s %s records (job %s): %s failed", len(updates), sobject, result.job_id, len(failed))
         return converted

@@ -14,7 +14,7 @@ from psycopg.rows import dict_row, tuple_row
 
 from deployteq_salesforce.core.exceptions import ConfigurationError
 from deployteq_salesforce.core.timing import BOOKKEEPING, PhaseTimer
-from deployteq_salesforce.flows.synchronize.logic import CONTINUE, EXITS, Outcome
+from deployteq_salesforce.flows.synchronize.logic import CONTINUE, EXITS, ON_SUCCESS, Outcome, Update
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 
 # customers read and sent per pass: bounds memory (one Bulk job per pass above the threshold)
@@ -131,6 +131,20 @@ class SynchronizeStore:
                 "%b::text[], %b::text[]) AS u (customer_id, exit, sobject, sf_id, reason, status_code, message, fields, sent_via) "
                 "WHERE o.run_key = %s AND o.customer_id = u.customer_id",
                 (*[list(c) for c in columns], run_key),
+            )
+
+    def save_succeeded(self, run_key: str, sobject: str, updates: Sequence[Update], *, sent_via: str) -> None:
+        """Record updates of one object that Salesforce accepted, as ``save`` records ``Update.succeeded``
+        outcomes; only the two columns that differ per record are sent (a Bulk job's worth at a time)."""
+        if not updates:
+            return
+        with self.phases.phase(BOOKKEEPING), self.store.connect() as conn:
+            conn.execute(
+                "UPDATE synchronize_outcome o SET exit = %s, sobject = %s, sf_id = u.sf_id, reason = NULL, "
+                "status_code = NULL, message = NULL, error_fields = '{}', sent_via = %s, attempts = o.attempts + 1, "
+                "updated_at = clock_timestamp() FROM unnest(%b::bigint[], %b::text[]) AS u (customer_id, sf_id) "
+                "WHERE o.run_key = %s AND o.customer_id = u.customer_id",
+                (ON_SUCCESS, sobject, sent_via, [u.customer_id for u in updates], [u.sf_id for u in updates], run_key),
             )
 
     def finish(self, run_key: str) -> None:
