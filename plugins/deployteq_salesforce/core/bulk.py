@@ -205,11 +205,25 @@ class Bulk2Client:
         client = self._client(sobject)
         job = client.create_job(operation, external_id_field=external_id_field)
         for part in _csv_parts(records, columns):
-            client.upload_job_data(job["id"], part)
+            self._upload(client, job["id"], part)
         if before_processing is not None:
             before_processing(job["id"])
         client.close_job(job["id"])
         return self.results(sobject, job["id"], want_successful=want_successful)
+
+    @staticmethod
+    def _upload(client, job_id: str, data: bytes) -> None:
+        """One CSV upload, sent as the bytes it was written in (simple-salesforce's ``upload_job_data`` takes text
+        and encodes it twice: two more copies of up to 100 MB)."""
+        response = call_salesforce(
+            url=client._construct_request_url(job_id, False) + "/batches",
+            method="PUT",
+            session=client.session,
+            headers=client._get_headers(client.CSV_CONTENT_TYPE, client.JSON_CONTENT_TYPE),
+            data=data,
+        )
+        if response.status_code != 201:
+            raise BulkJobFailed(f"Upload to Bulk job {job_id} answered {response.status_code}: {response.text[:500]}")
 
     def results(self, sobject: str, job_id: str, *, want_successful: bool = True) -> IngestResult:
         """Wait for an ingest job that was closed (by this run or a crashed one) and fetch its results."""
@@ -261,11 +275,17 @@ class Bulk2Client:
         finally:
             os.unlink(path)
 
-def _csv_parts(records: Iterable[dict], columns: list[str]) -> Iterator[str]:
-    """CSV uploads of at most MAX_UPLOAD_BYTES, each with the header row."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
+def _csv_parts(records: Iterable[dict], columns: list[str]) -> Iterator[bytes]:
+    """CSV uploads (UTF-8) of at most MAX_UPLOAD_BYTES, each with the header row; written as bytes straight away."""
+
+    def new_part() -> tuple[io.BytesIO, io.TextIOWrapper, Any]:
+        buffer = io.BytesIO()
+        text = io.TextIOWrapper(buffer, encoding="utf-8", newline="", write_through=True)
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(columns)
+        return buffer, text, writer
+
+    buffer, text, writer = new_part()
     header_size = buffer.tell()
     for record in records:
         # null is "#N/A" for Bulk API, booleans lower case; csv.writer renders numbers with str() (hot: every value)
@@ -273,8 +293,6 @@ def _csv_parts(records: Iterable[dict], columns: list[str]) -> Iterator[str]:
                          for v in map(record.get, columns)])
         if buffer.tell() >= MAX_UPLOAD_BYTES:
             yield buffer.getvalue()
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            writer.writerow(columns)
+            buffer, text, writer = new_part()
     if buffer.tell() > header_size:
         yield buffer.getvalue()

@@ -279,8 +279,7 @@ def email_key(email: Any) -> str | None:
 class _Batch:
     """One batch being mapped column by column; collects the issues of each record by position."""
 
-    def __init__(self, obj: ConfiguredObject, records: Sequence[dict[str, Any]]):
-        self.obj = obj
+    def __init__(self, records: Sequence[dict[str, Any]]):
         self.records = records
         self.issues: dict[int, list[FieldIssue]] = {}
 
@@ -292,7 +291,7 @@ class _Batch:
 
     def converted(self, field: str, convert: Callable[[Any], Any], message: Callable[[ConversionError], str], *,
                   required: bool = False) -> list[Any]:
-        """``convert`` applied to the field of every record, each distinct text value once (values repeat a lot:
+        """``convert`` applied to the field of every record, each distinct value once (values repeat a lot:
         picklists, flags, timestamps); a value that does not convert becomes None plus an issue of its record.
         A field the record lacks is null, or (``required``) an issue of its own."""
         memo: dict[Any, Any] = {}
@@ -352,7 +351,7 @@ def _map_batch(obj: ConfiguredObject, records: Sequence[dict[str, Any]]) -> tupl
 
     Issues are collected column by column in the order a single record lists them (Id, SystemModstamp,
     the mapping rows, IsDeleted, IsConverted)."""
-    batch = _Batch(obj, records)
+    batch = _Batch(records)
     count = len(records)
     ids = batch.column("Id")
     for index, sf_id in enumerate(ids):
