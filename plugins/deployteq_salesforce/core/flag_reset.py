@@ -27,7 +27,7 @@ from typing import Any
 from psycopg import Connection
 
 from deployteq_salesforce.core.bulk import Bulk2Client
-from deployteq_salesforce.core.incremental import server_now, write_in_batches
+from deployteq_salesforce.core.incremental import prefetched, server_now
 from deployteq_salesforce.core.soql import format_datetime, validate_identifier
 
 # Salesforce answers that will not change by trying again: stop resetting those records
@@ -182,11 +182,17 @@ class FlagResetQueue:
         """Read everything changed since ``since`` in one Bulk query, store what belongs to ``ids``, forget those."""
         wanted = set(ids)
         soql = f"SELECT {', '.join(self.fields)} FROM {self.sobject} WHERE SystemModstamp >= {format_datetime(since)}"
-        records = Bulk2Client(salesforce.get_conn()).query(self.sobject, soql, field_types=self.field_types)
-        write_in_batches((r for r in records if r["Id"] in wanted), READ_AGAIN_BATCH, self.store_again)
+        batches = Bulk2Client(salesforce.get_conn()).query_batches(
+            self.sobject, soql, field_types=self.field_types, batch_size=READ_AGAIN_BATCH
+        )
+        # read and parsed ahead in a background thread while the batch before is stored
+        for batch in prefetched(batches, timer=salesforce.phases):
+            mine = [r for r in batch if r["Id"] in wanted]
+            if mine:
+                self.store_again(mine)
         with self.store.connect() as conn:
             conn.execute(
-                "DELETE FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%s) AND reset_requested_at IS NOT NULL",
+                "DELETE FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%b::text[]) AND reset_requested_at IS NOT NULL",
                 (self.flow, ids),
             )
 
@@ -210,7 +216,7 @@ class FlagResetQueue:
     def _mark_reset_requested(self, ids: list[str]) -> None:
         with self.store.connect() as conn:
             conn.execute(
-                "UPDATE flag_reset_queue SET reset_requested_at = clock_timestamp() WHERE flow = %s AND sf_id = ANY(%s)",
+                "UPDATE flag_reset_queue SET reset_requested_at = clock_timestamp() WHERE flow = %s AND sf_id = ANY(%b::text[])",
                 (self.flow, ids),
             )
 
@@ -224,7 +230,7 @@ class FlagResetQueue:
             self.store_again(records)
         with self.store.connect() as conn:
             conn.execute(
-                "DELETE FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%s) AND reset_requested_at IS NOT NULL",
+                "DELETE FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%b::text[]) AND reset_requested_at IS NOT NULL",
                 (self.flow, ids),
             )
 
