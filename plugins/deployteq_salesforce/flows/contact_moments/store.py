@@ -14,9 +14,7 @@ from psycopg.types.json import Jsonb
 
 from deployteq_salesforce.core.store import RecordError
 from deployteq_salesforce.core.timing import LOOKUP, PhaseTimer
-from deployteq_salesforce.flows.contact_moments.logic import (
-    CONTACT_OBJECT, FLOW, LEAD_OBJECT, MomentRow, Outgoing, SendResult, Target,
-)
+from deployteq_salesforce.flows.contact_moments.logic import FLOW, MomentRow, Outgoing, SendResult, Target
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 
 # New and changed moments (columns in MomentRow's order): never dealt with, or their row changed since (changed_at differs); oldest first,
