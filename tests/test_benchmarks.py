@@ -67,8 +67,48 @@ def test_the_table_names_the_raised_hourly_budget(lead_sync_run):
     assert "ours: SalesforceToDeployteqOperator" in stdout
 
 
+def test_the_last_line_breaks_the_time_down_by_phase(lead_sync_run):
+    stdout, summary = lead_sync_run
+    phases = summary["phase_seconds"]
+    assert {"salesforce_http", "ledger", "map", "lookup", "merge", "copy", "upsert", "bookkeeping", "flag_reset",
+            "other"} <= set(phases)
+    # exclusive phases of the flow's thread: together at most the flow's time (migrations before them are not a phase)
+    flow_thread = sum(v for k, v in phases.items() if not k.startswith("read:") and k != "salesforce_server")
+    assert 0 < flow_thread <= summary["seconds"] * 1.01
+    assert summary["cpu_seconds"] > 0
+    assert "seconds per phase" in stdout
+
+
+@pytest.fixture(scope="module")
+def initial_load_run(pg_url) -> tuple[str, dict]:
+    """``python -m include.benchmarks initial_load`` on 300 leads, and again on 100 (``--scale``)."""
+    env = {**os.environ, "DEPLOYTEQ_DATABASE_URL": pg_url}
+    completed = subprocess.run(
+        [sys.executable, "-m", "include.benchmarks", "initial_load", "--records", "300", "--scale", "100"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    return completed.stdout, json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def test_initial_load_reads_every_lead_once_without_writing_to_salesforce(initial_load_run):
+    _, summary = initial_load_run
+    assert summary["records"] == 300
+    # describe + REST pages (300 leads are below the Bulk threshold): reads only, checked in the benchmark too
+    assert summary["sf_requests_by_endpoint"] == {"GET query": 1, "GET sobjects/Lead/describe": 1}
+    assert summary["ledger_requests"] == summary["sf_requests"] == 2
+
+
+def test_scale_runs_the_flow_again_and_shows_how_time_and_memory_grow(initial_load_run):
+    stdout, summary = initial_load_run
+    assert [run["records"] for run in summary["scaling"]] == [100, 300]
+    assert all(run["seconds"] > 0 and run["peak_rss_mb"] > 0 for run in summary["scaling"])
+    assert "How time and memory grow with N" in stdout
+    assert "RSS vs smallest" in stdout
+
+
 def test_dispatcher_knows_the_benchmarks():
-    assert {"lead_sync", "store_upsert"} <= set(benchmark_names())
+    assert {"lead_sync", "initial_load", "store_upsert"} <= set(benchmark_names())
     assert "harness" not in benchmark_names()
 
 

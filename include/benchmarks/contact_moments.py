@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from include.benchmarks.harness import (
+    phase_lines,
     BENCH_API_LIMIT,
     BenchmarkCheckFailed,
     FlowResult,
@@ -209,6 +210,8 @@ def _print_report(services, summary: dict, ours: FlowResult, baseline: FlowResul
     print()
     print(comparison_table("ContactMomentsToSalesforceOperator", ours, "one create per moment", baseline, summary))
     print()
+    for line in phase_lines(ours):
+        print(line)
     print(f"  ours by endpoint: {', '.join(f'{k} {v:,}' for k, v in ours.by_endpoint.items()) or 'none'}")
     if baseline is not None:
         print(f"  baseline at 3,600 requests/hour (the manual's limit): {summary['baseline_hours_at_3600_per_hour']:,} hours "

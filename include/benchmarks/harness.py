@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import resource
@@ -66,6 +67,16 @@ class FlowResult:
     peak_rss_mb: float
     rss_before_flow_mb: float  # the child's peak after imports and set-up, before the timed flow
     value: Any = None  # what the flow returned (e.g. the operator's XCom summary)
+    server_seconds: float | None = None  # the emulator's own time answering the flow's requests (its counters)
+    cpu_seconds: float | None = None  # the flow process's CPU time (all threads)
+
+    @property
+    def phase_seconds(self) -> dict[str, float]:
+        """Where the flow's time went: the operator's phases (run log ``phase_seconds``) and the emulator's own time."""
+        phases = dict((self.value or {}).get("phase_seconds") or {}) if isinstance(self.value, dict) else {}
+        if self.server_seconds is not None:
+            phases["salesforce_server"] = round(self.server_seconds, 3)
+        return phases
 
     @property
     def records_per_s(self) -> float:
@@ -101,10 +112,18 @@ def _child_entry(target: str, kwargs: dict, env: dict[str, str]) -> dict:
     prepare = getattr(importlib.import_module(module_name), function_name)
     flow = prepare(**kwargs)  # imports Airflow, builds hooks/operators: not part of the flow's time
     rss_before = peak_rss_kib()
+    cpu_before = _cpu_seconds()
     started = time.perf_counter()
     value = flow()
     seconds = time.perf_counter() - started
-    return {"value": value, "seconds": seconds, "rss_before_kib": rss_before, "peak_rss_kib": peak_rss_kib()}
+    return {"value": value, "seconds": seconds, "cpu_seconds": _cpu_seconds() - cpu_before, "rss_before_kib": rss_before,
+            "peak_rss_kib": peak_rss_kib()}
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process, all threads (user + system): unlike wall time, hardly moved by other load."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_in_child(target: str, kwargs: Mapping[str, Any], env: Mapping[str, str]) -> dict:
@@ -218,12 +237,18 @@ class BenchServices:
             peak_rss_mb=measured["peak_rss_kib"] / 1024,
             rss_before_flow_mb=measured["rss_before_kib"] / 1024,
             value=measured["value"],
+            server_seconds=_server_seconds(after) - _server_seconds(before) if "server_seconds" in after else None,
+            cpu_seconds=measured["cpu_seconds"],
         )
 
     def drop_schemas(self) -> None:
         for name in self.schemas:
             self.sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         self.schemas.clear()
+
+
+def _server_seconds(counters: Mapping[str, Any]) -> float:
+    return float((counters.get("server_seconds") or {}).get("total") or 0.0)
 
 
 def _counter_difference(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
@@ -293,6 +318,8 @@ def flow_figures(result: FlowResult) -> dict[str, float | int]:
         "sf_requests": result.sf_requests,
         "requests_per_10k": round(result.requests_per_10k, 2),
         "peak_rss_mb": round(result.peak_rss_mb, 1),
+        "phase_seconds": result.phase_seconds,
+        "cpu_seconds": round(result.cpu_seconds, 3) if result.cpu_seconds is not None else None,
     }
 
 
@@ -354,6 +381,30 @@ def comparison_summary(name: str, ours: FlowResult, baseline: FlowResult | None,
     return summary
 
 
+PHASE_NOTE = ("phases are exclusive on the flow's thread (they add up to its time; 'other' is the rest); 'read:*' ran "
+              "in the background reader at the same time; 'read_wait' = the flow waiting for it; salesforce_server = the "
+              "emulator's own time answering (its counters)")
+
+
+def phase_lines(result: FlowResult) -> list[str]:
+    """The flow's time per phase, largest first, as lines for a report."""
+    phases = result.phase_seconds
+    if not phases:
+        return ["  phases: none reported"]
+    cells = [f"{name} {seconds:,.2f}" for name, seconds in sorted(phases.items(), key=lambda item: -item[1])]
+    cpu = f"; the flow process used {result.cpu_seconds:,.1f} s CPU" if result.cpu_seconds is not None else ""
+    return [f"  seconds per phase ({result.seconds:,.1f} s in all{cpu}): " + ", ".join(cells), f"  ({PHASE_NOTE})"]
+
+
+def growth_table(summaries: Sequence[dict]) -> str:
+    """How time and memory grow with N: one row per run, with the peak RSS relative to the smallest run."""
+    ordered = sorted(summaries, key=lambda s: s["records"])
+    smallest = ordered[0]["peak_rss_mb"] or 1.0
+    rows = [[s["records"], s["seconds"], s["records_per_s"], s["sf_requests"], s["peak_rss_mb"],
+             f"{s['peak_rss_mb'] / smallest:.2f}x"] for s in ordered]
+    return format_table(["N", "seconds", "records/s", "SF requests", "peak RSS MB", "RSS vs smallest"], rows)
+
+
 def benchmark_main(
     run: Callable[..., dict],
     argv: Sequence[str] | None,
@@ -366,16 +417,44 @@ def benchmark_main(
     """The common command line: ``--records N`` (+ the benchmark's own options), then ``run(...)``.
 
     ``run`` prints its readable table; this prints the summary it returns as the LAST line (JSON).
+    ``--scale 10000,1000000`` runs the flow again at those sizes (without baseline) and adds how time and
+    memory grow with N: a table, and ``scaling`` in the JSON line.
     """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--records", type=int, default=default_records, help=f"records (default {default_records:,})")
     parser.add_argument("--verbose", action="store_true", help="INFO logging from the flows (on stderr)")
+    parser.add_argument("--scale", type=_sizes, default=[], metavar="N,N,...",
+                        help="also run at these sizes and print how time and memory grow with N")
     if add_arguments:
         add_arguments(parser)
     args = vars(parser.parse_args(argv))
     if args["records"] < 1:
         parser.error("--records must be at least 1")
+    sizes = args.pop("scale")
     summary = run(**args)
+    if sizes:
+        runs = {summary["records"]: summary}
+        extra = {"skip_baseline": True} if "skip_baseline" in inspect.signature(run).parameters else {}
+        for size in sizes:
+            if size not in runs:
+                runs[size] = run(**{**args, **extra, "records": size})
+        summary["scaling"] = [
+            {key: s[key] for key in ("records", "seconds", "records_per_s", "sf_requests", "peak_rss_mb")}
+            for s in sorted(runs.values(), key=lambda s: s["records"])
+        ]
+        print("How time and memory grow with N (each run a fresh emulator and schema):")
+        print(growth_table(list(runs.values())))
+        print(flush=True)
     sys.stdout.flush()
     print(json.dumps(summary), flush=True)
     return summary
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--scale takes sizes like 10000,1000000, not {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("--scale sizes must be at least 1")
+    return sizes

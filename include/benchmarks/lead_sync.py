@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from include.benchmarks.harness import (
+    phase_lines,
     BENCH_API_LIMIT,
     BenchmarkCheckFailed,
     FlowResult,
@@ -94,11 +95,12 @@ _DOMAINS = ("example.nl", "example.com", "voorbeeld.nl", "mail.example.org")
 _ASCII = str.maketrans("éèçüöıłáøößğ", "eecuoilaoosg")
 
 
-def generate_leads(count: int, *, seed: int = 20240101) -> list[dict]:
-    """``count`` realistic Dutch/international leads with unique e-mails, all flagged for the sync."""
-    rng = random.Random(seed)
+def generate_leads(count: int, *, start: int = 0, seed: int = 20240101) -> list[dict]:
+    """``count`` realistic Dutch/international leads with unique e-mails, all flagged for the sync; ``start``
+    numbers them on from an earlier chunk (large seeds are generated and sent a chunk at a time)."""
+    rng = random.Random(seed + start)
     leads = []
-    for n in range(count):
+    for n in range(start, start + count):
         first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
         city, country = rng.choice(_CITIES)
         local = f"{first}.{last}".lower().replace(" ", "").replace("'", "").translate(_ASCII)
@@ -261,6 +263,8 @@ def _print_report(services, summary: dict, ours: FlowResult, baseline: FlowResul
     print()
     print(comparison_table("SalesforceToDeployteqOperator", ours, "stock hooks", baseline, summary))
     print()
+    for line in phase_lines(ours):
+        print(line)
     print("  Salesforce requests by endpoint (emulator counters):")
     print(f"    ours:     {_endpoints(ours.by_endpoint)}")
     if baseline is not None:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from include.benchmarks.harness import (
+    phase_lines,
     OPERATOR_CONN_IDS,
     BenchmarkCheckFailed,
     FlowResult,
@@ -178,6 +179,8 @@ def _print_report(services, summary: dict, sync: FlowResult, reconcile: FlowResu
          reconcile.sf_requests, reconcile.requests_per_10k, reconcile.peak_rss_mb, reconcile.rss_before_flow_mb],
     ]))
     print()
+    for line in phase_lines(sync):
+        print(line)
     print(f"  link sync requests: {_endpoints(sync.by_endpoint)}")
     print(f"  reconciliation requests: {_endpoints(reconcile.by_endpoint)} "
           f"(a naive per-row check would need {records:,})")

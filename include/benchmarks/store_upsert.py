@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     os.environ["AIRFLOW_CONN_DEPLOYTEQ_BENCH"] = json.dumps(postgres_connection(url, deployteq_schema=schema))
 
+    from deployteq_salesforce.core.timing import PhaseTimer
     from deployteq_salesforce.hooks.deployteq import DeployteqHook
 
     # Keyed on customer_id: the sf_lead_id / sf_contact_id constraints are deferrable (the customer
@@ -71,19 +72,22 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         results = {}
         for name, changed_every in (("insert", 0), ("unchanged", 0), ("changed_10pct", 10)):
+            phases = PhaseTimer()
             started = time.perf_counter()
-            counts = hook.copy_upsert("customer", COLUMNS, customer_rows(args.records, changed_every=changed_every), KEY)
-            results[name] = (time.perf_counter() - started, counts)
+            counts = hook.copy_upsert("customer", COLUMNS, customer_rows(args.records, changed_every=changed_every), KEY,
+                                      phases=phases)
+            results[name] = (time.perf_counter() - started, counts, phases.as_dict())
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(psycopg.sql.SQL("DROP SCHEMA {} CASCADE").format(psycopg.sql.Identifier(schema)))
 
     print(f"copy_upsert of {args.records:,} customer rows ({len(COLUMNS)} columns)")
-    print(f"{'pass':<16}{'seconds':>9}{'rows/s':>11}{'inserted':>10}{'updated':>9}{'unchanged':>11}")
-    for name, (seconds, counts) in results.items():
+    print(f"{'pass':<16}{'seconds':>9}{'rows/s':>11}{'inserted':>10}{'updated':>9}{'unchanged':>11}  seconds per phase")
+    for name, (seconds, counts, phases) in results.items():
         print(
             f"{name:<16}{seconds:>9.2f}{args.records / seconds:>11,.0f}"
-            f"{counts.inserted:>10}{counts.updated:>9}{counts.unchanged:>11}"
+            f"{counts.inserted:>10}{counts.updated:>9}{counts.unchanged:>11}  "
+            + ", ".join(f"{phase} {value:.2f}" for phase, value in phases.items())
         )
     seconds = results["insert"][0]
     summary = {
@@ -95,6 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
         "sf_requests": 0,
         "requests_per_10k": 0,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "phase_seconds": results["insert"][2],  # copy = rows generated and sent by COPY, upsert = the statement
     }
     print(json.dumps(summary))
     return summary

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from include.benchmarks.harness import (
+    phase_lines,
     BenchmarkCheckFailed,
     FlowResult,
     benchmark_main,
@@ -177,6 +178,9 @@ def _updated_leads(admin) -> int:
 
 def _check_ours(services, schema: str, result: FlowResult, records: int) -> None:
     summary = result.value or {}
+    # the operator's XCom is a fixed small summary; its seconds per phase are in the run log
+    result.value = {**summary, "phase_seconds": services.sql(
+        f'SELECT details->\'phase_seconds\' FROM "{schema}".run_log ORDER BY run_log_id DESC LIMIT 1')[0][0]}
     stored = dict(services.sql(f'SELECT exit, count(*) FROM "{schema}".synchronize_outcome GROUP BY exit'))
     updated = _updated_leads(services.admin)
     problems = []
@@ -202,6 +206,8 @@ def _print_report(services, summary: dict, ours: FlowResult, baseline: FlowResul
     print()
     print(comparison_table("SalesforceSynchronizeOperator", ours, "one update per record", baseline, summary))
     print()
+    for line in phase_lines(ours):
+        print(line)
     print("  ours by endpoint: " + (", ".join(f"{k} {v:,}" for k, v in ours.by_endpoint.items()) or "none"))
     print(f"  exits: {summary['exits']}")
     if baseline is not None and ours.seconds > 0:

@@ -51,6 +51,7 @@ from deployteq_salesforce.core.salesforce_errors import (
     is_request_limit_exceeded,
     parse_limit_info,
 )
+from deployteq_salesforce.core.timing import LEDGER, SALESFORCE_HTTP, PhaseTimer
 
 log = logging.getLogger(__name__)
 
@@ -552,9 +553,11 @@ class BudgetedSession(requests.Session):
         retry: RetryPolicy | None = None,
         timeout: float | tuple[float, float] | None = (30.0, 300.0),
         logger: logging.Logger | None = None,
+        phases: PhaseTimer | None = None,
     ) -> None:
         super().__init__()
         self.budget = budget
+        self.phases = phases or PhaseTimer()  # time inside requests vs. in the ledger, for the run log
         self.flow = flow
         self.retry_policy = retry or RetryPolicy()
         self.default_timeout = timeout
@@ -635,16 +638,19 @@ class BudgetedSession(requests.Session):
         return retrying(self._send_once, method, url, kwargs)
 
     def _send_once(self, method: str, url: str, kwargs: dict) -> requests.Response:
-        request_id = self.budget.reserve(method=method, endpoint=endpoint_of(url), flow=self.flow)
+        with self.phases.phase(LEDGER):
+            request_id = self.budget.reserve(method=method, endpoint=endpoint_of(url), flow=self.flow)
         self.requests_sent += 1
         try:
-            response = super().request(method, url, **kwargs)
+            with self.phases.phase(SALESFORCE_HTTP):
+                response = super().request(method, url, **kwargs)
         except TRANSIENT_ERRORS:
             self.budget.record_response(request_id, None)
             raise
-        self.budget.record_response(
-            request_id, response.status_code, parse_limit_info(response.headers.get("Sforce-Limit-Info"))
-        )
+        with self.phases.phase(LEDGER):
+            self.budget.record_response(
+                request_id, response.status_code, parse_limit_info(response.headers.get("Sforce-Limit-Info"))
+            )
         return response
 
     def _log_retry(self, method: str, url: str, state: tenacity.RetryCallState) -> None:

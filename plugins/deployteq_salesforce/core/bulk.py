@@ -3,27 +3,39 @@
 Uses simple-salesforce's low-level Bulk 2.0 client (so every call goes through the budgeted
 session of the hook that built ``sf``) but does its own polling: a job that is done at the
 first status check costs one request, not a sleep-and-poll loop per second.  Query results
-are downloaded chunk by chunk to a temporary file and read back as a stream of records.
+are streamed: each result page is parsed as it arrives from the HTTP response, in batches, and
+never held whole (nor written to disk).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import itertools
 import io
 import logging
 import os
 import tempfile
 import time
+from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from simple_salesforce import Salesforce
+from simple_salesforce.util import call_salesforce
+
+from deployteq_salesforce.core.timing import PARSE, SALESFORCE_HTTP, PhaseTimer
 
 log = logging.getLogger(__name__)
 
 NUMERIC_TYPES = {"int", "double", "currency", "percent", "long"}
+TYPED_TYPES = NUMERIC_TYPES | {"boolean"}  # CSV columns that are not text in REST answers
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # Salesforce accepts 150 MB per upload; stay well below
 FINAL_STATES = {"JobComplete", "Failed", "Aborted"}
+# records per result page (one request each); the page is streamed, so its size costs no memory
+QUERY_PAGE_RECORDS = 250_000
+STREAM_CHUNK_BYTES = 1 << 18
 
 
 class BulkJobFailed(RuntimeError):
@@ -47,12 +59,37 @@ def csv_value_converter(field_types: dict[str, str]) -> Callable[[str, str], Any
     return convert
 
 
-def _csv_text(value: Any) -> str:
-    if value is None:
-        return "#N/A"  # Bulk API's way to set a field to null
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+def csv_records(header: Sequence[str], rows: Iterable[list[str]], field_types: dict[str, str]) -> Iterator[dict]:
+    """Dicts typed like REST answers from Bulk CSV rows: an empty cell is null, only non-text columns are converted."""
+    convert = csv_value_converter(field_types)
+    typed = [(i, name) for i, name in enumerate(header) if field_types.get(name) in TYPED_TYPES]
+    for row in rows:
+        values = [value or None for value in row]
+        for i, name in typed:
+            if values[i] is not None:
+                values[i] = convert(name, values[i])
+        yield dict(zip(header, values))
+
+
+def _phases(sf: Salesforce) -> PhaseTimer:
+    """The timer of the budgeted session behind ``sf`` (a private one for any other session)."""
+    return getattr(sf.session, "phases", None) or PhaseTimer()
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """UTF-8 text lines (with their newline) from byte chunks; quoted newlines are left to the CSV reader."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    rest = ""
+    for chunk in chunks:
+        if b"\x00" in chunk:
+            chunk = chunk.replace(b"\x00", b"")  # Salesforce can send NUL bytes in text fields
+        lines = (rest + decoder.decode(chunk)).split("\n")
+        rest = lines.pop()
+        for line in lines:
+            yield line + "\n"
+    rest += decoder.decode(b"", final=True)
+    if rest:
+        yield rest
 
 
 @dataclass
@@ -87,33 +124,62 @@ class Bulk2Client:
             time.sleep(delay)
             delay = min(delay * 2, self.poll_max)
 
-    def query(
+    def query_batches(
         self,
         sobject: str,
         soql: str,
         *,
         include_deleted: bool = False,
         field_types: dict[str, str] | None = None,
-        max_records: int = 100_000,
-    ) -> Iterator[dict]:
-        """Yield the query's records one by one (values typed like REST answers)."""
+        batch_size: int = 5000,
+        page_records: int = QUERY_PAGE_RECORDS,
+    ) -> Iterator[list[dict]]:
+        """Run a query job and yield its records in lists of ``batch_size`` (values typed like REST answers).
+
+        Result pages are streamed from the HTTP response and parsed as they arrive; a page is one request.
+        """
         client = self._client(sobject)
         job = client.create_job("queryAll" if include_deleted else "query", soql)
         self._wait(client, job["id"], is_query=True)
-        convert = csv_value_converter(field_types or {})
+        phases = _phases(self.sf)
+        types = field_types or {}
         locator = ""
-        with tempfile.TemporaryDirectory(prefix="sf-bulk-") as workdir:
-            while True:
-                chunk = client.download_job_data(workdir, job["id"], locator=locator, max_records=max_records)
-                try:
-                    with open(chunk["file"], newline="", encoding="utf-8") as handle:
-                        for row in csv.DictReader(handle):
-                            yield {name: convert(name, value) for name, value in row.items()}
-                finally:
-                    os.unlink(chunk["file"])
-                locator = chunk["locator"]
-                if not locator:
-                    break
+        while True:
+            with closing(self._result_page(client, job["id"], locator, page_records, phases)) as response:
+                locator = response.headers.get("Sforce-Locator", "")
+                rows = csv.reader(_lines(phases.iterate(SALESFORCE_HTTP, response.iter_content(STREAM_CHUNK_BYTES))))
+                header = next(rows, None)
+                if header is not None:
+                    records = csv_records(header, rows, types)
+                    while True:
+                        with phases.phase(PARSE):
+                            batch = list(itertools.islice(records, batch_size))
+                        if not batch:
+                            break
+                        yield batch
+            if not locator or locator == "null":
+                return
+
+    def query(self, sobject: str, soql: str, **options: Any) -> Iterator[dict]:
+        """Like :meth:`query_batches`, record by record."""
+        for batch in self.query_batches(sobject, soql, **options):
+            yield from batch
+
+    @staticmethod
+    def _result_page(client, job_id: str, locator: str, page_records: int, phases: PhaseTimer):
+        """One page of a query job's results as a streamed response (headers read, body not yet)."""
+        params: dict[str, Any] = {"maxRecords": page_records}
+        if locator:
+            params["locator"] = locator
+        with phases.phase(SALESFORCE_HTTP):
+            return call_salesforce(
+                url=client._construct_request_url(job_id, True) + "/results",
+                method="GET",
+                session=client.session,
+                headers=client._get_headers(client.JSON_CONTENT_TYPE, client.CSV_CONTENT_TYPE),
+                params=params,
+                stream=True,
+            )
 
     def ingest(
         self,
@@ -139,11 +205,25 @@ class Bulk2Client:
         client = self._client(sobject)
         job = client.create_job(operation, external_id_field=external_id_field)
         for part in _csv_parts(records, columns):
-            client.upload_job_data(job["id"], part)
+            self._upload(client, job["id"], part)
         if before_processing is not None:
             before_processing(job["id"])
         client.close_job(job["id"])
         return self.results(sobject, job["id"], want_successful=want_successful)
+
+    @staticmethod
+    def _upload(client, job_id: str, data: bytes) -> None:
+        """One CSV upload, sent as the bytes it was written in (simple-salesforce's ``upload_job_data`` takes text
+        and encodes it twice: two more copies of up to 100 MB)."""
+        response = call_salesforce(
+            url=client._construct_request_url(job_id, False) + "/batches",
+            method="PUT",
+            session=client.session,
+            headers=client._get_headers(client.CSV_CONTENT_TYPE, client.JSON_CONTENT_TYPE),
+            data=data,
+        )
+        if response.status_code != 201:
+            raise BulkJobFailed(f"Upload to Bulk job {job_id} answered {response.status_code}: {response.text[:500]}")
 
     def results(self, sobject: str, job_id: str, *, want_successful: bool = True) -> IngestResult:
         """Wait for an ingest job that was closed (by this run or a crashed one) and fetch its results."""
@@ -195,18 +275,24 @@ class Bulk2Client:
         finally:
             os.unlink(path)
 
-def _csv_parts(records: Iterable[dict], columns: list[str]) -> Iterator[str]:
-    """CSV uploads of at most MAX_UPLOAD_BYTES, each with the header row."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
+def _csv_parts(records: Iterable[dict], columns: list[str]) -> Iterator[bytes]:
+    """CSV uploads (UTF-8) of at most MAX_UPLOAD_BYTES, each with the header row; written as bytes straight away."""
+
+    def new_part() -> tuple[io.BytesIO, io.TextIOWrapper, Any]:
+        buffer = io.BytesIO()
+        text = io.TextIOWrapper(buffer, encoding="utf-8", newline="", write_through=True)
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(columns)
+        return buffer, text, writer
+
+    buffer, text, writer = new_part()
     header_size = buffer.tell()
     for record in records:
-        writer.writerow([_csv_text(record.get(column)) for column in columns])
+        # null is "#N/A" for Bulk API, booleans lower case; csv.writer renders numbers with str() (hot: every value)
+        writer.writerow(["#N/A" if v is None else "true" if v is True else "false" if v is False else v
+                         for v in map(record.get, columns)])
         if buffer.tell() >= MAX_UPLOAD_BYTES:
             yield buffer.getvalue()
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            writer.writerow(columns)
+            buffer, text, writer = new_part()
     if buffer.tell() > header_size:
         yield buffer.getvalue()

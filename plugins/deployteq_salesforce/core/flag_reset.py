@@ -27,7 +27,7 @@ from typing import Any
 from psycopg import Connection
 
 from deployteq_salesforce.core.bulk import Bulk2Client
-from deployteq_salesforce.core.incremental import server_now, write_in_batches
+from deployteq_salesforce.core.incremental import prefetched, server_now
 from deployteq_salesforce.core.soql import format_datetime, validate_identifier
 
 # Salesforce answers that will not change by trying again: stop resetting those records
@@ -41,7 +41,7 @@ PERMANENT_RESET_ERRORS = {
 }
 COMPOSITE_LIMIT = 200
 RETRIEVE_LIMIT = 2_000  # records per sObject Collections retrieve (POST composite/sobjects/{object})
-FLAG_RESET_CHUNK = 50_000  # ids per read of the reset queue (and per Bulk job): bounds memory
+FLAG_RESET_CHUNK = 100_000  # ids per read of the reset queue and per Bulk job: bounds memory (~25 MB at most)
 BULK_RESET_MIN = 2_000  # from here one Bulk ingest job (~5 requests) beats composite (10+ requests)
 READ_AGAIN_BATCH = 5_000  # records stored per transaction when a Bulk reset is read again
 CLOCK_MARGIN_SALESFORCE = timedelta(seconds=2)  # Salesforce's Date header and SystemModstamp have whole seconds
@@ -71,6 +71,7 @@ class FlagResetQueue:
         self.field_types = field_types
         self.store_again = store_again
         self.bulk_threshold = bulk_threshold
+        self._failed: dict[str, Any] | None = None  # sf_id -> version whose reset failed for good
 
     # -- queueing, in the caller's transaction --------------------------------------------------------
 
@@ -80,23 +81,26 @@ class FlagResetQueue:
             return
         conn.execute(
             "INSERT INTO flag_reset_queue (flow, sf_id, system_modstamp) "
-            "SELECT %s, unnest(%s::text[]), unnest(%s::timestamptz[]) "
+            "SELECT %s, unnest(%b::text[]), unnest(%b::timestamptz[]) "
             "ON CONFLICT (flow, sf_id) DO UPDATE SET system_modstamp = EXCLUDED.system_modstamp, "
             "failed_reason = NULL, reset_requested_at = NULL, queued_at = now()",
             (self.flow, [r.sf_id for r in records], [r.modstamp for r in records]),
         )
 
     def permanently_failed(self, conn: Connection, records: Sequence[Any]) -> set[str]:
-        """Ids whose reset failed for good at exactly this version: do not process or reset them again."""
+        """Ids whose reset failed for good at exactly this version: do not process or reset them again.
+
+        The failed entries are read once and kept until the next flush (only a flush adds them; one
+        run of a flow at a time), not looked up record by record in every batch."""
         if not records:
             return set()
-        stamps = {r.sf_id: r.modstamp for r in records}
-        rows = conn.execute(
-            "SELECT sf_id, system_modstamp FROM flag_reset_queue "
-            "WHERE flow = %s AND failed_reason IS NOT NULL AND sf_id = ANY(%s)",
-            (self.flow, list(stamps)),
-        ).fetchall()
-        return {sf_id for sf_id, stamp in rows if stamps.get(sf_id) == stamp}
+        if self._failed is None:
+            self._failed = dict(conn.execute(
+                "SELECT sf_id, system_modstamp FROM flag_reset_queue WHERE flow = %s AND failed_reason IS NOT NULL",
+                (self.flow,),
+            ).fetchall())
+        failed = self._failed
+        return {r.sf_id for r in records if r.sf_id in failed and failed[r.sf_id] == r.modstamp} if failed else set()
 
     # -- around the run's read ------------------------------------------------------------------------
 
@@ -140,6 +144,7 @@ class FlagResetQueue:
     def flush(self, salesforce) -> int:
         """Reset every queued flag, a bounded chunk at a time so memory stays flat; returns how many."""
         done, after = 0, ""
+        self._failed = None
         while ids := self._ids("reset_requested_at IS NULL", after=after, limit=FLAG_RESET_CHUNK):
             after = ids[-1]
             if len(ids) > min(self.bulk_threshold, BULK_RESET_MIN):
@@ -177,11 +182,17 @@ class FlagResetQueue:
         """Read everything changed since ``since`` in one Bulk query, store what belongs to ``ids``, forget those."""
         wanted = set(ids)
         soql = f"SELECT {', '.join(self.fields)} FROM {self.sobject} WHERE SystemModstamp >= {format_datetime(since)}"
-        records = Bulk2Client(salesforce.get_conn()).query(self.sobject, soql, field_types=self.field_types)
-        write_in_batches((r for r in records if r["Id"] in wanted), READ_AGAIN_BATCH, self.store_again)
+        batches = Bulk2Client(salesforce.get_conn()).query_batches(
+            self.sobject, soql, field_types=self.field_types, batch_size=READ_AGAIN_BATCH
+        )
+        # read and parsed ahead in a background thread while the batch before is stored
+        for batch in prefetched(batches, timer=salesforce.phases):
+            mine = [r for r in batch if r["Id"] in wanted]
+            if mine:
+                self.store_again(mine)
         with self.store.connect() as conn:
             conn.execute(
-                "DELETE FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%s) AND reset_requested_at IS NOT NULL",
+                "DELETE FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%b::text[]) AND reset_requested_at IS NOT NULL",
                 (self.flow, ids),
             )
 
@@ -205,7 +216,7 @@ class FlagResetQueue:
     def _mark_reset_requested(self, ids: list[str]) -> None:
         with self.store.connect() as conn:
             conn.execute(
-                "UPDATE flag_reset_queue SET reset_requested_at = clock_timestamp() WHERE flow = %s AND sf_id = ANY(%s)",
+                "UPDATE flag_reset_queue SET reset_requested_at = clock_timestamp() WHERE flow = %s AND sf_id = ANY(%b::text[])",
                 (self.flow, ids),
             )
 
@@ -219,7 +230,7 @@ class FlagResetQueue:
             self.store_again(records)
         with self.store.connect() as conn:
             conn.execute(
-                "DELETE FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%s) AND reset_requested_at IS NOT NULL",
+                "DELETE FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%b::text[]) AND reset_requested_at IS NOT NULL",
                 (self.flow, ids),
             )
 
@@ -230,7 +241,7 @@ class FlagResetQueue:
         reset = [i for i in ids if i not in failures]
         with self.store.connect() as conn:
             if not read_again:
-                conn.execute("DELETE FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%s)", (self.flow, reset))
+                conn.execute("DELETE FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%b::text[])", (self.flow, reset))
             conn.execute(
                 "UPDATE flag_reset_queue SET reset_requested_at = NULL WHERE flow = %s AND sf_id = ANY(%s)",
                 (self.flow, list(failures)),

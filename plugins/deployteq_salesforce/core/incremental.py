@@ -3,22 +3,29 @@
 - ``SyncWindow``: from the committed watermark (minus a lookback) up to Salesforce's own "now".
 - ``IncrementalReader``: one query in SystemModstamp, Id order over REST pages, switching to
   Bulk API 2.0 when the first page says the change set is large; deletions via queryAll.
-- ``batched``: fixed-size batches so memory stays flat whatever the volume.
+- ``batched``: fixed-size batches so memory stays flat whatever the volume; ``prefetched``: the next
+  batch is fetched in a background thread while the flow writes the current one.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import queue
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from deployteq_salesforce.core.bulk import Bulk2Client
 from deployteq_salesforce.core.exceptions import BudgetExhausted
 from deployteq_salesforce.core.soql import incremental_query
 from deployteq_salesforce.core.store import Watermark
 from deployteq_salesforce.core.salesforce_values import parse_salesforce_datetime
+from deployteq_salesforce.core.timing import PARSE, READ_WAIT, PhaseTimer
+
+T = TypeVar("T")
 
 PROGRESS_EVERY_SECONDS = 15.0
 
@@ -104,33 +111,81 @@ def server_now(salesforce) -> datetime:
     return (getattr(salesforce, "server_time", None) or datetime.now(timezone.utc)).replace(microsecond=0)
 
 
-def write_in_batches(records: Iterable[dict], size: int, write: Callable[[list[dict]], None]) -> None:
-    """``write`` the records in batches of ``size``; when reading stops on the API budget, the records read
-    so far are written before the stop goes on (nothing read is thrown away)."""
+def _as_is(batch: list[dict]) -> list[dict]:
+    return batch
+
+
+def batched(records: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    """The records in lists of ``size``; when reading stops on the API budget, the records read so far
+    come out as a last batch before the stop goes on (nothing read is thrown away)."""
     batch: list[dict] = []
     try:
         for record in records:
             batch.append(record)
             if len(batch) >= size:
-                write(batch)
+                yield batch
                 batch = []
     except BudgetExhausted:
         if batch:
-            write(batch)
+            yield batch
         raise
     if batch:
+        yield batch
+
+
+def write_in_batches(records: Iterable[dict], size: int, write: Callable[[list[dict]], None]) -> None:
+    """``write`` the records in batches of ``size`` (see ``batched``: a budget stop writes what was read first)."""
+    for batch in batched(records, size):
         write(batch)
 
 
-def batched(records: Iterable[dict], size: int) -> Iterator[list[dict]]:
-    batch: list[dict] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def prefetched(items: Iterator[T], *, timer: PhaseTimer, depth: int = 2) -> Iterator[T]:
+    """``items`` produced in a background thread, at most ``depth`` ahead of the consumer.
+
+    Fetching and parsing the next batch (network, Salesforce, CSV) thus overlaps with the caller
+    writing the current one.  An exception of the producer (a budget stop, a failed request) is
+    raised here, at the point the caller would have met it; when the caller stops early the
+    producer stops at its next batch and its generator is closed in its own thread.
+    """
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(message: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(message, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("done", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            put(("error", exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    producer = threading.Thread(target=produce, name="deployteq-prefetch", daemon=True)
+    producer.start()
+    try:
+        while True:
+            with timer.phase(READ_WAIT):
+                kind, item = handoff.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        producer.join()
 
 
 def rest_pages(sf, soql: str, *, include_deleted: bool, batch_size: int = 2000) -> Iterator[tuple[int, list[dict]]]:
@@ -178,13 +233,25 @@ class IncrementalReader:
         self.total = 0
         self.ordered = True
 
-    def read(
-        self, window: SyncWindow, *, sync_flag_field: str | None = None, include_deleted: bool = False
-    ) -> Iterator[dict]:
+    def read_batches(
+        self,
+        window: SyncWindow,
+        *,
+        batch_size: int,
+        sync_flag_field: str | None = None,
+        include_deleted: bool = False,
+        prepare: Callable[[list[dict]], T] = _as_is,
+    ) -> Iterator[T]:
+        """The window's records in lists of ``batch_size``, each passed through ``prepare`` (the flow's pure
+        work on it, e.g. mapping; what it returns is what the caller gets, so the raw records need not stay
+        in memory).  REST pages, or, when the first page says the change set is large, one Bulk API 2.0 job
+        read, parsed and prepared ahead in a background thread (``prefetched``)."""
         after = (window.resume_after.modstamp, window.resume_after.last_id) if window.resume_after else None
         common = dict(since=window.since, until=window.until, sync_flag_field=sync_flag_field)
         soql = incremental_query(self.sobject, self.fields, after=after, **common)
-        pages = rest_pages(self.salesforce.get_conn(), soql, include_deleted=include_deleted, batch_size=self.page_size)
+        phases = self.salesforce.phases
+        pages = phases.iterate(PARSE, rest_pages(self.salesforce.get_conn(), soql, include_deleted=include_deleted,
+                                                  batch_size=self.page_size))
         self.total, first_page = next(pages)
         use_bulk = self.total > self.bulk_threshold
         self.log.info("%s: %s changed records to read (%s)", self.flow, self.total, "Bulk API 2.0" if use_bulk else "REST")
@@ -193,14 +260,15 @@ class IncrementalReader:
             self.ordered = False
             # Bulk API 2.0 keeps no order; the keyset resume point is not needed either (all or nothing)
             bulk_soql = incremental_query(self.sobject, self.fields, order=False, **common)
-            yield from Bulk2Client(self.salesforce.get_conn()).query(
-                self.sobject, bulk_soql, include_deleted=include_deleted, field_types=self.field_types
+            batches = Bulk2Client(self.salesforce.get_conn()).query_batches(
+                self.sobject, bulk_soql, include_deleted=include_deleted, field_types=self.field_types,
+                batch_size=batch_size,
             )
+            yield from prefetched((prepare(batch) for batch in batches), timer=phases)
             return
         self.ordered = True
-        yield from first_page
-        for _, page in pages:
-            yield from page
+        records = itertools.chain(first_page, (record for _, page in pages for record in page))
+        yield from map(prepare, batched(records, batch_size))
 
     def read_deleted(self, window: SyncWindow) -> Iterator[dict]:
         """Records deleted (or merged away) within the window, from queryAll."""

@@ -12,6 +12,7 @@ from deployteq_salesforce.core.exceptions import BudgetExhausted
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
 from deployteq_salesforce.core.incremental import SyncCounts
+from deployteq_salesforce.core.timing import PhaseTimer, frozen_gc
 
 
 def check_names(owner: str, **names: Any) -> None:
@@ -132,11 +133,12 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
         try:
             flow_run = self.build_run(store, salesforce)
             flow_run.run_log_id = run_log_id
-            counts = self._run_waiting_briefly(flow_run, resume)
+            with frozen_gc():
+                counts = self._run_waiting_briefly(flow_run, resume)
         except BudgetExhausted as exc:
             counts = flow_run.counts
             requests = earlier_requests + salesforce.requests_sent
-            self._finish(store, run_log_id, requests, counts, "limited", str(exc))
+            self._finish(store, run_log_id, requests, counts, "limited", str(exc), salesforce.phases)
             self.log.warning(
                 "%s stopped by the Salesforce API budget after %s records: %s. Everything read so far is "
                 "committed; the flow continues from there once budget is free (about %s).",
@@ -152,11 +154,11 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
         except Exception as exc:
             counts = flow_run.counts if flow_run is not None else SyncCounts()
             self._finish(store, run_log_id, earlier_requests + salesforce.requests_sent, counts, "failed",
-                         f"{type(exc).__name__}: {exc}")
+                         f"{type(exc).__name__}: {exc}", salesforce.phases)
             raise
         outcome = "partial" if counts.errors else "success"
         requests = earlier_requests + salesforce.requests_sent
-        self._finish(store, run_log_id, requests, counts, outcome, None)
+        self._finish(store, run_log_id, requests, counts, outcome, None, salesforce.phases)
         return self._summary(outcome, counts, requests)
 
     def _run_waiting_briefly(self, flow_run: FlowRun, resume: dict | None) -> SyncCounts:
@@ -218,5 +220,7 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
         )
 
     @staticmethod
-    def _finish(store, run_log_id: int, requests: int, counts: SyncCounts, outcome: str, message: str | None) -> None:
+    def _finish(store, run_log_id: int, requests: int, counts: SyncCounts, outcome: str, message: str | None,
+                phases: PhaseTimer) -> None:
+        counts.details["phase_seconds"] = phases.as_dict()  # of this attempt (a resumed run starts them anew)
         store.finish_run(run_log_id, outcome=outcome, counts=counts.as_log_counts(), message=message, api_requests=requests)

@@ -26,6 +26,7 @@ from psycopg.rows import dict_row, tuple_row
 
 from airflow.providers.postgres.hooks.postgres import USE_PSYCOPG3, PostgresHook
 from deployteq_salesforce.core.budget import ApiBudget, BudgetSettings
+from deployteq_salesforce.core.timing import COPY, UPSERT, PhaseTimer
 from deployteq_salesforce.core.store import (
     DEFAULT_SCHEMA,
     FINAL_RUN_OUTCOMES,
@@ -285,6 +286,7 @@ class DeployteqHook(PostgresHook):
         update_columns: Sequence[str] | None = None,
         *,
         conn: psycopg.Connection | None = None,
+        phases: PhaseTimer | None = None,
     ) -> UpsertCounts:
         """Insert new rows and update changed ones, counting which was which.
 
@@ -316,8 +318,10 @@ class DeployteqHook(PostgresHook):
                 )
             )
             key_positions = [columns.index(k) for k in key_columns]
-            self._copy(c, stage, columns, rows, key_positions=key_positions, what=f"copy_upsert into {table!r}")
-            with c.cursor(row_factory=tuple_row) as cur:
+            phases = phases or PhaseTimer()
+            with phases.phase(COPY):
+                self._copy(c, stage, columns, rows, key_positions=key_positions, what=f"copy_upsert into {table!r}")
+            with phases.phase(UPSERT), c.cursor(row_factory=tuple_row) as cur:
                 # room to de-duplicate a large batch in memory instead of sorting on disk; restored below
                 previous_work_mem = cur.execute(
                     "SELECT current_setting('work_mem'), set_config('work_mem', %s, true)", (UPSERT_WORK_MEM,)
@@ -562,10 +566,12 @@ class DeployteqHook(PostgresHook):
         if not ids:
             return 0
         with self._unit_of_work(conn) as c, c.cursor() as cur:
+            # the EXISTS runs once: a flow without open errors (the usual case) costs no probe per id
             cur.execute(
                 "UPDATE sync_error SET resolved_at = clock_timestamp() "
-                "WHERE flow = %s AND record_id = ANY(%s) AND resolved_at IS NULL",
-                (flow, ids),
+                "WHERE flow = %s AND record_id = ANY(%b::text[]) AND resolved_at IS NULL "
+                "AND EXISTS (SELECT 1 FROM sync_error WHERE flow = %s AND resolved_at IS NULL)",
+                (flow, ids, flow),
             )
             return cur.rowcount
 

@@ -41,6 +41,7 @@ from deployteq_salesforce.core.budget import (
     RetryPolicy,
 )
 from deployteq_salesforce.core.exceptions import BudgetExhausted, ConfigurationError, SalesforceSessionExpired
+from deployteq_salesforce.core.timing import PhaseTimer
 from deployteq_salesforce.provider_info import SALESFORCE_CONN_TYPE, SALESFORCE_HOOK_NAME
 
 HOURLY_BUDGET_VARIABLE = "deployteq_salesforce_hourly_budget"
@@ -97,6 +98,7 @@ class BudgetedSalesforceHook(SalesforceHook):
         self._budget_key_arg = budget_key
         self._retry_arg = retry
         self._auth_mode = "unknown"
+        self.phases = PhaseTimer()  # where this hook's run spends its time (requests, ledger, the flow's own phases)
 
     # -- settings ------------------------------------------------------------------------
     @cached_property
@@ -192,6 +194,7 @@ class BudgetedSalesforceHook(SalesforceHook):
             flow=self.flow,
             retry=self._retry_policy,
             timeout=(30.0, _as_float(timeout, self._where("request_timeout"))) if timeout is not None else (30.0, 300.0),
+            phases=self.phases,
         )
         ca_file = self._extra("ca_file")
         if ca_file:

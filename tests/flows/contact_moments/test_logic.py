@@ -10,6 +10,7 @@ import pytest
 from deployteq_salesforce.flows.contact_moments.logic import (
     BULK_JOB_REQUESTS,
     CONTACT_OBJECT,
+    DEFAULT_MAX_ATTEMPTS,
     GIVEN_UP,
     LEAD_OBJECT,
     NO_SALESFORCE_ID,
@@ -17,6 +18,7 @@ from deployteq_salesforce.flows.contact_moments.logic import (
     MomentRow,
     Outgoing,
     SendPlanner,
+    Sendable,
     Target,
     backlog_figures,
     build_payload,
@@ -29,6 +31,7 @@ from deployteq_salesforce.flows.contact_moments.logic import (
     requests_allowed,
     route,
     target_cost,
+    triage,
 )
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=timezone.utc)
@@ -253,3 +256,16 @@ def test_format_age_reads_naturally():
     assert format_age(750) == "12 min 30 s"
     assert format_age(3 * 3600 + 300) == "3 h 05 min"
     assert format_age(90_000) == "1 d 01 h"
+
+
+def test_triage_agrees_with_decide_without_hashing_what_was_never_sent():
+    fresh = row()
+    already_sent = sent(row())
+    changed_since_sent = replace(sent(row()), open_count=7)
+    refused = replace(row(), failed_hash=decide(row()).payload_hash, attempts=DEFAULT_MAX_ATTEMPTS)
+    for moment in (fresh, already_sent, changed_since_sent, refused, row(sf_lead_id=None)):
+        decided, triaged = decide(moment), triage(moment)
+        if isinstance(decided, Outgoing):
+            assert triaged == Sendable(moment, decided.target)
+        else:
+            assert triaged == decided

@@ -414,41 +414,6 @@ def test_demo_moments_are_seeded_once_per_customer_then_get_new_events(env):
     assert run()["updated"] == second["moments_with_new_events"]
 
 
-def test_the_sql_target_filter_agrees_with_route(env):
-    """Pass 2 reads moments by object in SQL; it must pick exactly the object ``route`` sends a moment to."""
-    from deployteq_salesforce.flows.contact_moments.logic import MomentRow, route
-    from deployteq_salesforce.flows.contact_moments.store import CANDIDATES_SQL, FIRST_KEY, LAST_KEY
-
-    store = env.store
-    customers = [
-        store.customer(lead="00Q000000000001AAA"),
-        store.customer(contact="003000000000001AAA"),
-        store.customer(lead="00Q000000000002AAA", contact="003000000000002AAA"),
-        store.customer(lead="", contact=""),
-        store.customer(),
-    ]
-    moments = [m for c in customers for m in store.moments(c, 2)]
-    # an earlier send keeps its object and parent, also when the customer has since converted
-    store.sql("INSERT INTO contact_moment_sync (contact_moment_id, sf_object, sf_parent_id) VALUES (%s, %s, %s)",
-              (moments[0], LEAD_OBJECT, "00Q000000000001AAA"))
-    store.sql("INSERT INTO contact_moment_sync (contact_moment_id, sf_object, sf_parent_id) VALUES (%s, %s, '')",
-              (moments[2], LEAD_OBJECT))
-
-    def read(targets):
-        params = {"flow": FLOW, "after_at": FIRST_KEY[0], "after_id": FIRST_KEY[1], "upto_at": LAST_KEY[0],
-                  "upto_id": LAST_KEY[1], "chunk": 1000, "targets": targets}
-        with psycopg.connect(store.url) as conn:
-            conn.execute(f'SET search_path = "{store.schema}"')
-            return [MomentRow(*row) for row in conn.execute(CANDIDATES_SQL, params).fetchall()]
-
-    everything = read(None)
-    assert len(everything) == len(moments)
-    for targets in ([LEAD_OBJECT], [CONTACT_OBJECT], [LEAD_OBJECT, CONTACT_OBJECT]):
-        expected = [r.contact_moment_id for r in everything if route(r) is not None and route(r).sobject in targets]
-        assert [r.contact_moment_id for r in read(targets)] == expected
-    assert {route(r).sobject for r in everything if route(r)} == {LEAD_OBJECT, CONTACT_OBJECT}
-
-
 # -- a worker killed while its Bulk job runs ---------------------------------------------------------------
 
 CHILD = """

@@ -17,6 +17,7 @@ from deployteq_salesforce.flows.customers.mapping import (
     RecordProblem,
     build_customer_row,
     build_customer_rows,
+    build_incoming_records,
     convert_value,
     dedupe_by_key,
     inverse_translations,
@@ -490,3 +491,40 @@ def test_values_are_rendered_for_salesforce_json():
 def test_convert_value_rejects_unknown_type():
     with pytest.raises(ConversionError, match="unknown Deployteq type 'money'"):
         convert_value("money", "1")
+
+
+def test_a_batch_maps_each_record_exactly_as_it_maps_alone():
+    """Columns are converted once per distinct value: that must never leak between records."""
+    obj = configured(extra_rows=[{"salesforce_field": "Description", "deployteq_type": "text",
+                                  "deployteq_field": "preferences"}])
+    without_first_name = record(Id="00Q000000000009AAA", Email="i@example.nl", Description="x")
+    del without_first_name["FirstName"]
+    batch = [
+        record(Description="Nieuwsbrief"),
+        record(Id=LEAD_ID_2, Email="b@example.nl", Description=True),  # True == 1 == 1.0 as dict keys
+        record(Id="00Q000000000003AAA", Email="c@example.nl", Description=1),
+        record(Id="00Q000000000004AAA", Email="d@example.nl", Description="1", NumberOfEmployees="12"),
+        record(Id="00Q000000000005AAA", Email="e@example.nl", Description={"street": "Dam 1"}),  # compound value
+        record(Id="00Q000000000006AAA", Email="f@example.nl", NumberOfEmployees="many", Newsletter__c="maybe",
+               Description="x"),
+        record(Id="00Q000000000007AAA", Email="not an address", LeadSource="Web", Description="x"),
+        record(Id="00Q000000000008AAA", Email="h@example.nl", Newsletter__c="false", Email_Opt_In__c="true",
+               SystemModstamp="2024-03-01T10:00:00.000Z", AnnualRevenue="", Description="x"),
+        without_first_name,
+    ]
+    rows, problems = build_customer_rows(obj, batch)
+    alone = [build_customer_rows(obj, [r]) for r in batch]
+    assert rows == [row for one_rows, _ in alone for row in one_rows]
+    assert [(p.record_id, p.issues) for p in problems] == [
+        (p.record_id, p.issues) for _, one_problems in alone for p in one_problems
+    ]
+    assert [r.values["preferences"] for r in rows[1:5]] == ["true", "1", "1", "{'street': 'Dam 1'}"]
+    assert [p.record_id for p in problems] == ["00Q000000000006AAA", "00Q000000000007AAA", "00Q000000000009AAA"]
+
+
+def test_incoming_records_of_a_batch_are_the_rows_for_the_merge():
+    batch = [record(), record(Id=LEAD_ID_2, Email="b@example.nl", IsConverted=True, ConvertedContactId=CONTACT_ID)]
+    incoming, problems = build_incoming_records(configured(), batch)
+    rows, _ = build_customer_rows(configured(), batch)
+    assert problems == []
+    assert incoming == [row.to_incoming_record() for row in rows]

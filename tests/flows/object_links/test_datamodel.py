@@ -8,7 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from deployteq_salesforce.flows.object_links.datamodel import DestructiveChange, FieldProblem, convert_record, convert_value, plan_table, table_definition
+from deployteq_salesforce.flows.object_links.datamodel import (
+    DestructiveChange, FieldProblem, convert_record, convert_records, convert_value, plan_table, table_definition,
+)
 from deployteq_salesforce.flows.object_links.config import Webhook
 
 BASE = {
@@ -113,3 +115,23 @@ def test_values_convert(value, kind, expected):
 def test_values_that_do_not_fit_raise(value, kind):
     with pytest.raises(ValueError):
         convert_value(value, kind)
+
+
+def test_a_batch_converts_each_record_exactly_as_one_record_converts():
+    """Distinct values are converted once per batch: that must never mix up records (True == 1 as dict keys)."""
+    webhook = Webhook.model_validate({
+        "name": "w", "datamodel": "dm_w",
+        "fields": [{"json_field": "Id", "column": "sf_id", "dedup": True},
+                   {"json_field": "Flag", "column": "flag", "type": "boolean"},
+                   {"json_field": "Count", "column": "count", "type": "integer"},
+                   {"json_field": "Note", "column": "note", "max_length": 5}],
+    })
+    records = [
+        {"Id": "a", "Flag": True, "Count": 1, "Note": "1"},
+        {"Id": "b", "Flag": "true", "Count": True, "Note": 1},
+        {"Id": "c", "Flag": 1, "Count": "1", "Note": True},
+        {"Id": None, "Flag": "false", "Count": 1.0, "Note": "too long"},
+        {"Id": "e", "Note": {"nested": "object"}},
+        {"Id": "f", "Flag": False, "Count": "2", "Note": None},
+    ]
+    assert convert_records(webhook, records) == [convert_record(webhook, r) for r in records]

@@ -163,6 +163,18 @@ def test_two_customers_on_one_salesforce_record_only_the_first_is_sent():
     assert rejected[0].status_code == "DUPLICATE_TARGET" and "customer 1" in rejected[0].reason
 
 
+def test_only_ids_several_customers_carry_are_claimed_so_a_large_run_keeps_little():
+    plan = plan_fields("Lead", OBJECTS, ["Email"])
+    rows = [customer(1, sf_lead_id="00Q1", email="a@b.nl"), customer(2, sf_lead_id="00Q2", email="b@b.nl"),
+            customer(3, sf_lead_id="00q1", email="c@b.nl")]
+    claimed: dict = {}
+    updates, rejected = plan_updates(rows, target="Lead", plan=plan, salesforce_types=TYPES, claimed=claimed,
+                                     contested={"00q1"})
+    assert [u.customer_id for u in updates] == [1, 2]
+    assert [(r.customer_id, r.status_code) for r in rejected] == [(3, "DUPLICATE_TARGET")]
+    assert claimed == {("Lead", "00q1"): 1}
+
+
 def test_a_customer_that_disappeared_is_an_error():
     plan = plan_fields("Lead", OBJECTS)
     _, rejected = plan_updates([customer(5, customer_exists=False)], target="Lead", plan=plan, salesforce_types=TYPES)

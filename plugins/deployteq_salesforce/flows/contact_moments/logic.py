@@ -236,6 +236,31 @@ def decide(row: MomentRow, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Outgo
     return Outgoing(row, target, digest, payload)
 
 
+@dataclass(frozen=True, slots=True)
+class Sendable:
+    """A moment that goes out, as counting and planning see it: row and target, its payload not built."""
+
+    row: MomentRow
+    target: Target
+
+    @property
+    def moment_id(self) -> int:
+        return self.row.contact_moment_id
+
+
+def triage(row: MomentRow, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Sendable | Skipped:
+    """What :func:`decide` says, without building and hashing the payload where the answer cannot depend on
+    it: a moment never sent and never refused goes out whatever it holds (the run counts every candidate
+    before it sends; hashing each one there too cost as much as the sending)."""
+    target = route(row)
+    if target is None:
+        return Skipped(row, NO_SALESFORCE_ID)
+    if row.sent_hash is None and row.failed_hash is None:
+        return Sendable(row, target)
+    decision = decide(row, max_attempts=max_attempts)
+    return Sendable(row, decision.target) if isinstance(decision, Outgoing) else decision
+
+
 # -- budget planning ----------------------------------------------------------------------------
 
 
@@ -346,7 +371,7 @@ class SendPlanner:
         self.last_key: tuple[datetime, int] | None = None  # (changed_at, id) of the prefix's newest moment
         self.first_left_changed_at: datetime | None = None  # the oldest moment after the prefix
 
-    def add(self, moment: Outgoing) -> None:
+    def add(self, moment: Outgoing | Sendable) -> None:
         """Every prefix length is looked at: crossing the Bulk threshold can make more moments cheaper."""
         self.seen += 1
         self.counts[moment.target.sobject] += 1
@@ -510,7 +535,7 @@ class BacklogTally:
         self.oldest: datetime | None = None
         self.first_key: dict[str, tuple[datetime, int]] = {}  # per object: its oldest moment's (changed_at, id)
 
-    def add(self, moment: Outgoing) -> None:
+    def add(self, moment: Outgoing | Sendable) -> None:
         self.size += 1
         self.by_object[moment.target.sobject] += 1
         if self.oldest is None:

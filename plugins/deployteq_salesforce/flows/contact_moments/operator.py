@@ -38,6 +38,7 @@ from deployteq_salesforce.flows.contact_moments.logic import (
     ContactMomentCounts,
     MomentRow,
     Outgoing,
+    Sendable,
     SendPlanner,
     SendResult,
     bulk_results,
@@ -46,8 +47,11 @@ from deployteq_salesforce.flows.contact_moments.logic import (
     figures_of,
     format_age,
     requests_allowed,
+    route,
+    triage,
 )
 from deployteq_salesforce.core.exceptions import BudgetExhausted, SalesforceRequestLimitExceeded
+from deployteq_salesforce.core.timing import BOOKKEEPING, MAP, PARSE
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
 from deployteq_salesforce.core.operator import SalesforceFlowOperator
@@ -114,7 +118,7 @@ class ContactMomentSync:
         log: logging.Logger | None = None,
     ) -> None:
         self.store = store
-        self.moments = ContactMomentStore(store)
+        self.moments = ContactMomentStore(store, phases=salesforce.phases)
         self.salesforce = salesforce
         self.hourly_share = hourly_share
         self.bulk_threshold = bulk_threshold
@@ -174,22 +178,23 @@ class ContactMomentSync:
     # -- reading ----------------------------------------------------------------------------------------
 
     def _look_at_candidates(self, planner: SendPlanner) -> BacklogTally:
-        """Pass 1: decide every candidate, remember unchanged ones, count the backlog and plan (no moment is kept)."""
+        """Pass 1: triage every candidate, remember unchanged ones, count the backlog and plan (no moment is kept)."""
         backlog = BacklogTally()
         by_reason: dict[str, int] = {NO_SALESFORCE_ID: 0, UNCHANGED: 0, GIVEN_UP: 0}
         unchanged: list[MomentRow] = []
-        for row in self.moments.candidates():
-            decision = decide(row, max_attempts=self.max_attempts)
-            if isinstance(decision, Outgoing):
-                backlog.add(decision)
-                planner.add(decision)
-                continue
-            by_reason[decision.reason] += 1
-            if decision.reason == UNCHANGED:
-                unchanged.append(row)
-                if len(unchanged) >= READ_CHUNK:
-                    self.moments.mark_unchanged(unchanged)
-                    unchanged = []
+        with self.salesforce.phases.phase(MAP):  # the reads in it are timed as lookup, per chunk
+            for row in self.moments.candidates():
+                decision = triage(row, max_attempts=self.max_attempts)
+                if isinstance(decision, Sendable):
+                    backlog.add(decision)
+                    planner.add(decision)
+                    continue
+                by_reason[decision.reason] += 1
+                if decision.reason == UNCHANGED:
+                    unchanged.append(row)
+                    if len(unchanged) >= READ_CHUNK:
+                        self.moments.mark_unchanged(unchanged)
+                        unchanged = []
         self.moments.mark_unchanged(unchanged)
         self.counts.skipped = sum(by_reason.values())
         self.counts.fetched = backlog.size + self.counts.skipped
@@ -200,7 +205,10 @@ class ContactMomentSync:
         """Pass 2: the planned prefix again, for ``sobjects``; never more per object than planned (budget)."""
         taken = {sobject: 0 for sobject in sobjects}
         quota = {sobject: planner.planned[sobject] for sobject in sobjects}
-        for row in self.moments.candidates(upto=planner.last_key, targets=sobjects):
+        for row in self.moments.candidates(upto=planner.last_key):
+            target = route(row)
+            if target is None or target.sobject not in taken:
+                continue  # the other object's moment: not built nor hashed here
             decision = decide(row, max_attempts=self.max_attempts)
             if not isinstance(decision, Outgoing) or decision.target.sobject not in taken:
                 continue
@@ -290,14 +298,21 @@ class ContactMomentSync:
 
         columns = [PARENT_FIELDS[sobject], *PAYLOAD_FIELDS]
         bulk = Bulk2Client(self.salesforce.get_conn())
+        phases = self.salesforce.phases
+
+        def journal(job_id: str) -> None:
+            with phases.phase(BOOKKEEPING):
+                self.moments.journal_job(job_id, sobject, sent)
+
         # journaled before Salesforce may process the job: a crash from here on does not send it again
-        result = bulk.ingest(sobject, "upsert", payloads(), columns=columns, external_id_field=EXTERNAL_ID_FIELD,
-                             want_successful=False,
-                             before_processing=lambda job_id: self.moments.journal_job(job_id, sobject, sent))
+        with phases.phase(MAP):  # building the CSV (reading and deciding are phases of their own)
+            result = bulk.ingest(sobject, "upsert", payloads(), columns=columns, external_id_field=EXTERNAL_ID_FIELD,
+                                 want_successful=False, before_processing=journal)
         self.log.info("Bulk API 2.0 upsert of %s moments into %s (job %s)", len(sent), sobject, result.job_id)
         # the successful results are streamed from a file instead of held as dicts
-        self._record(bulk_results(sent, bulk.successful_results(sobject, result.job_id), result.failed),
-                     settled_job=result.job_id)
+        with phases.phase(PARSE):
+            self._record(bulk_results(sent, bulk.successful_results(sobject, result.job_id), result.failed),
+                         settled_job=result.job_id)
 
     def _recover_bulk_jobs(self) -> None:
         """Bulk jobs a crashed run closed but never recorded: record their results instead of sending them again."""
@@ -329,8 +344,9 @@ class ContactMomentSync:
         self.counts.updated += sum(1 for r in sent if not r.created)
         self.counts.errors += len(failed)
         progress = (self.run_log_id, self.counts.as_log_counts()) if self.run_log_id is not None else None
-        self.moments.record(sent, failed, [self._record_error(r) for r in failed], progress=progress,
-                            settled_job=settled_job)
+        with self.salesforce.phases.phase(BOOKKEEPING):
+            self.moments.record(sent, failed, [self._record_error(r) for r in failed], progress=progress,
+                                settled_job=settled_job)
         self._handled += len(results)
         self._failed_ids.update(r.moment.moment_id for r in failed)
         for result in failed[:5]:
@@ -364,8 +380,8 @@ class ContactMomentSync:
             for row in self.moments.candidates():
                 if row.contact_moment_id in self._failed_ids:
                     continue
-                decision = decide(row, max_attempts=self.max_attempts)
-                if isinstance(decision, Outgoing):
+                decision = triage(row, max_attempts=self.max_attempts)
+                if isinstance(decision, Sendable):
                     left.add(decision)
             figures = left.figures(start)
         else:

@@ -21,14 +21,14 @@ from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, Sequence
 
 from deployteq_salesforce.core.exceptions import DeployteqSalesforceError
 from deployteq_salesforce.core.salesforce_values import parse_salesforce_datetime
+from deployteq_salesforce.flows.customers.merge import IncomingRecord
 
 if TYPE_CHECKING:
     from deployteq_salesforce.flows.customers.config import ConfiguredObject, FieldMapping
-    from deployteq_salesforce.flows.customers.merge import IncomingRecord
 
 STATUS_BY_SOBJECT = {"Lead": "Prospect", "Contact": "Klant"}  # R7
 # where the Salesforce Id of each object is kept in the customer table (always stored, R6)
@@ -252,8 +252,6 @@ class CustomerRow:
 
     def to_incoming_record(self) -> IncomingRecord:
         """The input of ``customer_merge.plan_customer_writes``."""
-        from deployteq_salesforce.flows.customers.merge import IncomingRecord
-
         return IncomingRecord(
             sobject=self.sobject,
             sf_id=self.sf_id,
@@ -267,20 +265,7 @@ class CustomerRow:
         )
 
 
-def _flag(record: dict[str, Any], name: str, issues: list[FieldIssue]) -> bool:
-    value = record.get(name)
-    if _is_empty(value):
-        return False
-    try:
-        return _to_bool(value)
-    except ConversionError as exc:
-        issues.append(FieldIssue(name, value, str(exc)))
-        return False
-
-
-def _optional_id(record: dict[str, Any], name: str) -> str | None:
-    value = record.get(name)
-    return None if _is_empty(value) else str(value)
+_MISSING = object()  # a field the record does not carry at all (not selected), unlike a null value
 
 
 def email_key(email: Any) -> str | None:
@@ -291,60 +276,136 @@ def email_key(email: Any) -> str | None:
     return key or None
 
 
-def build_customer_row(obj: ConfiguredObject, record: dict[str, Any]) -> CustomerRow | RecordProblem:
-    """Map one Salesforce record of ``obj.sobject`` to a :class:`CustomerRow` (or a :class:`RecordProblem`)."""
-    issues: list[FieldIssue] = []
-    sf_id = record.get("Id")
-    if _is_empty(sf_id) or not isinstance(sf_id, str):
-        issues.append(FieldIssue("Id", sf_id, "the record has no Salesforce Id"))
-        sf_id = None
-    modstamp = None
-    try:
-        modstamp = _to_datetime(record.get("SystemModstamp"))
-    except ConversionError as exc:
-        issues.append(FieldIssue("SystemModstamp", record.get("SystemModstamp"), str(exc)))
+class _Batch:
+    """One batch being mapped column by column; collects the issues of each record by position."""
 
-    values: dict[str, Any] = {}
-    for mapping in obj.value_mappings:
-        if mapping.salesforce_field not in record:
-            issues.append(
-                FieldIssue(mapping.salesforce_field, None, "missing from the record (was it selected in the query?)")
-            )
+    def __init__(self, records: Sequence[dict[str, Any]]):
+        self.records = records
+        self.issues: dict[int, list[FieldIssue]] = {}
+
+    def issue(self, index: int, field: str, value: Any, message: str) -> None:
+        self.issues.setdefault(index, []).append(FieldIssue(field, value, message))
+
+    def column(self, field: str) -> list[Any]:
+        return [record.get(field, _MISSING) for record in self.records]
+
+    def converted(self, field: str, convert: Callable[[Any], Any], message: Callable[[ConversionError], str], *,
+                  required: bool = False) -> list[Any]:
+        """``convert`` applied to the field of every record, each distinct value once (values repeat a lot:
+        picklists, flags, timestamps); a value that does not convert becomes None plus an issue of its record.
+        A field the record lacks is null, or (``required``) an issue of its own."""
+        memo: dict[Any, Any] = {}
+        out: list[Any] = []
+        append = out.append
+        for index, value in enumerate(self.column(field)):
+            # True == 1 == 1.0 as dict keys: non-text values are remembered with their type
+            key = value if type(value) is str else (type(value), value)
+            try:
+                if key in memo:
+                    append(memo[key])
+                    continue
+            except TypeError:  # a compound value (address, location) cannot be a key: not remembered
+                key = None
+            if value is _MISSING:
+                if required:
+                    self.issue(index, field, None, "missing from the record (was it selected in the query?)")
+                    append(None)
+                    continue
+                value = None
+            try:
+                result = convert(value)
+            except ConversionError as exc:
+                self.issue(index, field, value, message(exc))
+                append(None)
+                continue
+            if key is not None:
+                memo[key] = result
+            append(result)
+        return out
+
+    def mapped(self, mapping: FieldMapping) -> list[Any]:
+        """Translation (R5), then conversion into the Deployteq type, for one mapping row."""
+        kind = mapping.deployteq_type
+        if kind == "text" and not mapping.translations:
+            # the bulk of most mappings: text stays text (Salesforce stores no empty strings: "" is null)
+            column = self.column(mapping.salesforce_field)
+            if all(type(value) is str for value in column):
+                return [value or None for value in column]
+        return self.converted(
+            mapping.salesforce_field,
+            lambda value: convert_value(kind, translate(mapping, value)),
+            lambda exc: f"cannot be stored as {kind}: {exc}",
+            required=True,
+        )
+
+    def flags(self, field: str) -> list[bool]:
+        return self.converted(field, lambda value: False if _is_empty(value) else _to_bool(value), str)
+
+    def optional_ids(self, field: str) -> list[str | None]:
+        return [None if value is _MISSING or _is_empty(value) else str(value) for value in self.column(field)]
+
+
+def _map_batch(obj: ConfiguredObject, records: Sequence[dict[str, Any]]) -> tuple[list[tuple], list[RecordProblem]]:
+    """The mapping of a batch, column by column: per record ``(sf_id, modstamp, email_key, values, is_deleted,
+    is_converted, converted_contact_id, master_record_id)``, and the records that could not be mapped.
+
+    Issues are collected column by column in the order a single record lists them (Id, SystemModstamp,
+    the mapping rows, IsDeleted, IsConverted)."""
+    batch = _Batch(records)
+    count = len(records)
+    ids = batch.column("Id")
+    for index, sf_id in enumerate(ids):
+        if type(sf_id) is not str or not sf_id:
+            batch.issue(index, "Id", None if sf_id is _MISSING else sf_id, "the record has no Salesforce Id")
+            ids[index] = None
+    stamps = batch.converted("SystemModstamp", _to_datetime, str)
+    columns = [(m.deployteq_field, batch.mapped(m)) for m in obj.value_mappings]
+    deleted = batch.flags("IsDeleted")
+    is_lead = obj.sobject == "Lead"
+    converted = batch.flags("IsConverted") if is_lead else [False] * count
+    converted_to = batch.optional_ids("ConvertedContactId") if is_lead else [None] * count
+    masters = batch.optional_ids("MasterRecordId")
+
+    names = [name for name, _ in columns]
+    value_rows = zip(*(values for _, values in columns)) if columns else [()] * count
+    emails = dict(columns).get("email")
+    mapped: list[tuple] = []
+    problems: list[RecordProblem] = []
+    for index, values in enumerate(value_rows):
+        issues = batch.issues.get(index)
+        if issues:
+            problems.append(RecordProblem(obj.sobject, ids[index], tuple(issues)))
             continue
-        raw = record[mapping.salesforce_field]
-        try:
-            values[mapping.deployteq_field] = convert_value(mapping.deployteq_type, translate(mapping, raw))
-        except ConversionError as exc:
-            issues.append(
-                FieldIssue(mapping.salesforce_field, raw, f"cannot be stored as {mapping.deployteq_type}: {exc}")
-            )
-
-    is_deleted = _flag(record, "IsDeleted", issues)
-    is_converted = _flag(record, "IsConverted", issues) if obj.sobject == "Lead" else False
-    if issues:
-        return RecordProblem(obj.sobject, sf_id, tuple(issues))
-    return CustomerRow(
-        sobject=obj.sobject,
-        sf_id=sf_id,
-        sf_system_modstamp=modstamp,
-        values=values,
-        email_key=email_key(values.get("email")),
-        is_deleted=is_deleted,
-        is_converted=is_converted,
-        converted_contact_id=_optional_id(record, "ConvertedContactId") if obj.sobject == "Lead" else None,
-        master_record_id=_optional_id(record, "MasterRecordId"),
-    )
+        mapped.append((
+            ids[index], stamps[index], email_key(emails[index]) if emails else None, dict(zip(names, values)),
+            deleted[index], converted[index], converted_to[index], masters[index],
+        ))
+    return mapped, problems
 
 
 def build_customer_rows(
     obj: ConfiguredObject, records: Iterable[dict[str, Any]]
 ) -> tuple[list[CustomerRow], list[RecordProblem]]:
-    rows: list[CustomerRow] = []
-    problems: list[RecordProblem] = []
-    for record in records:
-        result = build_customer_row(obj, record)
-        (problems if isinstance(result, RecordProblem) else rows).append(result)
-    return rows, problems
+    """Map a batch of Salesforce records of ``obj.sobject`` (see :func:`build_customer_row`)."""
+    mapped, problems = _map_batch(obj, list(records))
+    return [
+        CustomerRow(obj.sobject, sf_id, stamp, values, key, *rest) for sf_id, stamp, key, values, *rest in mapped
+    ], problems
+
+
+def build_incoming_records(
+    obj: ConfiguredObject, records: Sequence[dict[str, Any]]
+) -> tuple[list[IncomingRecord], list[RecordProblem]]:
+    """Like :func:`build_customer_rows`, straight into the input of ``merge.plan_customer_writes``."""
+    mapped, problems = _map_batch(obj, records)
+    sobject = obj.sobject
+    return [IncomingRecord(sobject, *row) for row in mapped], problems
+
+
+def build_customer_row(obj: ConfiguredObject, record: dict[str, Any]) -> CustomerRow | RecordProblem:
+    """Map one Salesforce record of ``obj.sobject`` to a :class:`CustomerRow` (or a :class:`RecordProblem`)."""
+    rows, problems = build_customer_rows(obj, [record])
+    return rows[0] if rows else problems[0]
 
 
 # ------------------------------------------------------------------------------------------- dedupe

@@ -9,6 +9,7 @@ until budget is free again; the next run continues from the committed watermark.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 
@@ -22,11 +23,12 @@ from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
 from deployteq_salesforce.core.incremental import (
     IncrementalReader, ProgressLog, SyncCounts, SyncWindow, rest_pages, server_now, write_in_batches,
 )
-from deployteq_salesforce.flows.customers.mapping import RecordProblem, build_customer_row
+from deployteq_salesforce.flows.customers.mapping import RecordProblem, build_incoming_records
 from deployteq_salesforce.core.operator import SalesforceFlowOperator
 from deployteq_salesforce.core.store import RecordError
 from deployteq_salesforce.core.soql import ids_query
 from deployteq_salesforce.core.flag_reset import FlagResetQueue
+from deployteq_salesforce.core.timing import BOOKKEEPING, FLAG_RESET, MAP
 
 OBJECTS_VARIABLE = "deployteq_salesforce_objects"
 
@@ -77,6 +79,16 @@ class SalesforceToDeployteqOperator(SalesforceFlowOperator):
             f"{self.sobject} is not a configured object in the Variable {OBJECTS_VARIABLE!r}; "
             f"configured: {', '.join(o.sobject for o in config.objects) or 'none'}"
         )
+
+
+@dataclass
+class MappedBatch:
+    """A batch of records as the writer needs it: mapped (or refused), without the raw records."""
+
+    count: int
+    incoming: list[IncomingRecord]
+    problems: list[RecordProblem]
+    last_record: dict  # how far an ordered read got once this batch is stored
 
 
 class CustomerSync:
@@ -130,18 +142,21 @@ class CustomerSync:
 
         # with the flag, deleted rows are read separately (a deleted record's flag cannot be reset)
         include_deleted = not self.use_flag and not self.full_load and self.obj.deleted_detection
-        records = self.reader.read(
-            window, sync_flag_field=self.obj.sync_flag_field if self.use_flag else None, include_deleted=include_deleted
+        batches = self.reader.read_batches(
+            window, batch_size=self.batch_size, sync_flag_field=self.obj.sync_flag_field if self.use_flag else None,
+            include_deleted=include_deleted, prepare=self._map,
         )
-        write_in_batches(records, self.batch_size, lambda batch: self._write_batch(batch, in_order=self.reader.ordered))
+        for batch in batches:
+            self._write_batch(batch, in_order=self.reader.ordered)
         if self.use_flag and self.obj.deleted_detection:
-            write_in_batches(self.reader.read_deleted(window), self.batch_size, self._write_batch)
+            write_in_batches(self.reader.read_deleted(window), self.batch_size, self._write_records)
         self._retry_requested()
         if self.use_flag:
             self.flags.drop_unread(read_started)
         window.complete(self.store)
         if self.use_flag:
-            self.counts.flags_reset += self.flags.flush(self.salesforce)
+            with self.salesforce.phases.phase(FLAG_RESET):
+                self.counts.flags_reset += self.flags.flush(self.salesforce)
         return self.counts
 
     def resume_state(self) -> dict:
@@ -152,7 +167,7 @@ class CustomerSync:
         self.counts.details["read_again_after_flag_reset"] = (
             self.counts.details.get("read_again_after_flag_reset", 0) + len(records)
         )
-        self._write_batch(records, queue_flags=False)
+        self._write_batch(self._map(records), queue_flags=False)
 
     def _retry_requested(self) -> None:
         """Read again the failed records someone queued for retry (UI action), whatever their timestamp."""
@@ -162,7 +177,7 @@ class CustomerSync:
         self.log.info("%s: reading %s records queued for retry", self.flow, len(ids))
         for soql in ids_query(self.obj.sobject, ids, self.reader.fields):
             for _, page in rest_pages(self.salesforce.get_conn(), soql, include_deleted=True, batch_size=2000):
-                write_in_batches(page, self.batch_size, self._write_batch)
+                write_in_batches(page, self.batch_size, self._write_records)
         # records Salesforce no longer has are not asked for again
         self.store.clear_retry_requests(self.watermark_flow, ids)
 
@@ -178,29 +193,37 @@ class CustomerSync:
 
     # -- writing -------------------------------------------------------------------------------------------
 
-    def _write_batch(self, records: list[dict], *, in_order: bool = False, queue_flags: bool = True) -> None:
-        """Map, plan and write one batch in one transaction; ``in_order``: the main read in
+    def _map(self, records: list[dict]) -> MappedBatch:
+        """Pure: may run in the reader's background thread, ahead of the batch being written."""
+        with self.salesforce.phases.phase(MAP):
+            incoming, problems = build_incoming_records(self.obj, records)
+        return MappedBatch(len(records), incoming, problems, records[-1])
+
+    def _write_records(self, records: list[dict]) -> None:
+        self._write_batch(self._map(records))
+
+    def _write_batch(self, batch: MappedBatch, *, in_order: bool = False, queue_flags: bool = True) -> None:
+        """Plan and write one mapped batch in one transaction; ``in_order``: the main read in
         (SystemModstamp, Id) order, whose last record marks how far the window is stored."""
+        phases = self.salesforce.phases
         if queue_flags:
-            self.counts.fetched += len(records)
-        incoming: list[IncomingRecord] = []
-        errors: list[RecordError] = []
-        for record in records:
-            built = build_customer_row(self.obj, record)
-            if isinstance(built, RecordProblem):
-                errors.append(RecordError(record_id=built.record_id, reason=built.reason, detail=built.detail))
-            else:
-                incoming.append(built.to_incoming_record())
-        with self.store.connect() as conn:
+            self.counts.fetched += batch.count
+        incoming = batch.incoming
+        errors = [RecordError(record_id=p.record_id, reason=p.reason, detail=p.detail) for p in batch.problems]
+        with phases.phase(BOOKKEEPING), self.store.connect() as conn:
             skip = self.flags.permanently_failed(conn, incoming) if self.use_flag and queue_flags else set()
-            incoming = [r for r in incoming if r.sf_id not in skip]
+            if skip:
+                incoming = [r for r in incoming if r.sf_id not in skip]
             # a full load writes everything (a changed mapping must reach every customer); otherwise a record
             # Salesforce sends again unchanged leaves its customer alone (a Deployteq-side change stays)
             unchanged = set() if self.full_load else unchanged_in_salesforce(conn, incoming)
             to_write = [r for r in incoming if r.sf_id not in unchanged] if unchanged else incoming
-            plan, written = apply_batch(conn, to_write, self.mapped_columns, unique_field=self.obj.unique_field)
+            plan, written = apply_batch(conn, to_write, self.mapped_columns, unique_field=self.obj.unique_field,
+                                        phases=phases)
+            failed = set()
             for outcome in plan.outcomes:
                 if outcome.action == "error":
+                    failed.add(outcome.sf_id)
                     errors.append(RecordError(record_id=outcome.sf_id, reason=outcome.reason, detail={"sobject": self.obj.sobject}))
             for loser in plan.losers:
                 errors.append(
@@ -211,13 +234,12 @@ class CustomerSync:
             if errors:
                 # one error list per object, whichever DAG met the record
                 self.store.record_errors(self.watermark_flow, errors, conn=conn)
-            failed = {o.sf_id for o in plan.outcomes if o.action == "error"}
             remember_sources(conn, [r for r in to_write if r.sf_id not in failed])
             if self.use_flag and queue_flags:
                 # R3: only stored records lose their flag; a failed one keeps it and is read again next run
                 self.flags.enqueue(conn, [r for r in incoming if not r.is_deleted and r.sf_id not in failed])
             if in_order and not self.use_flag:
-                self.window.record_progress(self.store, records[-1], conn=conn)
+                self.window.record_progress(self.store, batch.last_record, conn=conn)
             if queue_flags:  # a read-again after a flag reset is counted apart (read_again_after_flag_reset)
                 self.counts.inserted += written.inserted
                 self.counts.updated += written.updated

@@ -9,7 +9,8 @@ Pure: no database and no Airflow.  ``store.py`` turns what this plans into DDL a
   narrowed type (e.g. text -> integer, a shorter ``max_length``), a dropped customer relation, or a
   changed de-duplication key.  Adding columns and widening types are applied.
 - :func:`convert_record` turns one JSON object (a pushed object or a Salesforce record) into a row,
-  or a list of :class:`FieldProblem` naming each field that does not fit.
+  or a list of :class:`FieldProblem` naming each field that does not fit; :func:`convert_records` does
+  the same for a batch of records, field by field.
 """
 
 from __future__ import annotations
@@ -267,3 +268,43 @@ def convert_record(webhook: Webhook, record: Any) -> tuple | list[FieldProblem]:
             problems.append(FieldProblem(f.json_field, f"does not fit column {f.column!r} ({f.type}): {exc}"))
             row.append(None)
     return problems if problems else tuple(row)
+
+
+def convert_records(webhook: Webhook, records: list[dict]) -> list[tuple | list[FieldProblem]]:
+    """:func:`convert_record` of every record (dicts), field by field: each distinct value of a field is
+    converted once (Salesforce batches repeat values a lot: picklists, flags, parent ids)."""
+    problems: dict[int, list[FieldProblem]] = {}
+    columns = []
+    for f in webhook.fields:
+        memo: dict[Any, Any] = {}
+        column = []
+        append = column.append
+        for index, record in enumerate(records):
+            value = record.get(f.json_field)
+            if value is None:
+                if f.dedup:
+                    problems.setdefault(index, []).append(
+                        FieldProblem(f.json_field, "missing; it is (part of) the de-duplication key"))
+                append(None)
+                continue
+            # True == 1 == 1.0 as dict keys: non-text values are remembered with their type
+            key = value if type(value) is str else (type(value), value)
+            try:
+                if key in memo:
+                    append(memo[key])
+                    continue
+            except TypeError:  # a JSON object or list: not remembered (and refused below)
+                key = None
+            try:
+                converted = convert_value(value, f.type, f.max_length)
+            except ValueError as exc:
+                problems.setdefault(index, []).append(
+                    FieldProblem(f.json_field, f"does not fit column {f.column!r} ({f.type}): {exc}"))
+                append(None)
+                continue
+            if key is not None:
+                memo[key] = converted
+            append(converted)
+        columns.append(column)
+    rows = list(zip(*columns)) if columns else [()] * len(records)
+    return [problems.get(index) or row for index, row in enumerate(rows)]

@@ -19,12 +19,13 @@ Id Salesforce no longer has are deleted.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 
 from deployteq_salesforce.core.bulk import Bulk2Client
 from deployteq_salesforce.flows.customers.config import SALESFORCE_TYPES_FOR
-from deployteq_salesforce.flows.object_links.datamodel import convert_record
+from deployteq_salesforce.flows.object_links.datamodel import convert_records
 from deployteq_salesforce.flows.object_links.store import DatamodelStore
 from deployteq_salesforce.core.variables import require_variable
 from deployteq_salesforce.core.exceptions import ConfigurationError
@@ -39,6 +40,7 @@ from deployteq_salesforce.core.soql import validate_identifier
 from deployteq_salesforce.core.store import RecordError
 from deployteq_salesforce.core.flag_reset import FlagResetQueue
 from deployteq_salesforce.core.salesforce_values import parse_salesforce_datetime
+from deployteq_salesforce.core.timing import BOOKKEEPING, FLAG_RESET, MAP, UPSERT
 
 LINKS_VARIABLE = VARIABLE_NAME
 
@@ -132,9 +134,21 @@ class _Flagged:
 
     __slots__ = ("sf_id", "modstamp")
 
-    def __init__(self, record: dict):
-        self.sf_id = record["Id"]
-        self.modstamp = parse_salesforce_datetime(record.get("SystemModstamp"))
+    def __init__(self, sf_id: str, modstamp):
+        self.sf_id = sf_id
+        self.modstamp = modstamp
+
+
+@dataclass
+class PreparedBatch:
+    """A batch as the writer needs it, prepared (possibly in the reader's background thread)."""
+
+    count: int
+    rows: list[tuple]  # in webhook.columns order
+    written: list[_Flagged]  # the Salesforce record of each row (Id, SystemModstamp)
+    deleted_ids: list[str]
+    errors: list[RecordError]
+    last_record: dict  # how far an ordered read got once this batch is stored
 
 
 class ObjectLinkSync:
@@ -188,10 +202,15 @@ class ObjectLinkSync:
             read_started = self.flags.read_started()
         # with the flag, deleted rows are read separately (a deleted record's flag cannot be reset)
         include_deleted = self.link.delete and not self.use_flag
-        records = self.reader.read(window, sync_flag_field=self.link.sync_flag_field, include_deleted=include_deleted)
-        write_in_batches(records, self.batch_size, lambda batch: self._write_batch(batch, in_order=self.reader.ordered))
+        batches = self.reader.read_batches(
+            window, batch_size=self.batch_size, sync_flag_field=self.link.sync_flag_field, include_deleted=include_deleted,
+            prepare=self._prepare,
+        )
+        for batch in batches:
+            self._write_batch(batch, in_order=self.reader.ordered)
         if self.use_flag and self.link.delete:
-            write_in_batches(self.reader.read_deleted(window), self.batch_size, self._write_batch)
+            write_in_batches(self.reader.read_deleted(window), self.batch_size,
+                             lambda records: self._write_batch(self._prepare(records)))
         with self.store.connect() as conn:
             resolved_late = self.datamodel.resolve_relations(conn, self.webhook)
             unresolved = self.datamodel.unresolved_count(conn, self.webhook)
@@ -201,7 +220,8 @@ class ObjectLinkSync:
         if self.webhook.customer_relation:
             self.counts.details.update(relations_resolved_late=resolved_late, unresolved_relations=unresolved)
         if self.use_flag:
-            self.counts.flags_reset += self.flags.flush(self.salesforce)
+            with self.salesforce.phases.phase(FLAG_RESET):
+                self.counts.flags_reset += self.flags.flush(self.salesforce)
         return self.counts
 
     def resume_state(self) -> dict:
@@ -212,47 +232,56 @@ class ObjectLinkSync:
         self.counts.details["read_again_after_flag_reset"] = (
             self.counts.details.get("read_again_after_flag_reset", 0) + len(records)
         )
-        self._write_batch(records, queue_flags=False)
+        self._write_batch(self._prepare(records), queue_flags=False)
 
-    def _write_batch(self, records: list[dict], *, in_order: bool = False, queue_flags: bool = True) -> None:
+    def _prepare(self, records: list[dict]) -> PreparedBatch:
+        """Pure: convert the records into rows (field by field), split off deletions and refused records."""
+        with self.salesforce.phases.phase(MAP):
+            live = [r for r in records if not r.get("IsDeleted")]
+            deleted_ids = [r["Id"] for r in records if r.get("IsDeleted")]
+            rows, written, errors = [], [], []
+            stamps: dict[Any, Any] = {}  # each distinct SystemModstamp parsed once
+            for record, converted in zip(live, convert_records(self.webhook, live)):
+                if isinstance(converted, list):
+                    errors.append(RecordError(
+                        record_id=record.get("Id"), reason="; ".join(str(p) for p in converted),
+                        detail={"sobject": self.link.sobject, "datamodel": self.webhook.datamodel},
+                    ))
+                    continue
+                rows.append(converted)
+                stamp = record.get("SystemModstamp")  # absent in records read again after a reset (not queued)
+                if stamp not in stamps:
+                    stamps[stamp] = parse_salesforce_datetime(stamp) if self.use_flag and stamp is not None else None
+                written.append(_Flagged(record["Id"], stamps[stamp]))
+        return PreparedBatch(len(records), rows, written, deleted_ids, errors, records[-1])
+
+    def _write_batch(self, batch: PreparedBatch, *, in_order: bool = False, queue_flags: bool = True) -> None:
+        phases = self.salesforce.phases
         if queue_flags:
-            self.counts.fetched += len(records)
-        rows: list[tuple] = []
-        written_records: list[dict] = []
-        deleted_ids: list[str] = []
-        errors: list[RecordError] = []
-        for record in records:
-            if record.get("IsDeleted"):
-                deleted_ids.append(record["Id"])
-                continue
-            converted = convert_record(self.webhook, record)
-            if isinstance(converted, list):
-                errors.append(RecordError(
-                    record_id=record.get("Id"), reason="; ".join(str(p) for p in converted),
-                    detail={"sobject": self.link.sobject, "datamodel": self.webhook.datamodel},
-                ))
-                continue
-            rows.append(converted)
-            written_records.append(record)
-        with self.store.connect() as conn:
+            self.counts.fetched += batch.count
+        rows, written_records, deleted_ids, errors = batch.rows, batch.written, batch.deleted_ids, batch.errors
+        with phases.phase(BOOKKEEPING), self.store.connect() as conn:
             skip: set[str] = set()
             if self.use_flag and queue_flags:
-                flagged = [_Flagged(r) for r in written_records]
-                skip = self.flags.permanently_failed(conn, flagged)
+                skip = self.flags.permanently_failed(conn, written_records)
                 if skip:
-                    keep = [i for i, r in enumerate(written_records) if r["Id"] not in skip]
+                    keep = [i for i, r in enumerate(written_records) if r.sf_id not in skip]
                     rows = [rows[i] for i in keep]
                     written_records = [written_records[i] for i in keep]
             deleted = self.datamodel.delete_ids(conn, self.webhook, deleted_ids) if self.link.delete else 0
-            written = self.datamodel.write_rows(conn, self.webhook, rows, allow_inserts=self.link.allow_inserts)
-            self.datamodel.resolve_relations(conn, self.webhook, rows=rows)
-            self.store.resolve_errors(self.flow, [r["Id"] for r in written_records], conn=conn)
+            written = self.datamodel.write_rows(conn, self.webhook, rows, allow_inserts=self.link.allow_inserts,
+                                                phases=phases)
+            if written.updated or written.unchanged:
+                # rows that were already there keep their customer on upsert; new ones got theirs on insert
+                with phases.phase(UPSERT):
+                    self.datamodel.resolve_relations(conn, self.webhook, rows=rows)
+            self.store.resolve_errors(self.flow, [r.sf_id for r in written_records], conn=conn)
             if errors:
                 self.store.record_errors(self.flow, errors, conn=conn)
             if self.use_flag and queue_flags:
-                self.flags.enqueue(conn, [_Flagged(r) for r in written_records])
+                self.flags.enqueue(conn, written_records)
             if in_order and not self.use_flag:
-                self.window.record_progress(self.store, records[-1], conn=conn)
+                self.window.record_progress(self.store, batch.last_record, conn=conn)
             if queue_flags:  # a read-again after a flag reset is counted apart (read_again_after_flag_reset)
                 self.counts.inserted += written.inserted
                 self.counts.updated += written.updated

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from deployteq_salesforce.core.timing import LOOKUP, PhaseTimer
 from deployteq_salesforce.flows.object_links.datamodel import TableChange, constraint_name, plan_table, table_definition
 from deployteq_salesforce.core.exceptions import ConfigurationError
 from deployteq_salesforce.flows.object_links.config import CUSTOMER_COLUMN, DEPLOYTEQ_ID_COLUMN, Webhook
@@ -174,7 +175,8 @@ class DatamodelStore:
         return {tuple(r) for r in conn.execute(statement, params).fetchall()}
 
     def write_rows(
-        self, conn: psycopg.Connection, webhook: Webhook, rows: Sequence[Sequence[Any]], *, allow_inserts: bool = True
+        self, conn: psycopg.Connection, webhook: Webhook, rows: Sequence[Sequence[Any]], *, allow_inserts: bool = True,
+        phases: PhaseTimer | None = None,
     ) -> RowsWritten:
         """Upsert rows (``webhook.columns`` order) on the de-duplication key; the last of a repeated key wins.
 
@@ -194,11 +196,13 @@ class DatamodelStore:
             # New rows get their customer on insert, so resolve_relations has nothing left to update
             # for them (no second write of every new row).  Existing rows: customer_id is not an
             # update column, so what counts as changed/unchanged stays the webhook's columns only.
-            customers = self.customer_ids(conn, webhook, rows)
+            with (phases or PhaseTimer()).phase(LOOKUP):
+                customers = self.customer_ids(conn, webhook, rows)
             rows = [(*row, customer) for row, customer in zip(rows, customers)]
             update_columns = [c for c in webhook.columns if c not in webhook.key_columns]
             columns = [*webhook.columns, CUSTOMER_COLUMN]
-        counts = self.store.copy_upsert(webhook.datamodel, columns, rows, webhook.key_columns, update_columns, conn=conn)
+        counts = self.store.copy_upsert(webhook.datamodel, columns, rows, webhook.key_columns, update_columns, conn=conn,
+                                        phases=phases)
         return RowsWritten(counts.inserted, counts.updated, counts.unchanged, not_inserted)
 
     def customer_ids(self, conn: psycopg.Connection, webhook: Webhook, rows: Sequence[Sequence[Any]]) -> list[int | None]:
@@ -209,7 +213,7 @@ class DatamodelStore:
             values = sorted({row[position] for row in rows if row[position] is not None})
             statement = sql.SQL(
                 "SELECT u.v, (SELECT c.customer_id FROM customer AS c WHERE {} ORDER BY c.sf_deleted, c.customer_id LIMIT 1) "
-                "FROM unnest(%s::text[]) AS u (v)"
+                "FROM unnest(%b::text[]) AS u (v)"
             ).format(sql.SQL(CUSTOMER_MATCH[relation.customer_field]).format(value=sql.SQL("u.v")))
             found.append(dict(conn.execute(statement, (values,)).fetchall()) if values else {})
         positions = [webhook.columns.index(r.column) for r in webhook.customer_relation]

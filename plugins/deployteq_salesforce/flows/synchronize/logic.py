@@ -263,11 +263,14 @@ def plan_updates(
     plan: FieldPlan,
     salesforce_types: Mapping[str, Mapping[str, str]],
     claimed: dict[tuple[str, str], int] | None = None,
+    contested: set[str] | None = None,
 ) -> tuple[list[Update], list[Outcome]]:
     """Route every customer: an :class:`Update` to send, or an ``on_error`` outcome (never sent).
 
     ``claimed`` ((sobject, lower-case id) -> customer id) carries the records already updated by this
-    run across calls, so one Salesforce record is updated from one customer only.
+    run across calls, so one Salesforce record is updated from one customer only.  ``contested``: the
+    lower-case ids more than one customer of the run carries; only those can collide, so only those are
+    claimed (None: every id), which keeps ``claimed`` small however large the run.
     """
     updates: list[Update] = []
     rejected: list[Outcome] = []
@@ -288,14 +291,18 @@ def plan_updates(
         if isinstance(built, Outcome):
             rejected.append(built)
             continue
-        other = claimed.get((sobject, sf_id.lower()))
+        key = (sobject, sf_id.lower())
+        if contested is not None and key[1] not in contested:
+            updates.append(built)
+            continue
+        other = claimed.get(key)
         if other is not None:
             rejected.append(Outcome(built.customer_id, ON_ERROR, sobject, sf_id,
                                     reason=f"customer {other} in this run already updates {sobject} {sf_id}; "
                                     "one Salesforce record is updated from one customer only",
                                     status_code=DUPLICATE_TARGET))
             continue
-        claimed[(sobject, sf_id.lower())] = built.customer_id
+        claimed[key] = built.customer_id
         updates.append(built)
     return updates, rejected
 

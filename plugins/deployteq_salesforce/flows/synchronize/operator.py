@@ -38,6 +38,7 @@ from deployteq_salesforce.hooks.salesforce import COMPOSITE_CHUNK, BudgetedSales
 from deployteq_salesforce.core.salesforce_errors import parse_bulk_error
 from deployteq_salesforce.core.soql import ids_query
 from deployteq_salesforce.flows.synchronize.store import SynchronizeStore
+from deployteq_salesforce.core.timing import LOOKUP, MAP, PhaseTimer, frozen_gc
 from deployteq_salesforce.flows.synchronize.logic import (
     BUDGET,
     CONTINUE,
@@ -85,10 +86,14 @@ class SynchronizeRun:
         self.types: dict[str, dict[str, str]] = {}
         self.stopped: BudgetExhausted | None = None  # set once the budget ran out: everything after goes to on_limit
         self.customers: dict[int, Mapping[str, Any]] = {}  # the chunk being sent
-        self.claimed: dict[tuple[str, str], int] = {}  # Salesforce records this run already updates
+        self.claimed: dict[tuple[str, str], int] = {}  # contested Salesforce records this run already updates
+        self.contested: set[str] = set()
 
     def run(self) -> None:
-        for work in self.outcomes.work(self.run_key, self.plan.columns):
+        phases = self.salesforce.phases
+        with phases.phase(LOOKUP):
+            self.contested = self.outcomes.contested_ids(self.run_key)
+        for work in phases.iterate(LOOKUP, self.outcomes.work(self.run_key, self.plan.columns)):
             self._run_chunk(work)
 
     def _run_chunk(self, work: list[dict[str, Any]]) -> None:
@@ -109,8 +114,9 @@ class SynchronizeRun:
                 r if isinstance(r, Outcome) else self._limited_customer(row["customer_id"]) for r, row in zip(routed, work)
             ])
             return
-        updates, rejected = plan_updates(work, target=self.target, plan=self.plan, salesforce_types=self.types,
-                                         claimed=self.claimed)
+        with self.salesforce.phases.phase(MAP):
+            updates, rejected = plan_updates(work, target=self.target, plan=self.plan, salesforce_types=self.types,
+                                             claimed=self.claimed, contested=self.contested)
         self.outcomes.save(self.run_key, rejected)
         if rejected:
             self.log.info("%s of %s customers go to on_error without reaching Salesforce (first: %s)",
@@ -203,9 +209,10 @@ class SynchronizeRun:
     def _send_bulk(self, sobject: str, updates: list[Update]) -> list[Update]:
         columns = ["Id", *self.plan.salesforce_fields(sobject)]
         try:
-            result = Bulk2Client(self.salesforce.get_conn()).ingest(
-                sobject, "update", (u.payload for u in updates), columns=columns, want_successful=False
-            )
+            with self.salesforce.phases.phase(MAP):  # the CSV (the job's requests are timed on their own)
+                result = Bulk2Client(self.salesforce.get_conn()).ingest(
+                    sobject, "update", (u.payload for u in updates), columns=columns, want_successful=False
+                )
         except BudgetExhausted as exc:
             self._stop(exc)
             reason, code = self._limit_reason()
@@ -216,11 +223,11 @@ class SynchronizeRun:
         for row in result.failed:
             record_id = (row.get("Id") or row.get("sf__Id") or "").lower()
             failed[record_id] = row.get("sf__Error", "")
-        outcomes, converted = [], []
+        succeeded, outcomes, converted = [], [], []
         for update in updates:
             error = failed.get(update.sf_id.lower())
             if error is None:
-                outcomes.append(update.succeeded(sent_via="bulk"))
+                succeeded.append(update)
                 continue
             code, message, fields = parse_bulk_error(error)
             outcome = update.failed(code, message, fields, sent_via="bulk")
@@ -228,6 +235,7 @@ class SynchronizeRun:
                 converted.append(update)
             else:
                 outcomes.append(outcome)
+        self.outcomes.save_succeeded(self.run_key, sobject, succeeded, sent_via="bulk")
         self.outcomes.save(self.run_key, outcomes)
         self.log.info("Bulk update of %s %s records (job %s): %s failed", len(updates), sobject, result.job_id, len(failed))
         return converted
@@ -376,7 +384,10 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
         plan = plan_fields(self.sobject, objects, list(self.fields) if self.fields is not None else None)
         store = DeployteqHook(deployteq_conn_id=self.deployteq_conn_id)
         store.migrate()
-        outcomes = SynchronizeStore(store)
+        salesforce = BudgetedSalesforceHook(
+            salesforce_conn_id=self.salesforce_conn_id, deployteq_conn_id=self.deployteq_conn_id, flow=self.flow
+        )
+        outcomes = SynchronizeStore(store, phases=salesforce.phases)
         run_key = self._run_key(context)
         dag_run = (context or {}).get("dag_run")
         new = outcomes.open_run(
@@ -391,18 +402,16 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
             self.log.info("Run %s: %s customers selected to synchronize to %s", run_key, selected, self.sobject)
         else:
             self.log.info("Run %s continues: only pending and on_limit records are sent (nothing is sent twice)", run_key)
-        salesforce = BudgetedSalesforceHook(
-            salesforce_conn_id=self.salesforce_conn_id, deployteq_conn_id=self.deployteq_conn_id, flow=self.flow
-        )
         run_log_id = store.start_run(self.flow, dag_id=getattr(dag_run, "dag_id", None), run_id=getattr(dag_run, "run_id", None))
         work = SynchronizeRun(run_key=run_key, target=self.sobject, objects=objects, plan=plan, salesforce=salesforce,
                               outcomes=outcomes, bulk_threshold=self.bulk_threshold, log=self.log)
         try:
-            work.run()
+            with frozen_gc():
+                work.run()
         except Exception as exc:
             counts = outcomes.counts(run_key)
-            store.finish_run(run_log_id, outcome="failed", counts=_log_counts(counts), message=f"{type(exc).__name__}: {exc}",
-                             api_requests=salesforce.requests_sent)
+            store.finish_run(run_log_id, outcome="failed", counts=_log_counts(counts, salesforce.phases),
+                             message=f"{type(exc).__name__}: {exc}", api_requests=salesforce.requests_sent)
             raise
         finally:
             salesforce.close()
@@ -410,7 +419,7 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
         counts = outcomes.counts(run_key)
         outcome = "limited" if counts[ON_LIMIT] else "partial" if counts[ON_ERROR] else "success"
         message = str(work.stopped) if work.stopped is not None else None
-        store.finish_run(run_log_id, outcome=outcome, counts=_log_counts(counts), message=message,
+        store.finish_run(run_log_id, outcome=outcome, counts=_log_counts(counts, salesforce.phases), message=message,
                          api_requests=salesforce.requests_sent)
         summary = {"run_key": run_key, "sobject": self.sobject, **counts, "api_requests": salesforce.requests_sent}
         self.log.info("Synchronize %s: %s", self.sobject,
@@ -418,10 +427,11 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
         return summary
 
 
-def _log_counts(counts: Mapping[str, int]) -> dict[str, int]:
-    """The run log's columns: selected -> fetched, on_success -> updated, on_error -> errors (+ on_limit in details)."""
+def _log_counts(counts: Mapping[str, int], phases: PhaseTimer) -> dict[str, Any]:
+    """The run log's columns: selected -> fetched, on_success -> updated, on_error -> errors (+ on_limit and the
+    seconds per phase in details)."""
     return {"fetched": counts[CONTINUE], "updated": counts[ON_SUCCESS], "errors": counts[ON_ERROR],
-            "on_limit": counts[ON_LIMIT]}
+            "on_limit": counts[ON_LIMIT], "phase_seconds": phases.as_dict()}
 
 
 def _as_task_ids(value: Any) -> list[str]:

@@ -13,18 +13,20 @@ from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
 from deployteq_salesforce.core.exceptions import ConfigurationError
-from deployteq_salesforce.flows.synchronize.logic import CONTINUE, EXITS, Outcome
+from deployteq_salesforce.core.timing import BOOKKEEPING, PhaseTimer
+from deployteq_salesforce.flows.synchronize.logic import CONTINUE, EXITS, ON_SUCCESS, Outcome, Update
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 
 # customers read and sent per pass: bounds memory (one Bulk job per pass above the threshold)
-WORK_CHUNK = 25_000
+WORK_CHUNK = 50_000
 
 
 class SynchronizeStore:
     """The ``synchronize_run`` / ``synchronize_outcome`` tables (migration 0004)."""
 
-    def __init__(self, store: DeployteqHook):
+    def __init__(self, store: DeployteqHook, *, phases: PhaseTimer | None = None):
         self.store = store
+        self.phases = phases or PhaseTimer()
 
     def open_run(self, run_key: str, *, sobject: str, fields: Sequence[str], dag_id=None, task_id=None, run_id=None,
                  selection: str | None = None) -> bool:
@@ -93,6 +95,22 @@ class SynchronizeStore:
                 return
             after = chunk[-1]["customer_id"]
 
+    def contested_ids(self, run_key: str) -> set[str]:
+        """Lower-case Salesforce ids that more than one customer of the run carries (in any case).
+
+        Lead and contact ids are unique in the customer table, so only such case variants can make two
+        customers update one Salesforce record; the run tracks these few instead of every id it sends."""
+        with self.store.connect() as conn:
+            rows = conn.execute(
+                "SELECT id FROM (SELECT lower(c.sf_lead_id) AS id FROM synchronize_outcome o "
+                "JOIN customer c USING (customer_id) WHERE o.run_key = %(key)s AND c.sf_lead_id IS NOT NULL "
+                "UNION ALL SELECT lower(c.sf_contact_id) FROM synchronize_outcome o "
+                "JOIN customer c USING (customer_id) WHERE o.run_key = %(key)s AND c.sf_contact_id IS NOT NULL) AS ids "
+                "GROUP BY id HAVING count(*) > 1",
+                {"key": run_key},
+            ).fetchall()
+        return {row[0] for row in rows}
+
     def save(self, run_key: str, outcomes: Sequence[Outcome]) -> None:
         """Record outcomes (one transaction); a record that reached Salesforce counts an attempt."""
         if not outcomes:
@@ -102,16 +120,31 @@ class SynchronizeStore:
              ",".join(o.fields), o.sent_via)  # field API names never hold a comma
             for o in outcomes
         ]))
-        with self.store.connect() as conn:
+        # binary array parameters: psycopg renders text arrays in Python, value by value
+        with self.phases.phase(BOOKKEEPING), self.store.connect() as conn:
             conn.execute(
                 "UPDATE synchronize_outcome o SET exit = u.exit, sobject = u.sobject, sf_id = u.sf_id, reason = u.reason, "
                 "status_code = u.status_code, message = u.message, "
                 "error_fields = string_to_array(u.fields, ','), sent_via = u.sent_via, "
                 "attempts = o.attempts + (u.sent_via IS NOT NULL)::int, updated_at = clock_timestamp() "
-                "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-                "%s::text[], %s::text[]) AS u (customer_id, exit, sobject, sf_id, reason, status_code, message, fields, sent_via) "
+                "FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
+                "%b::text[], %b::text[]) AS u (customer_id, exit, sobject, sf_id, reason, status_code, message, fields, sent_via) "
                 "WHERE o.run_key = %s AND o.customer_id = u.customer_id",
                 (*[list(c) for c in columns], run_key),
+            )
+
+    def save_succeeded(self, run_key: str, sobject: str, updates: Sequence[Update], *, sent_via: str) -> None:
+        """Record updates of one object that Salesforce accepted, as ``save`` records ``Update.succeeded``
+        outcomes; only the two columns that differ per record are sent (a Bulk job's worth at a time)."""
+        if not updates:
+            return
+        with self.phases.phase(BOOKKEEPING), self.store.connect() as conn:
+            conn.execute(
+                "UPDATE synchronize_outcome o SET exit = %s, sobject = %s, sf_id = u.sf_id, reason = NULL, "
+                "status_code = NULL, message = NULL, error_fields = '{}', sent_via = %s, attempts = o.attempts + 1, "
+                "updated_at = clock_timestamp() FROM unnest(%b::bigint[], %b::text[]) AS u (customer_id, sf_id) "
+                "WHERE o.run_key = %s AND o.customer_id = u.customer_id",
+                (ON_SUCCESS, sobject, sent_via, [u.customer_id for u in updates], [u.sf_id for u in updates], run_key),
             )
 
     def finish(self, run_key: str) -> None:

@@ -1,0 +1,78 @@
+"""Batches and read-ahead (core/incremental.py): nothing read is lost, nothing is left running."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from deployteq_salesforce.core.exceptions import BudgetExhausted
+from deployteq_salesforce.core.incremental import batched, prefetched
+from deployteq_salesforce.core.timing import READ_WAIT, PhaseTimer
+
+RESUME_AT = datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+
+def records_then_budget_stop(count: int):
+    for n in range(count):
+        yield {"Id": n}
+    raise BudgetExhausted("hourly budget used up", resume_at=RESUME_AT, reason="hourly")
+
+
+def test_batched_gives_what_was_read_before_a_budget_stop_as_a_last_batch():
+    batches = batched(records_then_budget_stop(7), 3)
+    assert [len(next(batches)) for _ in range(2)] == [3, 3]
+    assert next(batches) == [{"Id": 6}]  # read before the stop: not thrown away
+    with pytest.raises(BudgetExhausted):
+        next(batches)
+
+
+def test_prefetched_keeps_the_order_and_reads_ahead_in_another_thread():
+    producers = []
+
+    def items():
+        for n in range(5):
+            producers.append(threading.current_thread().name)
+            yield n
+
+    assert list(prefetched(items(), timer=PhaseTimer())) == [0, 1, 2, 3, 4]
+    assert set(producers) == {"deployteq-prefetch"}
+
+
+def test_prefetched_raises_the_producers_error_after_the_items_before_it():
+    received = []
+    with pytest.raises(BudgetExhausted):
+        for batch in prefetched(batched(records_then_budget_stop(5), 2), timer=PhaseTimer()):
+            received.append(batch)
+    assert [len(b) for b in received] == [2, 2, 1]
+
+
+def test_prefetched_stops_and_closes_the_producer_when_the_consumer_stops_early():
+    closed = threading.Event()
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.set()
+
+    items = prefetched(endless(), timer=PhaseTimer(), depth=1)
+    assert next(items) == 0
+    items.close()  # e.g. an exception while writing the batch
+    assert closed.wait(5), "the producer generator was not closed"
+    assert not any(t.name == "deployteq-prefetch" and t.is_alive() for t in threading.enumerate())
+
+
+def test_prefetched_counts_the_consumers_wait_as_read_wait():
+    def slow():
+        time.sleep(0.1)
+        yield 1
+
+    timer = PhaseTimer()
+    assert list(prefetched(slow(), timer=timer)) == [1]
+    assert timer.as_dict()[READ_WAIT] >= 0.05
