@@ -32,6 +32,8 @@ FLAG_RESET = "flag_reset"  # resetting sync flags in Salesforce (its requests co
 BOOKKEEPING = "bookkeeping"  # errors, watermarks, queues, outcomes, run log
 READ_WAIT = "read_wait"  # the flow thread waiting for the background reader
 BACKGROUND_PREFIX = "read:"
+# reported even when a run never entered them (0.0), so runs and benchmark lines always compare
+FLOW_PHASES = (SALESFORCE_HTTP, LEDGER, MAP, LOOKUP, MERGE, COPY, UPSERT, FLAG_RESET, BOOKKEEPING)
 
 
 class PhaseTimer:
@@ -89,7 +91,7 @@ class PhaseTimer:
     def as_dict(self) -> dict[str, float]:
         """Seconds per phase (rounded), with ``other`` = the flow thread's time in no phase."""
         with self._lock:
-            seconds = dict(self._seconds)
+            seconds = {**dict.fromkeys(FLOW_PHASES, 0.0), **self._seconds}
         elapsed = time.perf_counter() - self._started
         measured = sum(s for name, s in seconds.items() if not name.startswith(BACKGROUND_PREFIX))
         seconds["other"] = max(0.0, elapsed - measured)
