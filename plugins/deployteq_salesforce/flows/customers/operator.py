@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from deployteq_salesforce.flows.customers.config import ConfiguredObject, load_objects_config, validate_against_salesforce
 from deployteq_salesforce.flows.customers.merge import IncomingRecord
-from deployteq_salesforce.flows.customers.store import apply_batch, remember_sources, unchanged_in_salesforce
+from deployteq_salesforce.flows.customers.store import apply_batch, remember_sources, unchanged_in_salesforce, values_hash
 from deployteq_salesforce.core.variables import require_variable
 from deployteq_salesforce.core.exceptions import ConfigurationError
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
@@ -89,6 +89,7 @@ class MappedBatch:
     incoming: list[IncomingRecord]
     problems: list[RecordProblem]
     last_record: dict  # how far an ordered read got once this batch is stored
+    hashes: dict[str, bytes]  # sf_id -> what the record says about its customer (values_hash)
 
 
 class CustomerSync:
@@ -197,7 +198,8 @@ class CustomerSync:
         """Pure: may run in the reader's background thread, ahead of the batch being written."""
         with self.salesforce.phases.phase(MAP):
             incoming, problems = build_incoming_records(self.obj, records)
-        return MappedBatch(len(records), incoming, problems, records[-1])
+            hashes = {r.sf_id: values_hash(r, self.mapped_columns) for r in incoming}
+        return MappedBatch(len(records), incoming, problems, records[-1], hashes)
 
     def _write_records(self, records: list[dict]) -> None:
         self._write_batch(self._map(records))
@@ -216,7 +218,8 @@ class CustomerSync:
                 incoming = [r for r in incoming if r.sf_id not in skip]
             # a full load writes everything (a changed mapping must reach every customer); otherwise a record
             # Salesforce sends again unchanged leaves its customer alone (a Deployteq-side change stays)
-            unchanged = set() if self.full_load else unchanged_in_salesforce(conn, incoming)
+            hashes = batch.hashes
+            unchanged = set() if self.full_load else unchanged_in_salesforce(conn, hashes)
             to_write = [r for r in incoming if r.sf_id not in unchanged] if unchanged else incoming
             plan, written = apply_batch(conn, to_write, self.mapped_columns, unique_field=self.obj.unique_field,
                                         phases=phases)
@@ -234,7 +237,7 @@ class CustomerSync:
             if errors:
                 # one error list per object, whichever DAG met the record
                 self.store.record_errors(self.watermark_flow, errors, conn=conn)
-            remember_sources(conn, [r for r in to_write if r.sf_id not in failed])
+            remember_sources(conn, {r.sf_id: hashes[r.sf_id] for r in to_write if r.sf_id not in failed})
             if self.use_flag and queue_flags:
                 # R3: only stored records lose their flag; a failed one keeps it and is read again next run
                 self.flags.enqueue(conn, [r for r in incoming if not r.is_deleted and r.sf_id not in failed])

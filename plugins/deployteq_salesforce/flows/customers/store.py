@@ -157,30 +157,31 @@ def apply_batch(
 # -- what Salesforce last sent (migration 0007) --------------------------------------------------------------
 
 
-def values_hash(record: IncomingRecord) -> bytes:
-    """Identifies what a record says about its customer: mapped values, deletion, conversion (not SystemModstamp:
-    a flag reset moves it without changing anything we store)."""
-    what = (record.sobject, sorted(record.values.items()), record.email_key, record.is_deleted, record.is_converted,
-            record.converted_contact_id, record.master_record_id)
+def values_hash(record: IncomingRecord, columns: Sequence[str]) -> bytes:
+    """Identifies what a record says about its customer: the values of ``columns`` (the mapping's, in its order:
+    a changed mapping changes every hash), deletion, conversion.  Not SystemModstamp: a flag reset moves it
+    without changing anything we store."""
+    values = record.values
+    what = (record.sobject, [values.get(c) for c in columns], record.email_key, record.is_deleted,
+            record.is_converted, record.converted_contact_id, record.master_record_id)
     return hashlib.blake2b(repr(what).encode(), digest_size=16).digest()
 
 
-def unchanged_in_salesforce(conn: Connection, records: Sequence[IncomingRecord]) -> set[str]:
-    """Ids of ``records`` that say exactly what the last stored version of them said."""
-    if not records:
+def unchanged_in_salesforce(conn: Connection, hashes: dict[str, bytes]) -> set[str]:
+    """Ids (of ``hashes``: sf_id -> ``values_hash``) whose record says exactly what its stored version said."""
+    if not hashes:
         return set()
-    hashes = {r.sf_id: values_hash(r) for r in records}
     rows = conn.execute(
-        "SELECT sf_id, values_hash FROM source_record WHERE sf_id = ANY(%s)", (list(hashes),)
+        "SELECT sf_id, values_hash FROM source_record WHERE sf_id = ANY(%b::text[])", (list(hashes),)
     ).fetchall()
     return {sf_id for sf_id, stored in rows if bytes(stored) == hashes[sf_id]}
 
 
-def remember_sources(conn: Connection, records: Sequence[IncomingRecord]) -> None:
-    """Remember what these records said, in the transaction that stores them."""
-    if records:
+def remember_sources(conn: Connection, hashes: dict[str, bytes]) -> None:
+    """Remember what these records (sf_id -> ``values_hash``) said, in the transaction that stores them."""
+    if hashes:
         conn.execute(
-            "INSERT INTO source_record (sf_id, values_hash) SELECT * FROM unnest(%s::text[], %s::bytea[]) "
+            "INSERT INTO source_record (sf_id, values_hash) SELECT * FROM unnest(%b::text[], %b::bytea[]) "
             "ON CONFLICT (sf_id) DO UPDATE SET values_hash = excluded.values_hash, stored_at = clock_timestamp()",
-            ([r.sf_id for r in records], [values_hash(r) for r in records]),
+            (list(hashes), list(hashes.values())),
         )
