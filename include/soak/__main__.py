@@ -106,7 +106,7 @@ def _configure(stack: AirflowStack, args: argparse.Namespace) -> None:
     """The shipped settings with the soak's budget, pool and schedules (configuration only, no code edits)."""
     from include.settings_loader import load_settings_file, pool_slots_for_budget
 
-    shipped = {v.key: json.loads(v.value) for v in load_settings_file().variables if v.value.lstrip().startswith("{")}
+    shipped = {v.key: json.loads(v.value) for v in load_settings_file(environ=stack.env).variables if v.value.lstrip().startswith("{")}
     objects = shipped["deployteq_salesforce_objects"]
     for obj in objects["objects"]:
         obj["schedule"] = args.schedule
@@ -198,7 +198,8 @@ def _drain(stack: AirflowStack, client, args: argparse.Namespace) -> float:
     client.set_limits(hourly_limit=DRAIN_BUDGET)
     stack.call("PATCH", "variables/deployteq_salesforce_hourly_budget",
                json={"key": "deployteq_salesforce_hourly_budget", "value": str(DRAIN_BUDGET)})
-    stack.call("PATCH", "pools/salesforce_api", json={"name": "salesforce_api", "slots": pool_slots_for_budget(DRAIN_BUDGET)})
+    stack.call("PATCH", "pools/salesforce_api", json={"name": "salesforce_api", "slots": pool_slots_for_budget(DRAIN_BUDGET),
+                                                   "include_deferred": False})
     # Tasks deferred until budget frees up would wait out the hour: an operator who raised the budget clears them.
     for dag_id, run_id, task_id in _airflow_rows(stack, "SELECT dag_id, run_id, task_id FROM task_instance WHERE state = 'deferred'"):
         stack.call("POST", f"dags/{dag_id}/clearTaskInstances",

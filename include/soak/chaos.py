@@ -34,7 +34,7 @@ class Chaos(threading.Thread):
         self.faults = Counter()
         self.blocks = 0
         self.error: BaseException | None = None
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._plan = self._schedule(worker_kills)
 
     def _schedule(self, worker_kills: int) -> list[tuple[float, str]]:
@@ -49,14 +49,14 @@ class Chaos(threading.Thread):
         return sorted(events)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=120)
 
     def run(self) -> None:
         started = time.monotonic()
         try:
             for at, event in self._plan:
-                if self._stop.wait(max(0.0, at - (time.monotonic() - started))):
+                if self._halt.wait(max(0.0, at - (time.monotonic() - started))):
                     return
                 getattr(self, event.replace("-", "_"))()
         except BaseException as error:  # reported by the soak
@@ -66,7 +66,7 @@ class Chaos(threading.Thread):
         self.stack.kill(name)
         self.kills[name] += 1
         self.log(f"chaos: kill -9 {name}")
-        self._stop.wait(self.rng.uniform(3, 8))
+        self._halt.wait(self.rng.uniform(3, 8))
         self.stack.start(name)
 
     def kill_worker(self) -> None:
@@ -90,7 +90,7 @@ class Chaos(threading.Thread):
         self.client.set_limits(hourly_limit=max(used, 1), block_seconds=self.block_seconds)
         deadline = time.monotonic() + 300
         while self.client.limits_state()["blocked_until"] is None and time.monotonic() < deadline:
-            if self._stop.wait(1):
+            if self._halt.wait(1):
                 break
         self.client.set_limits(hourly_limit=self.salesforce_limit)
         self.blocks += 1

@@ -120,13 +120,13 @@ class LoadGenerator(threading.Thread):
         self.pause = pause
         self.truth = Truth()
         self.error: BaseException | None = None
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._next = {"Lead": size.leads, "Contact": size.contacts, "CampaignMember": size.members}
         self._gone: set[str] = set()  # deleted or converted: not edited again
         self._deployteq_side_ready = False
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=60)
 
     def run(self) -> None:
@@ -138,7 +138,7 @@ class LoadGenerator(threading.Thread):
         try:
             with psycopg.connect(self.deployteq_url, autocommit=True) as self.db:
                 self.db.execute(f'SET search_path = "{self.schema}"')
-                while not self._stop.wait(self.pause * self.rng.uniform(0.5, 1.5)):
+                while not self._halt.wait(self.pause * self.rng.uniform(0.5, 1.5)):
                     action = self.rng.choices(functions, weights)[0]
                     if action():
                         self.truth.actions[action.__name__] += 1

@@ -89,6 +89,7 @@ class Component:
     process: subprocess.Popen | None = None
     starts: int = 0
     kills: int = 0
+    killed: bool = False  # down on purpose (chaos restarts it itself)
 
     @property
     def alive(self) -> bool:
@@ -191,6 +192,7 @@ class AirflowStack:
         )
         log.close()
         component.starts += 1
+        component.killed = False
 
     def start_all(self, timeout: float = 180.0) -> None:
         self.start("api-server")
@@ -209,12 +211,13 @@ class AirflowStack:
             pass
         component.process.wait()
         component.kills += 1
+        component.killed = True
 
     def ensure_running(self) -> list[str]:
         """Restart components that died on their own (not killed by chaos); names of those restarted."""
         restarted = []
         for name, component in self.components.items():
-            if component.process is not None and not component.alive:
+            if component.process is not None and not component.alive and not component.killed:
                 self.start(name)
                 restarted.append(name)
         return restarted
