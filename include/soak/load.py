@@ -39,20 +39,6 @@ def sf_id(sobject: str, number: int) -> str:
     return make_id(OBJECTS[sobject].key_prefix, number, pod=POD)
 
 
-def number_of(record_id: str) -> int:
-    """The sequence number inside a soak id (see ``make_id``)."""
-    from include.salesforce_emulator.ids import _BASE62  # the alphabet ids are written in
-
-    number = 0
-    for char in record_id[6:15]:
-        number = number * 62 + _BASE62.index(char)
-    return number
-
-
-def salesforce_partition(record_id: str) -> bool:
-    return number_of(record_id) % DEPLOYTEQ_SIDE != 0
-
-
 @dataclass
 class OrgSize:
     leads: int = 200_000
@@ -243,9 +229,12 @@ class LoadGenerator(threading.Thread):
     def _deployteq_customers(self, count: int) -> list[tuple[int, str | None, str | None]]:
         """Customers of the Deployteq partition that came from Salesforce (they have an id to send to)."""
         if not self._deployteq_side_ready:
-            # the initial load of the large org must be in before Deployteq-side changes start
-            (loaded,) = self.db.execute("SELECT count(*) FROM customer").fetchone()
-            if loaded < 0.9 * (self.size.leads + self.size.contacts):
+            # Deployteq-side changes start once the first full read of leads and contacts completed (both have a
+            # watermark): a full read still going on would rightly bring Salesforce's values over them
+            (synced,) = self.db.execute(
+                "SELECT count(*) FROM sync_state WHERE flow IN ('sync:Lead', 'sync:Contact') "
+                "AND watermark_modstamp IS NOT NULL").fetchone()
+            if synced < 2:
                 return []
             self._deployteq_side_ready = True
         numbers = [self.rng.randrange(0, max(self.size.leads, self.size.contacts) // DEPLOYTEQ_SIDE) * DEPLOYTEQ_SIDE
