@@ -110,9 +110,9 @@ def _seed_leads(count: int) -> Callable[[Env], None]:
 
 
 LEADS_REST = Scenario(
-    "leads-rest", _seed_leads(900), customer_sync(copy.deepcopy(LEAD), batch_size=300), customers_state,
-    # describe, 5 query pages of 200, 5 composite resets of 200: 11 requests; 19 commits (run log, batches, resets)
-    request_points(11) + commit_points(7) + [KillPoint("budget", 4)],
+    "leads-rest", _seed_leads(600), customer_sync(copy.deepcopy(LEAD), batch_size=200), customers_state,
+    # describe, 3 query pages of 200, 3 composite resets of 200: 7 requests (more with the re-check before resets)
+    request_points(7) + commit_points(8) + [KillPoint("budget", 4)],
 )
 LEADS_BULK = Scenario(
     "leads-bulk", _seed_leads(1200), customer_sync({**LEAD, "bulk_threshold": 500}, batch_size=5000), customers_state,
