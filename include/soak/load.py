@@ -126,7 +126,11 @@ class LoadGenerator(threading.Thread):
                 self.db.execute(f'SET search_path = "{self.schema}"')
                 while not self._halt.wait(self.pause * self.rng.uniform(0.5, 1.5)):
                     action = self.rng.choices(functions, weights)[0]
-                    if action():
+                    try:
+                        done = action()
+                    except psycopg.errors.UndefinedTable:  # no flow has created the Deployteq schema yet
+                        done = False
+                    if done:
                         self.truth.actions[action.__name__] += 1
         except BaseException as error:  # the soak reports it; a dead load generator must not go unnoticed
             self.error = error
