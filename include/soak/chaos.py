@@ -39,12 +39,12 @@ class Chaos(threading.Thread):
 
     def _schedule(self, worker_kills: int) -> list[tuple[float, str]]:
         """(seconds from start, event): kills spread over the run (not in its first minute: the stack settles),
-        a fault every ~20 s, the block in the middle third."""
+        a fault every 20 s, the block before the budget runs out."""
         span = max(self.seconds - 60, 30)
         events = [(60 + span * (i + self.rng.uniform(0.1, 0.9)) / worker_kills, "kill-worker") for i in range(worker_kills)]
         events += [(60 + span * self.rng.uniform(0.2, 0.5), "kill-scheduler"),
                    (60 + span * self.rng.uniform(0.5, 0.8), "kill-triggerer"),
-                   (self.seconds * self.rng.uniform(0.35, 0.6), "block")]
+                   (self.seconds * self.rng.uniform(0.25, 0.45), "block")]  # while requests still flow
         events += [(t, "fault") for t in range(20, int(self.seconds), 20)]
         return sorted(events)
 
