@@ -249,6 +249,9 @@ def _results(stack, client, load, chaos, args, load_end: float, drain_seconds: f
         accounts = {r["sf_id"]: r for r in conn.execute("SELECT * FROM dm_account")}
         members = {r["sf_id"]: r for r in conn.execute("SELECT * FROM dm_campaign_member")}
         runs = conn.execute("SELECT flow, outcome, count(*) AS n FROM run_log GROUP BY flow, outcome ORDER BY flow, outcome").fetchall()
+        failed_runs = [f"{r['flow']} {r['outcome']}: {r['message']}" for r in conn.execute(
+            "SELECT flow, outcome, message FROM run_log WHERE outcome NOT IN ('success', 'partial', 'limited') "
+            "ORDER BY started_at")]
         ledger = conn.execute("SELECT count(*) AS n FROM api_ledger").fetchone()["n"]
     customer_check = checks.check_customers(objects, records, customers)
     by_id = {s: {r["Id"]: r for r in records[s]} for s in ("Lead", "Contact")}
@@ -286,7 +289,7 @@ def _results(stack, client, load, chaos, args, load_end: float, drain_seconds: f
         "flags not reset": customer_check.flags_not_reset, "preference changes lost": preferences_lost,
         "contact moments lost": moment_check.lost, "contact moments twice": moment_check.sent_twice,
         "datamodel rows wrong": link_rows, "failed task instances": [" ".join(map(str, f)) for f in failed],
-        "webhook push failures": load.truth.webhook_failures,
+        "webhook push failures": load.truth.webhook_failures, "run log rows not successful": failed_runs,
     }
     (STATE / "result.json").write_text(json.dumps({"summary": summary, "details": details}, indent=1, default=str))
     facts = {
