@@ -23,9 +23,11 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# A write that, repeated, would make Salesforce do the same work twice (a batch or one Bulk job's data).
+# Writes that, repeated, make Salesforce do the same work twice (a batch, or one Bulk job's data), by the
+# emulator's counter names.  ``POST composite/sobjects/{T}`` is a read (SObject Collections retrieve).
 WRITE_ENDPOINTS = ("POST composite/sobjects", "PATCH composite/sobjects", "DELETE composite/sobjects",
                    "PUT jobs/ingest/{id}/batches")
+UPSERT_PREFIX = "PATCH composite/sobjects/"  # + {T}/{external id field}
 
 
 @dataclass(frozen=True)
@@ -119,4 +121,5 @@ def run_killed(run: Callable[[], object], point: KillPoint, timeout: float = 120
 
 def writes(counters: dict) -> int:
     """Salesforce requests that carried data to write (composite batches, Bulk ingest uploads)."""
-    return sum(n for endpoint, n in counters["by_endpoint"].items() if endpoint in WRITE_ENDPOINTS)
+    return sum(n for endpoint, n in counters["by_endpoint"].items()
+               if endpoint in WRITE_ENDPOINTS or endpoint.startswith(UPSERT_PREFIX))

@@ -69,3 +69,4 @@ def test_link_rows_must_match_live_records_and_leave_no_deleted_ones():
     rows = {"A1": {"name": "Old"}, "A2": {"name": "Same"}, "A3": {"name": "Gone"}, "A4": {"name": "Hard-deleted"}}
     problems = checks.check_link_rows("Account", records, rows, {"Name": "name"})
     assert [p.split(":")[0] for p in problems] == ["Account A1", "Account A3", "Account A4"]
+
