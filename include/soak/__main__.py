@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 from include.soak import checks
 from include.soak.chaos import Chaos
-from include.soak.load import FLAG, LINK_FLAG, LoadGenerator, OrgSize, seed_org
+from include.soak.load import LINK_FLAG, LoadGenerator, OrgSize, seed_org
 from include.soak.stack import DEPLOYTEQ_SCHEMA, LOG_DIR, STATE, AirflowStack, SoakError
 
 SALESFORCE_LIMIT = 3600  # Salesforce's own hourly limit (the manual's); our budget is far below it
@@ -139,7 +139,6 @@ def _wait_for_dags(stack: AirflowStack, timeout: float = 300) -> None:
         if errors:
             raise SoakError(f"DAG import errors: {errors}")
         if len(dags) >= 11:
-            stack.dag_ids = sorted(d["dag_id"] for d in dags)
             stack.scheduled = sorted(d["dag_id"] for d in dags if d.get("timetable_summary") not in (None, "None"))
             return
         time.sleep(5)
@@ -206,7 +205,6 @@ def _drain(stack: AirflowStack, client, args: argparse.Namespace) -> float:
     # Tasks deferred for budget should resume once it is raised (their trigger polls the ledger every 30 s);
     # the ones still waiting after that are cleared, as an operator who raised the budget would, and counted.
     time.sleep(DEFERRED_GRACE_SECONDS)
-    stack.cleared_deferred = 0
     for dag_id, run_id, task_id in _airflow_rows(stack, "SELECT dag_id, run_id, task_id FROM task_instance WHERE state = 'deferred'"):
         stack.call("POST", f"dags/{dag_id}/clearTaskInstances",
                    json={"dry_run": False, "only_failed": False, "task_ids": [task_id], "dag_run_id": run_id})

@@ -86,7 +86,6 @@ class Truth:
 
     actions: Counter = field(default_factory=Counter)
     preferences: dict[int, tuple[bool, bool]] = field(default_factory=dict)  # customer_id -> (newsletter, optin)
-    pushed_accounts: dict[str, dict] = field(default_factory=dict)  # Account Id -> last payload pushed
     webhook_failures: list[str] = field(default_factory=list)
 
 
@@ -200,8 +199,6 @@ class LoadGenerator(threading.Thread):
                                      headers={"Authorization": f"Bearer {self.webhook_token}"})
             if response.status_code >= 400:
                 self.truth.webhook_failures.append(f"{response.status_code}: {response.text[:200]}")
-            else:
-                self.truth.pushed_accounts[account_id] = change
         except requests.RequestException as error:  # the API server may be restarting; the link sync still brings it
             self.truth.webhook_failures.append(f"{type(error).__name__}: {error}")
         return True

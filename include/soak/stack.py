@@ -87,8 +87,6 @@ class Component:
     name: str
     command: list[str]
     process: subprocess.Popen | None = None
-    starts: int = 0
-    kills: int = 0
     killed: bool = False  # down on purpose (chaos restarts it itself)
 
     @property
@@ -107,6 +105,10 @@ class AirflowStack:
     port: int = field(default_factory=free_port)
     components: dict[str, Component] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    objects_config: dict = field(default_factory=dict)  # the soak's Variables, for the checks
+    links_config: dict = field(default_factory=dict)
+    scheduled: list[str] = field(default_factory=list)  # dag_ids with a schedule
+    cleared_deferred: int = 0
     _token: str | None = None
 
     def prepare(self) -> None:
@@ -191,7 +193,6 @@ class AirflowStack:
             start_new_session=True,  # its own process group: a kill takes its children (task processes) along
         )
         log.close()
-        component.starts += 1
         component.killed = False
 
     def start_all(self, timeout: float = 180.0) -> None:
@@ -210,7 +211,6 @@ class AirflowStack:
         except ProcessLookupError:
             pass
         component.process.wait()
-        component.kills += 1
         component.killed = True
 
     def ensure_running(self) -> list[str]:
