@@ -31,7 +31,7 @@ SALESFORCE_LIMIT = 3600  # Salesforce's own hourly limit (the manual's); our bud
 DRAIN_BUDGET = 100_000
 DEFERRED_GRACE_SECONDS = 90
 LOUD_COUNTS = ("requests_while_blocked", "customers_lost", "customers_duplicated", "moments_lost",
-               "moments_sent_twice", "updates_lost", "stuck_tasks")
+               "moments_sent_twice", "updates_lost", "stuck_tasks", "flags_not_reset", "link_rows_wrong")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -68,7 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     redis_url = os.environ.get("SOAK_REDIS_URL", "redis://127.0.0.1:6379/15")
     from include.salesforce_emulator.process import start_emulator
 
-    stack = None
     try:
         with start_emulator(STATE / "salesforce", hourly_limit=SALESFORCE_LIMIT, block_seconds=args.block_seconds,
                             timeout=60) as emulator:
@@ -80,29 +79,28 @@ def main(argv: list[str] | None = None) -> int:
             say(f"Salesforce emulator: {', '.join(f'{n:,} {s}' for s, n in counts.items())} "
                 f"({time.monotonic() - started:.0f} s)")
             stack = AirflowStack(postgres_url=postgres_url, redis_url=redis_url, salesforce=emulator.info)
-            stack.prepare()
-            _configure(stack, args)
-            say(f"Airflow: CeleryExecutor, broker {redis_url}, metadata DB + result backend on {postgres_url}; "
-                f"budget {args.budget}/h, schedules {args.schedule!r}; logs in {LOG_DIR}")
-            stack.start_all()
-            _wait_for_dags(stack)
-            say(f"Airflow up: API server on {stack.api}, scheduler, DAG processor, triggerer, 2 Celery workers")
-            result = _soak(stack, client, size, args)
+            try:
+                stack.prepare()
+                _configure(stack, args)
+                say(f"Airflow: CeleryExecutor, broker {redis_url}, metadata DB + result backend on {postgres_url}; "
+                    f"budget {args.budget}/h, schedules {args.schedule!r}; logs in {LOG_DIR}")
+                stack.start_all()
+                _wait_for_dags(stack)
+                say(f"Airflow up: API server on {stack.api}, scheduler, DAG processor, triggerer, 2 Celery workers")
+                result = _soak(stack, client, size, args)
+            finally:
+                say("Stopping Airflow")  # before the emulator it talks to
+                stack.stop_all()
     except SoakError as error:
         say(f"error: {error}")
         return 2
-    finally:
-        if stack is not None:
-            say("Stopping Airflow")
-            stack.stop_all()
     print(render_table(result))
     print(json.dumps(result["summary"]), flush=True)
     return 0 if passed(result["summary"]) else 1
 
 
 def passed(summary: dict) -> bool:
-    return all(summary[name] == 0 for name in LOUD_COUNTS) and summary["max_requests_rolling_hour"] <= summary["budget"] \
-        and summary["flags_not_reset"] == 0 and summary["link_rows_wrong"] == 0
+    return all(summary[name] == 0 for name in LOUD_COUNTS) and summary["max_requests_rolling_hour"] <= summary["budget"]
 
 
 def _configure(stack: AirflowStack, args: argparse.Namespace) -> None:
