@@ -131,7 +131,6 @@ class AirflowStack:
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API__SECRET_KEY": os.urandom(16).hex(),
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",  # every DAG of the project runs
             "AIRFLOW__CORE__PARALLELISM": "16",
             # the soak's time scale: a killed task is noticed within a minute and retried 20 s later
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
