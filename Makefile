@@ -6,11 +6,14 @@
 # More:
 #   make ui     the demo environment with the Airflow UI (API server, scheduler, DAG processor,
 #               triggerer) on http://localhost:8080 until Ctrl-C
+#   make soak   a real distributed Airflow (Celery, Redis, PostgreSQL) under load and faults for 15 minutes,
+#               checked end to end (needs Redis and PostgreSQL servers; see README, "Running at scale")
 #   make stop   stop what `python -m include.demo --keep-ui` left running
 #   make clean  stop leftovers and delete .state/ (all demo and test state); keeps .venv
 #   make distclean  clean + delete .venv
 #
-# Arguments: `make demo DEMO_ARGS=--keep-ui`, `make test PYTEST_ARGS="-k loader -x"`.
+# Arguments: `make demo DEMO_ARGS=--keep-ui`, `make test PYTEST_ARGS="-k loader -x"`,
+# `make soak SOAK_ARGS="--minutes 3 --leads 20000 --contacts 10000"`.
 
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
@@ -18,7 +21,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: demo test ui stop clean distclean install
+.PHONY: demo test ui soak stop clean distclean install
 
 # The stamp is newer than these files once they are installed, so pip only runs after a change.
 $(STAMP): requirements.txt constraints.txt pyproject.toml
@@ -45,6 +48,9 @@ test: $(STAMP)
 
 ui: $(STAMP)
 	$(PY) -m include.demo --ui
+
+soak: $(STAMP)
+	PYTHONPATH=plugins $(PY) -m include.soak $(SOAK_ARGS)
 
 stop:
 	@if [ -x "$(PY)" ]; then $(PY) -m include.demo --stop; fi

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 
 from airflow.sdk import DAG, task
 
+from deployteq_salesforce.core.variables import schedule_for
 from deployteq_salesforce.flows.synchronize.operator import (
     SalesforceSynchronizeOperator,
     synchronize_exit_ids,
@@ -55,7 +56,7 @@ def _store():
 with DAG(
     dag_id="deployteq_campaign_synchronize",
     description="Campaign step: changed preferences -> Salesforce Synchronize -> on_success/on_error/on_limit/continue",
-    schedule="*/15 * * * *",
+    schedule=schedule_for("deployteq_campaign_synchronize", "*/15 * * * *"),
     start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
     catchup=False,
     max_active_runs=1,

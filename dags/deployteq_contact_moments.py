@@ -12,16 +12,18 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG
 
+from deployteq_salesforce.core.variables import schedule_for
 from deployteq_salesforce.flows.contact_moments.operator import ContactMomentsToSalesforceOperator
 
 with DAG(
     dag_id="deployteq_contact_moments",
     description="Deployteq e-mail contact moments -> Salesforce custom objects, within the API budget",
-    schedule=timedelta(minutes=15),
+    schedule=schedule_for("deployteq_contact_moments", timedelta(minutes=15)),
     start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "deployteq", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    # retry delay: Airflow's [core] default_task_retry_delay (300 s unless configured)
+    default_args={"owner": "deployteq", "retries": 2},
     # demo-stage 30: after the Lead/Contact syncs (10) that bring the customers the moments belong to
     tags=["deployteq", "deployteq-demo", "demo-stage:30"],
     doc_md=__doc__,

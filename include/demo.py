@@ -219,8 +219,8 @@ def stop_everything(console: Console) -> None:
 # --------------------------------------------------------------------------- Airflow environment
 
 
-def _secret_file(name: str, make) -> str:
-    path = AIRFLOW_HOME / name
+def _secret_file(name: str, make, home: Path = AIRFLOW_HOME) -> str:
+    path = home / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(make())
@@ -228,23 +228,23 @@ def _secret_file(name: str, make) -> str:
     return path.read_text().strip()
 
 
-def airflow_environment() -> dict[str, str]:
-    """Settings for the demo's Airflow; secrets are generated once and kept in AIRFLOW_HOME."""
+def airflow_environment(home: Path = AIRFLOW_HOME, port: int = UI_PORT) -> dict[str, str]:
+    """Settings for the demo's Airflow (``make soak`` builds on them); secrets are generated once and kept in ``home``."""
     return {
-        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__FERNET_KEY": _secret_file("fernet.key", lambda: urlsafe_b64encode(os.urandom(32)).decode()),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__CORE__FERNET_KEY": _secret_file("fernet.key", lambda: urlsafe_b64encode(os.urandom(32)).decode(), home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
         "AIRFLOW__API__HOST": UI_HOST,
-        "AIRFLOW__API__PORT": str(UI_PORT),
-        "AIRFLOW__API__BASE_URL": f"http://localhost:{UI_PORT}",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{UI_PORT}/execution/",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
         # Shared by the API server and the workers, so task tokens verify across processes.
-        "AIRFLOW__API_AUTH__JWT_SECRET": _secret_file("jwt.secret", lambda: secrets.token_urlsafe(64)),
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret_file("jwt.secret", lambda: secrets.token_urlsafe(64), home),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         # the demo environment runs its DAGs once the scheduler is up (`make ui`); production keeps the default
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
@@ -254,7 +254,7 @@ def airflow_environment() -> dict[str, str]:
     }
 
 
-def connection_environment(database_url: str, salesforce: dict) -> dict[str, str]:
+def connection_environment(database_url: str, salesforce: dict, home: Path = AIRFLOW_HOME) -> dict[str, str]:
     """The ``${VAR}`` values airflow_settings.yaml needs, from the services just started."""
     from include.local_services import postgres_connection
 
@@ -270,7 +270,7 @@ def connection_environment(database_url: str, salesforce: dict) -> dict[str, str
         "DEPLOYTEQ_DB_PASSWORD": pg.get("password", ""),
         "DEPLOYTEQ_SCHEMA": os.environ.get("DEPLOYTEQ_SCHEMA", DEPLOYTEQ_SCHEMA),
         # bearer token of the webhook receivers (Connection deployteq_webhook), generated once
-        "DEPLOYTEQ_WEBHOOK_TOKEN": _secret_file("webhook.token", lambda: secrets.token_urlsafe(32)),
+        "DEPLOYTEQ_WEBHOOK_TOKEN": _secret_file("webhook.token", lambda: secrets.token_urlsafe(32), home),
     }
 
 

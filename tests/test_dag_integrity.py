@@ -105,3 +105,26 @@ def test_unreadable_variable_is_an_import_error_naming_it(monkeypatch):
     assert bag.dags == {}
     (message,) = bag.import_errors.values()
     assert "'deployteq_salesforce_objects' could not be read" in message and "could not connect to server" in message
+
+
+def test_fixed_schedules_are_overridden_by_the_schedules_variable(monkeypatch):
+    """make soak (and ops) shorten the fixed schedules through configuration, not code edits."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    for name, value in shipped_variables().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AIRFLOW_VAR_DEPLOYTEQ_SALESFORCE_SCHEDULES", '{"deployteq_contact_moments": "*/2 * * * *"}')
+    bag = DagBag(dag_folder=DAGS_FOLDER, safe_mode=False)
+    assert bag.import_errors == {}
+    assert bag.dags["deployteq_contact_moments"].schedule == "*/2 * * * *"
+    # a DAG the Variable does not name keeps its default
+    assert bag.dags["deployteq_campaign_synchronize"].schedule == "*/15 * * * *"
+
+
+def test_an_invalid_schedules_variable_is_an_import_error_naming_it(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("AIRFLOW_VAR_DEPLOYTEQ_SALESFORCE_SCHEDULES", '{"deployteq_contact_moments": 5}')
+    bag = DagBag(dag_folder=DAGS_FOLDER / "deployteq_contact_moments.py", safe_mode=False)
+    (message,) = bag.import_errors.values()
+    assert "deployteq_salesforce_schedules" in message and "dag_id -> cron expression" in message

@@ -171,6 +171,12 @@ def _counters(em, request, body):
     return em.counters()
 
 
+def _request_log(em, request, body):
+    after = int(request.query.get("after", 0))
+    return {"requests": [{"number": number, "at": at, "endpoint": endpoint, "blocked": blocked}
+                         for number, at, endpoint, blocked in em.request_log if number > after]}
+
+
 _ROUTES = {
     ("GET", "health"): _health,
     ("POST", "reset"): _reset,
@@ -192,4 +198,5 @@ _ROUTES = {
     ("DELETE", "faults"): _clear_faults,
     ("POST", "validation-rules"): _add_validation_rule,
     ("GET", "counters"): _counters,
+    ("GET", "request-log"): _request_log,
 }

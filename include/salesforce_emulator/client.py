@@ -102,6 +102,11 @@ class EmulatorClient:
     def counters(self) -> dict:
         return self._call("GET", "counters")
 
+    def request_log(self, after: int = 0) -> list[dict]:
+        """Every API request after number ``after``: ``{"number", "at" (emulator epoch seconds), "endpoint",
+        "blocked" (the session was blocked by REQUEST_LIMIT_EXCEEDED when it arrived)}``."""
+        return self._call("GET", "request-log", params={"after": str(after)})["requests"]
+
 
 def _given(**values) -> dict:
     return {k: v for k, v in values.items() if v is not None}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from pathlib import Path
 
 from .bulk import BulkJobs
@@ -14,6 +15,7 @@ from .queries import QueryEngine
 from .store import Store
 
 _KEPT_ON_RESET = ("session_id", "id_counter")
+REQUEST_LOG_SIZE = 1_000_000
 
 
 class Emulator:
@@ -38,12 +40,16 @@ class Emulator:
         self.by_endpoint: dict[str, int] = saved.get("by_endpoint", {})
         # seconds from a request's arrival to the last byte of its answer written, per endpoint
         self.server_seconds: dict[str, float] = saved.get("server_seconds", {}).get("by_endpoint", {})
+        # Every API request as it arrived: (number, emulator time, endpoint, blocked then), for "the most requests
+        # in any rolling hour" and "none sent while blocked" (make soak); memory only, the newest kept.
+        self.request_log: deque[tuple[int, float, str, bool]] = deque(maxlen=REQUEST_LOG_SIZE)
         # Bumped by reset(): a request still waiting (slow fault) from before a reset must not touch the fresh org.
         self.generation = 0
 
     def count_request(self, endpoint: str) -> int:
         self.total_requests += 1
         self.by_endpoint[endpoint] = self.by_endpoint.get(endpoint, 0) + 1
+        self.request_log.append((self.total_requests, self.clock.now(), endpoint, self.limits.is_blocked()))
         self.db.set_meta("counters", self.counters())
         return self.total_requests
 
@@ -73,4 +79,5 @@ class Emulator:
         self.total_requests = 0
         self.by_endpoint = {}
         self.server_seconds = {}
+        self.request_log.clear()
         self.db.set_meta("counters", self.counters())

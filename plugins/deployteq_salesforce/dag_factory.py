@@ -7,7 +7,7 @@ talks to Salesforce or PostgreSQL.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from airflow.sdk import DAG
 
@@ -17,7 +17,8 @@ from deployteq_salesforce.flows.customers.operator import OBJECTS_VARIABLE, Sale
 
 SALESFORCE_POOL = "salesforce_api"
 START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
-DEFAULT_ARGS = {"owner": "deployteq", "retries": 2, "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True}
+# The first retry waits Airflow's [core] default_task_retry_delay (300 s unless configured; make soak shortens it).
+DEFAULT_ARGS = {"owner": "deployteq", "retries": 2, "retry_exponential_backoff": True}
 
 
 def _flow_dag(dag_id: str, *, description: str, schedule, tags: list[str], doc_md: str) -> DAG:

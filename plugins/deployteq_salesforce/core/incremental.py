@@ -271,9 +271,11 @@ class IncrementalReader:
         yield from map(prepare, batched(records, batch_size))
 
     def read_deleted(self, window: SyncWindow) -> Iterator[dict]:
-        """Records deleted (or merged away) within the window, from queryAll."""
-        if window.since is None:
-            return
+        """Records deleted (or merged away) within the window, from queryAll.
+
+        A first run (no watermark yet) reads every deleted record Salesforce still has: an earlier attempt
+        that died before its watermark may have stored records deleted since, and no later window reaches back.
+        """
         soql = incremental_query(self.sobject, [*self.fields, "IsDeleted"], since=window.since, until=window.until, order=False)
         soql = soql.replace(" WHERE ", " WHERE IsDeleted = true AND ", 1)
         for _, page in rest_pages(self.salesforce.get_conn(), soql, include_deleted=True, batch_size=2000):

@@ -50,3 +50,26 @@ def require_variable(name: str) -> str:
             f"The Airflow Variable {name!r} is not set; create it (Admin -> Variables, or airflow_settings.yaml)."
         )
     return value
+
+
+SCHEDULES_VARIABLE = "deployteq_salesforce_schedules"
+
+
+def schedule_for(dag_id: str, default):
+    """A fixed DAG's schedule, overridable without code edits: the Variable ``deployteq_salesforce_schedules``
+    holds ``{"<dag_id>": "<cron or preset>"}`` (e.g. shorter schedules for ``make soak``); read at parse time."""
+    import json
+
+    raw = read_variable(SCHEDULES_VARIABLE)
+    if not raw:
+        return default
+    try:
+        schedules = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"The Airflow Variable {SCHEDULES_VARIABLE!r} is not JSON: {exc}") from None
+    if not isinstance(schedules, dict) or not all(isinstance(v, str) and v.strip() for v in schedules.values()):
+        raise ConfigurationError(
+            f"The Airflow Variable {SCHEDULES_VARIABLE!r} must be a JSON object of dag_id -> cron expression or preset, "
+            f'e.g. {{"deployteq_contact_moments": "*/15 * * * *"}}'
+        )
+    return schedules.get(dag_id, default)

@@ -382,6 +382,20 @@ def test_a_selection_without_customer_id_is_a_clear_error(services):
         synchronize(selection_sql="SELECT email FROM customer")
 
 
+def test_a_retry_selects_the_customers_when_the_first_attempt_stopped_before_selecting_them(services):
+    """The run and its customers are one transaction: an attempt that died (or failed on its selection)
+    before the customers were stored leaves no run that a retry would continue with no one in it."""
+    store, emulator = services
+    customers = lead_customers(store, seed_leads(emulator, 2))
+    with pytest.raises(Exception, match="customer_id"):
+        synchronize(selection_sql="SELECT email FROM customer", run_key="retried")
+
+    summary = synchronize(selection_sql="SELECT customer_id FROM customer", run_key="retried")
+
+    assert summary["on_success"] == 2
+    assert SynchronizeStore(store).customer_ids("retried", "on_success") == customers
+
+
 def test_arguments_are_checked_early():
     with pytest.raises(ValueError, match="exactly one way"):
         SalesforceSynchronizeOperator(task_id="s", sobject="Lead", customer_ids=[1], selection_sql="SELECT 1")

@@ -390,15 +390,19 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
         outcomes = SynchronizeStore(store, phases=salesforce.phases)
         run_key = self._run_key(context)
         dag_run = (context or {}).get("dag_run")
-        new = outcomes.open_run(
-            run_key, sobject=self.sobject, fields=list(plan.columns), dag_id=getattr(dag_run, "dag_id", None),
-            task_id=self.task_id, run_id=getattr(dag_run, "run_id", None),
-            selection=self.selection_sql or (f"table {self.source_table}" if self.source_table else "customer_ids"),
-        )
-        if new:
-            selected = outcomes.select_customers(
-                run_key, selection_sql=self.selection_sql, customer_ids=self._selected_ids(), source_table=self.source_table
+        with store.connect() as conn:  # the run and its customers in one transaction
+            new = outcomes.open_run(
+                run_key, sobject=self.sobject, fields=list(plan.columns), dag_id=getattr(dag_run, "dag_id", None),
+                task_id=self.task_id, run_id=getattr(dag_run, "run_id", None),
+                selection=self.selection_sql or (f"table {self.source_table}" if self.source_table else "customer_ids"),
+                conn=conn,
             )
+            if new:
+                selected = outcomes.select_customers(
+                    run_key, selection_sql=self.selection_sql, customer_ids=self._selected_ids(),
+                    source_table=self.source_table, conn=conn,
+                )
+        if new:
             self.log.info("Run %s: %s customers selected to synchronize to %s", run_key, selected, self.sobject)
         else:
             self.log.info("Run %s continues: only pending and on_limit records are sent (nothing is sent twice)", run_key)

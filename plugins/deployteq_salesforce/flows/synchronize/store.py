@@ -29,9 +29,12 @@ class SynchronizeStore:
         self.phases = phases or PhaseTimer()
 
     def open_run(self, run_key: str, *, sobject: str, fields: Sequence[str], dag_id=None, task_id=None, run_id=None,
-                 selection: str | None = None) -> bool:
-        """Register an attempt of the run; True when the run is new (its customers are still to be selected)."""
-        with self.store.connect() as conn:
+                 selection: str | None = None, conn=None) -> bool:
+        """Register an attempt of the run; True when the run is new (its customers are still to be selected).
+
+        Pass ``conn`` to select the customers in the same transaction: a worker that dies in between must not
+        leave a run that a retry continues with no customers at all."""
+        with self.store._unit_of_work(conn) as conn:
             row = conn.execute(
                 "INSERT INTO synchronize_run (run_key, dag_id, task_id, run_id, sobject, fields, selection, attempts) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, 1) "
@@ -42,13 +45,13 @@ class SynchronizeStore:
         return row[0] == 1
 
     def select_customers(self, run_key: str, *, selection_sql: str | None = None, customer_ids: Sequence[int] | None = None,
-                         source_table: str | None = None) -> int:
-        """Store the run's customers as ``pending``; returns how many.  Runs in one transaction."""
+                         source_table: str | None = None, conn=None) -> int:
+        """Store the run's customers as ``pending``; returns how many.  Runs in one transaction (``conn``'s if given)."""
         insert = sql.SQL(
             "INSERT INTO synchronize_outcome (run_key, customer_id) SELECT DISTINCT %s, s.customer_id::bigint FROM ({}) AS s "
             "WHERE s.customer_id IS NOT NULL ON CONFLICT DO NOTHING"
         )
-        with self.store.connect() as conn:
+        with self.store._unit_of_work(conn) as conn:
             if customer_ids is not None:
                 query = insert.format(sql.SQL("SELECT unnest(%s::bigint[]) AS customer_id"))
                 params: tuple = (run_key, list(customer_ids))

@@ -1,0 +1,1 @@
+"""``make soak``: the integration on a real, distributed Airflow under load and faults (see ``__main__``)."""
