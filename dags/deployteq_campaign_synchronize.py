@@ -11,6 +11,9 @@ the table ``campaign_preference_change``.  Each run:
    until their preferences change again, ``on_limit`` leaves them queued for the next run, and
    ``continue`` goes on to the next campaign step (here: a summary).
 
+It runs every 15 minutes and, in between, as soon as a Lead/Contact sync changed customers (the
+asset alias ``DEPLOYTEQ_CUSTOMERS``): a preference changed in Salesforce and synced in is checked at once.
+
 In ``make demo`` the demo plays the preference centre before this DAG runs (include/demo_campaign.py).
 """
 
@@ -19,7 +22,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from airflow.sdk import DAG, task
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
 
+from deployteq_salesforce.assets import DEPLOYTEQ_CUSTOMERS
 from deployteq_salesforce.core.variables import schedule_for
 from deployteq_salesforce.flows.synchronize.operator import (
     SalesforceSynchronizeOperator,
@@ -56,7 +62,10 @@ def _store():
 with DAG(
     dag_id="deployteq_campaign_synchronize",
     description="Campaign step: changed preferences -> Salesforce Synchronize -> on_success/on_error/on_limit/continue",
-    schedule=schedule_for("deployteq_campaign_synchronize", "*/15 * * * *"),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(schedule_for("deployteq_campaign_synchronize", "*/15 * * * *"), timezone="UTC"),
+        assets=DEPLOYTEQ_CUSTOMERS,
+    ),
     start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
     catchup=False,
     max_active_runs=1,

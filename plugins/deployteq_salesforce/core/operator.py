@@ -6,8 +6,10 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, Sequence
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import Asset, BaseOperator
 
+from deployteq_salesforce.assets import alias_for
+from deployteq_salesforce.core.datasets import DEPLOYTEQ, Written
 from deployteq_salesforce.core.exceptions import BudgetExhausted
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
@@ -34,6 +36,10 @@ class FlowRun(Protocol):
         """What a deferred run needs to continue without redoing its setup (JSON-able)."""
         ...
 
+    def written(self) -> list[Written]:
+        """What the run changed so far, per table or Salesforce object (for Asset events and lineage)."""
+        ...
+
 
 class DeployteqSalesforceOperator(BaseOperator):
     """Base of every operator of the provider: the two connections, checked when the DAG is parsed.
@@ -43,6 +49,8 @@ class DeployteqSalesforceOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("salesforce_conn_id", "deployteq_conn_id")
+    # the asset aliases (deployteq_salesforce.assets) this operator announces its changes through
+    asset_aliases: Sequence = ()
 
     def __init__(
         self,
@@ -51,10 +59,37 @@ class DeployteqSalesforceOperator(BaseOperator):
         deployteq_conn_id: str = "deployteq_default",
         **kwargs: Any,
     ) -> None:
+        outlets = kwargs.pop("outlets", None) or []
+        outlets = list(outlets) if isinstance(outlets, (list, tuple)) else [outlets]
+        kwargs["outlets"] = [*outlets, *(alias for alias in self.asset_aliases if alias not in outlets)]
         super().__init__(**kwargs)
         check_names(type(self).__name__, salesforce_conn_id=salesforce_conn_id, deployteq_conn_id=deployteq_conn_id)
         self.salesforce_conn_id = salesforce_conn_id
         self.deployteq_conn_id = deployteq_conn_id
+
+    def announce_changes(self, context: Any, written: Sequence[Written], *, store: DeployteqHook,
+                         salesforce: BudgetedSalesforceHook, extra: dict) -> list[str]:
+        """One Asset event per table or Salesforce object this run changed, with its counts in ``extra``;
+        none for what it left unchanged (no empty downstream runs).  Returns the asset URIs."""
+        changed = [w for w in written if w.changed]
+        events = context.get("outlet_events") if context else None
+        if not changed or events is None:
+            return []
+        org = salesforce.org()
+        uris = []
+        for item in changed:
+            if item.system == DEPLOYTEQ:
+                name = store.database().table(item.name)
+            elif org is not None:
+                name = org.sobject(item.name)
+            else:  # not reached in practice: writing to Salesforce means it was logged in to
+                self.log.warning("No Asset event for Salesforce %s: the instance is unknown", item.name)
+                continue
+            events[alias_for(item)].add(Asset(uri=name.uri), extra={**extra, **item.event_extra()})
+            uris.append(name.uri)
+            self.log.info("Asset event %s: %s", name.uri,
+                          ", ".join(f"{key} {value}" for key, value in item.counts.items() if value))
+        return uris
 
 
 class SalesforceFlowOperator(DeployteqSalesforceOperator):
@@ -145,6 +180,7 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
                 self.flow, counts.fetched, exc, exc.resume_at.isoformat(),
             )
             if not self.defer_when_limited:
+                self._announce(context, flow_run, "limited", store, salesforce, run_log_id)
                 return self._summary("limited", counts, requests)
             self._defer_for_budget(exc, resume={
                 "run_log_id": run_log_id, "api_requests": requests, "counts": counts.as_resume(),
@@ -159,7 +195,14 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
         outcome = "partial" if counts.errors else "success"
         requests = earlier_requests + salesforce.requests_sent
         self._finish(store, run_log_id, requests, counts, outcome, None, salesforce.phases)
+        self._announce(context, flow_run, outcome, store, salesforce, run_log_id)
         return self._summary(outcome, counts, requests)
+
+    def _announce(self, context: Any, flow_run: FlowRun, outcome: str, store: DeployteqHook,
+                  salesforce: BudgetedSalesforceHook, run_log_id: int) -> None:
+        self.last_written = flow_run.written()
+        self.announce_changes(context, self.last_written, store=store, salesforce=salesforce,
+                              extra={"flow": self.flow, "outcome": outcome, "run_log_id": run_log_id})
 
     def _run_waiting_briefly(self, flow_run: FlowRun, resume: dict | None) -> SyncCounts:
         """Run; when the budget frees up within ``short_budget_wait``, wait in the worker and go on.

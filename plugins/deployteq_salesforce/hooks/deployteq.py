@@ -26,6 +26,7 @@ from psycopg.rows import dict_row, tuple_row
 
 from airflow.providers.postgres.hooks.postgres import USE_PSYCOPG3, PostgresHook
 from deployteq_salesforce.core.budget import ApiBudget, BudgetSettings
+from deployteq_salesforce.core.datasets import DeployteqDatabase
 from deployteq_salesforce.core.timing import COPY, UPSERT, PhaseTimer
 from deployteq_salesforce.core.store import (
     DEFAULT_SCHEMA,
@@ -80,6 +81,11 @@ class DeployteqHook(PostgresHook):
         return validate_schema_name(
             name, source=f"Extra 'deployteq_schema' of connection {self.deployteq_conn_id!r}"
         )
+
+    def database(self) -> DeployteqDatabase:
+        """Where our tables are, for Asset URIs and lineage (read from the connection, no query)."""
+        connection = self.connection
+        return DeployteqDatabase.of(connection.host, connection.port, connection.schema, self.schema_name)
 
     # -- connections -------------------------------------------------------------------------------
 

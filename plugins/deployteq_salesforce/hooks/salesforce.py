@@ -40,6 +40,7 @@ from deployteq_salesforce.core.budget import (
     BudgetStatus,
     RetryPolicy,
 )
+from deployteq_salesforce.core.datasets import SalesforceOrg
 from deployteq_salesforce.core.exceptions import BudgetExhausted, ConfigurationError, SalesforceSessionExpired
 from deployteq_salesforce.core.timing import PhaseTimer
 from deployteq_salesforce.provider_info import SALESFORCE_CONN_TYPE, SALESFORCE_HOOK_NAME
@@ -248,6 +249,13 @@ class BudgetedSalesforceHook(SalesforceHook):
 
     def get_conn(self) -> Salesforce:
         return self.conn
+
+    def org(self) -> SalesforceOrg | None:
+        """The instance this hook talks to, for Asset URIs and lineage, without a request: the logged-in
+        client's instance, else the connection's ``instance_url``/``instance``; None when neither is known."""
+        sf = self.__dict__.get("conn")
+        instance = sf.sf_instance if sf is not None else (self._extra("instance_url") or self._extra("instance"))
+        return SalesforceOrg.of(str(instance)) if instance else None
 
     def close(self) -> None:
         """Close the ledger connection and the HTTP session (the hook can be used again afterwards)."""

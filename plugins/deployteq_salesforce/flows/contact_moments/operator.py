@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 
+from deployteq_salesforce.assets import SALESFORCE_OBJECTS
 from deployteq_salesforce.core.bulk import Bulk2Client
 from deployteq_salesforce.flows.contact_moments.logic import (
     BULK_JOB_REQUESTS,
@@ -56,7 +57,9 @@ from deployteq_salesforce.hooks.deployteq import DeployteqHook
 from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
 from deployteq_salesforce.core.operator import SalesforceFlowOperator
 from deployteq_salesforce.core.store import RecordError
+from deployteq_salesforce.core.datasets import SALESFORCE, Written
 from deployteq_salesforce.flows.contact_moments.store import READ_CHUNK, ContactMomentStore
+
 
 class ContactMomentsToSalesforceOperator(SalesforceFlowOperator):
     """Send new and changed contact moments to ``ClangLead/ContactContactMoment__c`` within the API budget.
@@ -68,6 +71,8 @@ class ContactMomentsToSalesforceOperator(SalesforceFlowOperator):
     :param max_attempts: failures of the same payload after which a moment is no longer retried
         (until its data changes or someone requests a retry of its sync_error row).
     """
+
+    asset_aliases = (SALESFORCE_OBJECTS,)
 
     def __init__(
         self,
@@ -129,11 +134,15 @@ class ContactMomentSync:
         self.run_log_id: int | None = None
         self._handled = 0  # moments Salesforce answered for in this run (sent or rejected)
         self._failed_ids: set[int] = set()  # rejected in this run: not "left", they wait for their retry
+        self._written: dict[str, Written] = {}  # Salesforce object -> what this run created/updated there
 
     # -- the run ---------------------------------------------------------------------------------------
 
     def resume_state(self) -> dict:
         return {}  # never deferred: what did not fit goes with the next run
+
+    def written(self) -> list[Written]:
+        return list(self._written.values())
 
     def run(self, resume: dict | None = None) -> ContactMomentCounts:
         """Two oldest-first passes over the candidates, one keyset chunk at a time: plan, then send the plan."""
@@ -342,6 +351,11 @@ class ContactMomentSync:
         failed = [r for r in results if not r.success]
         self.counts.inserted += sum(1 for r in sent if r.created)
         self.counts.updated += sum(1 for r in sent if not r.created)
+        for result in sent:
+            sobject = result.moment.target.sobject
+            self._written.setdefault(sobject, Written(SALESFORCE, sobject)).add(
+                inserted=int(bool(result.created)), updated=int(not result.created)
+            )
         self.counts.errors += len(failed)
         progress = (self.run_log_id, self.counts.as_log_counts()) if self.run_log_id is not None else None
         with self.salesforce.phases.phase(BOOKKEEPING):

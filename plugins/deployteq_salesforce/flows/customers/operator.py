@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 
+from deployteq_salesforce.assets import DEPLOYTEQ_CUSTOMERS
 from deployteq_salesforce.flows.customers.config import ConfiguredObject, load_objects_config, validate_against_salesforce
 from deployteq_salesforce.flows.customers.merge import IncomingRecord
 from deployteq_salesforce.flows.customers.store import apply_batch, remember_sources, unchanged_in_salesforce, values_hash
@@ -26,6 +27,7 @@ from deployteq_salesforce.core.incremental import (
 from deployteq_salesforce.flows.customers.mapping import RecordProblem, build_incoming_records
 from deployteq_salesforce.core.operator import SalesforceFlowOperator
 from deployteq_salesforce.core.store import RecordError
+from deployteq_salesforce.core.datasets import DEPLOYTEQ, Written
 from deployteq_salesforce.core.soql import ids_query
 from deployteq_salesforce.core.flag_reset import FlagResetQueue
 from deployteq_salesforce.core.timing import BOOKKEEPING, FLAG_RESET, MAP
@@ -44,6 +46,7 @@ class SalesforceToDeployteqOperator(SalesforceFlowOperator):
     """
 
     template_fields: Sequence[str] = ("sobject", "salesforce_conn_id", "deployteq_conn_id")
+    asset_aliases = (DEPLOYTEQ_CUSTOMERS,)
 
     def __init__(
         self,
@@ -110,6 +113,7 @@ class CustomerSync:
         self.use_flag = bool(obj.sync_flag_field) and not full_load
         self.progress = ProgressLog(log, self.flow)
         self.field_types: dict[str, str] = {}
+        self.window: SyncWindow | None = None
 
     def run(self, resume: dict | None = None) -> SyncCounts:
         if resume and resume.get("config") == self.obj.model_dump_json() and resume.get("field_types"):
@@ -162,6 +166,13 @@ class CustomerSync:
 
     def resume_state(self) -> dict:
         return {"config": self.obj.model_dump_json(), "field_types": self.field_types}
+
+    def written(self) -> list[Written]:
+        counts = self.counts
+        updated = counts.updated + counts.details.get("updated_on_read_again", 0)
+        return [Written(DEPLOYTEQ, "customer",
+                        {"inserted": counts.inserted, "updated": updated, "merged": counts.merged, "deleted": counts.deleted},
+                        watermark=self.window.end.isoformat() if self.window is not None else None)]
 
     def _store_again(self, records: list[dict]) -> None:
         """Records read again right after their flag was reset: stored like any batch, not queued again."""
@@ -249,6 +260,9 @@ class CustomerSync:
                 self.counts.merged += plan.count("merged")
                 self.counts.skipped += plan.count("skipped") + written.unchanged + len(skip) + len(unchanged)
                 self.counts.deleted += plan.count("deleted")
+            else:  # a record changed in Salesforce between its first read and its flag reset
+                details = self.counts.details
+                details["updated_on_read_again"] = details.get("updated_on_read_again", 0) + written.inserted + written.updated
             self.counts.errors += len(errors) - len(plan.losers)
             if self.run_log_id is not None:
                 self.store.record_progress(self.run_log_id, self.counts.as_log_counts(), conn=conn)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 
+from deployteq_salesforce.assets import DEPLOYTEQ_DATAMODEL
 from deployteq_salesforce.core.bulk import Bulk2Client
 from deployteq_salesforce.flows.customers.config import SALESFORCE_TYPES_FOR
 from deployteq_salesforce.flows.object_links.datamodel import convert_records
@@ -38,6 +39,7 @@ from deployteq_salesforce.flows.object_links.config import VARIABLE_NAME, Object
 from deployteq_salesforce.core.operator import SalesforceFlowOperator
 from deployteq_salesforce.core.soql import validate_identifier
 from deployteq_salesforce.core.store import RecordError
+from deployteq_salesforce.core.datasets import DEPLOYTEQ, Written
 from deployteq_salesforce.core.flag_reset import FlagResetQueue
 from deployteq_salesforce.core.salesforce_values import parse_salesforce_datetime
 from deployteq_salesforce.core.timing import BOOKKEEPING, FLAG_RESET, MAP, UPSERT
@@ -55,6 +57,7 @@ class ObjectLinkSyncOperator(SalesforceFlowOperator):
     """
 
     template_fields: Sequence[str] = ("link_name", "salesforce_conn_id", "deployteq_conn_id")
+    asset_aliases = (DEPLOYTEQ_DATAMODEL,)
 
     def __init__(
         self,
@@ -168,6 +171,7 @@ class ObjectLinkSync:
         self.use_flag = link.use_sync_column
         self.progress = ProgressLog(log, self.flow)
         self.field_types: dict[str, str] = {}
+        self.window: SyncWindow | None = None
 
     def _config(self) -> str:
         return self.link.model_dump_json() + self.webhook.model_dump_json()
@@ -226,6 +230,13 @@ class ObjectLinkSync:
 
     def resume_state(self) -> dict:
         return {"config": self._config(), "field_types": self.field_types}
+
+    def written(self) -> list[Written]:
+        counts = self.counts
+        updated = counts.updated + counts.details.get("updated_on_read_again", 0)
+        return [Written(DEPLOYTEQ, self.webhook.datamodel,
+                        {"inserted": counts.inserted, "updated": updated, "deleted": counts.deleted},
+                        watermark=self.window.end.isoformat() if self.window is not None else None)]
 
     def _store_again(self, records: list[dict]) -> None:
         """Records read again right after their flag was reset: stored like any batch, not queued again."""
@@ -290,6 +301,9 @@ class ObjectLinkSync:
                 self.counts.skipped += written.unchanged + written.not_inserted + len(skip) + not_deleted
                 if written.not_inserted:
                     self.counts.details["not_inserted"] = self.counts.details.get("not_inserted", 0) + written.not_inserted
+            else:  # a record changed in Salesforce between its first read and its flag reset
+                details = self.counts.details
+                details["updated_on_read_again"] = details.get("updated_on_read_again", 0) + written.inserted + written.updated
             self.counts.errors += len(errors)
             if self.run_log_id is not None:
                 self.store.record_progress(self.run_log_id, self.counts.as_log_counts(), conn=conn)
@@ -344,3 +358,6 @@ class IdReconciliation:
 
     def resume_state(self) -> dict:
         return {}
+
+    def written(self) -> list[Written]:
+        return [Written(DEPLOYTEQ, self.webhook.datamodel, {"deleted": self.counts.deleted})]

@@ -28,7 +28,9 @@ try:  # Airflow 3.3 ships the branch base in the Task SDK; older 3.x in the stan
 except ImportError:  # pragma: no cover
     from airflow.providers.standard.operators.branch import BaseBranchOperator
 
+from deployteq_salesforce.assets import SALESFORCE_OBJECTS
 from deployteq_salesforce.core.bulk import Bulk2Client
+from deployteq_salesforce.core.datasets import SALESFORCE, Written
 from deployteq_salesforce.flows.customers.config import ConfiguredObject, load_objects_config
 from deployteq_salesforce.core.operator import DeployteqSalesforceOperator
 from deployteq_salesforce.core.variables import require_variable
@@ -305,6 +307,7 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
     )
     template_fields_renderers = {"selection_sql": "sql"}
     ui_color = "#fdeee4"
+    asset_aliases = (SALESFORCE_OBJECTS,)
 
     def __init__(
         self,
@@ -425,6 +428,10 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
         message = str(work.stopped) if work.stopped is not None else None
         store.finish_run(run_log_id, outcome=outcome, counts=_log_counts(counts, salesforce.phases), message=message,
                          api_requests=salesforce.requests_sent)
+        self.last_written = [Written(SALESFORCE, sobject, {"updated": number})
+                             for sobject, number in outcomes.succeeded_by_object(run_key).items()]
+        self.announce_changes(context, self.last_written, store=store, salesforce=salesforce,
+                              extra={"flow": self.flow, "outcome": outcome, "run_log_id": run_log_id, "run_key": run_key})
         summary = {"run_key": run_key, "sobject": self.sobject, **counts, "api_requests": salesforce.requests_sent}
         self.log.info("Synchronize %s: %s", self.sobject,
                       ", ".join(f"{name} {counts[name]}" for name in EXITS) + f", {salesforce.requests_sent} API requests")

@@ -166,6 +166,14 @@ class SynchronizeStore:
                 counts[exit_name] = number
         return counts
 
+    def succeeded_by_object(self, run_key: str) -> dict[str, int]:
+        """Salesforce object -> customers of the run that reached it (``on_success``)."""
+        with self.store.connect() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            return dict(cur.execute(
+                "SELECT sobject, count(*) FROM synchronize_outcome WHERE run_key = %s AND exit = %s GROUP BY sobject "
+                "ORDER BY sobject", (run_key, ON_SUCCESS),
+            ).fetchall())
+
     def customer_ids(self, run_key: str, exit_name: str) -> list[int]:
         """The customers of one exit (``continue``: all of the run), in customer id order."""
         if exit_name not in EXITS:
