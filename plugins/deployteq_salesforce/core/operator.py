@@ -79,7 +79,7 @@ class DeployteqSalesforceOperator(BaseOperator):
         uris = []
         for item in changed:
             if item.system == DEPLOYTEQ:
-                name = store.database().table(item.name)
+                name = store.deployteq_database().table(item.name)
             elif org is not None:
                 name = org.sobject(item.name)
             else:  # not reached in practice: writing to Salesforce means it was logged in to

@@ -82,7 +82,7 @@ class DeployteqHook(PostgresHook):
             name, source=f"Extra 'deployteq_schema' of connection {self.deployteq_conn_id!r}"
         )
 
-    def database(self) -> DeployteqDatabase:
+    def deployteq_database(self) -> DeployteqDatabase:
         """Where our tables are, for Asset URIs and lineage (read from the connection, no query)."""
         connection = self.connection
         return DeployteqDatabase.of(connection.host, connection.port, connection.schema, self.schema_name)
