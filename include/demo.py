@@ -466,8 +466,11 @@ def main(argv: list[str] | None = None) -> int:
                     results=results, import_errors=import_errors, store=store, since=run_stamp,
                     emulator_limits=emulator_limits, timings=console.timings,
                     total_seconds=time.monotonic() - started_wall, schema=os.environ["DEPLOYTEQ_SCHEMA"],
+                    asset_events=asset_events,
                 )
-                from include.demo_report import read_store
+                from include.demo_report import read_asset_events, read_store
+
+                asset_events = read_asset_events(run_stamp)
 
                 store = read_store(services.database_url, os.environ["DEPLOYTEQ_SCHEMA"], run_stamp)
                 emulator_limits = _emulator_limits(services.admin_client)

@@ -55,9 +55,34 @@ def read_store(database_url: str, schema: str, since: datetime) -> dict[str, Any
     return found
 
 
+def read_asset_events(since: datetime) -> list[tuple[str, str, str]]:
+    """The Asset events Airflow recorded since ``since``: (DAG, asset URI, counts) in order.
+
+    Needs Airflow's metadata DB configured in this process (the demo does that before its runs)."""
+    from sqlalchemy import select
+
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetEvent.source_dag_id, AssetModel.uri, AssetEvent.extra)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetEvent.timestamp >= since)
+            .order_by(AssetEvent.id)
+        ).all()
+    counts = ("inserted", "updated", "merged", "deleted")
+    return [
+        (dag_id or "?", uri, ", ".join(f"{key} {extra[key]}" for key in counts if (extra or {}).get(key)) or "-")
+        for dag_id, uri, extra in rows
+    ]
+
+
 def build_report(*, results, import_errors: dict[str, str], store: dict[str, Any], schema: str, since: datetime,
-                 emulator_limits: dict | None, timings: list[tuple[str, float]], total_seconds: float) -> str:
-    """``store`` comes from :func:`read_store`, ``emulator_limits`` from the emulator's admin API."""
+                 emulator_limits: dict | None, timings: list[tuple[str, float]], total_seconds: float,
+                 asset_events: list[tuple[str, str, str]] | None = None) -> str:
+    """``store`` comes from :func:`read_store`, ``emulator_limits`` from the emulator's admin API,
+    ``asset_events`` from :func:`read_asset_events`."""
     out = [f"Report (since {since:%Y-%m-%d %H:%M:%S} UTC)"]
 
     out.append("\nDAG runs (dag.test):")
@@ -78,6 +103,11 @@ def build_report(*, results, import_errors: dict[str, str], store: dict[str, Any
         out.append(table(["flow", "outcome", *RUN_COUNT_COLUMNS], [list(row[:-1]) for row in store["runs"]]))
     else:
         out.append("  no runs recorded")
+
+    if asset_events is not None:
+        out.append("\nAsset events (what DAGs scheduled on these assets would be triggered by):")
+        out.append(table(["dag", "asset", "counts"], [list(event) for event in asset_events])
+                   if asset_events else "  none (no run changed data)")
 
     emulator_total = sum(r.api_requests or 0 for r in results)
     ledger_total = sum(store["ledger"].values())

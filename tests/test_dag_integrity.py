@@ -117,8 +117,24 @@ def test_fixed_schedules_are_overridden_by_the_schedules_variable(monkeypatch):
     bag = DagBag(dag_folder=DAGS_FOLDER, safe_mode=False)
     assert bag.import_errors == {}
     assert bag.dags["deployteq_contact_moments"].schedule == "*/2 * * * *"
-    # a DAG the Variable does not name keeps its default
-    assert bag.dags["deployteq_campaign_synchronize"].schedule == "*/15 * * * *"
+    # a DAG the Variable does not name keeps its default (the campaign: its clock, besides the customers asset)
+    assert bag.dags["deployteq_campaign_synchronize"].schedule.timetable.summary == "*/15 * * * *"
+
+
+def test_the_campaign_runs_on_changed_customers_or_its_clock_and_the_variable_sets_the_clock(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.timetables.assets import AssetOrTimeSchedule
+
+    from deployteq_salesforce.assets import DEPLOYTEQ_CUSTOMERS
+
+    for name, value in shipped_variables().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AIRFLOW_VAR_DEPLOYTEQ_SALESFORCE_SCHEDULES", '{"deployteq_campaign_synchronize": "*/5 * * * *"}')
+    bag = DagBag(dag_folder=DAGS_FOLDER / "deployteq_campaign_synchronize.py", safe_mode=False)
+    schedule = bag.dags["deployteq_campaign_synchronize"].schedule
+    assert isinstance(schedule, AssetOrTimeSchedule)
+    assert schedule.timetable.summary == "*/5 * * * *"
+    assert DEPLOYTEQ_CUSTOMERS.name in str(schedule.asset_condition)
 
 
 def test_an_invalid_schedules_variable_is_an_import_error_naming_it(monkeypatch):

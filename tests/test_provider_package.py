@@ -480,8 +480,11 @@ def test_a_user_creates_and_tests_a_salesforce_connection_in_the_ui(fresh_airflo
         real_click(browser, dialog_button.format("Extra Fields"))
         browser.wait_for("document.querySelector('#element_ca_file')?.offsetParent", "the extra fields")
         fill(browser, "document", {"element_instance_url": info["instance_url"], "element_ca_file": info["ca_file"]})
-        real_click(browser, "document.querySelector('input[name=element_hourly_budget]')")
+        hourly_budget = "document.querySelector('input[name=element_hourly_budget]')"
+        browser.evaluate(f"{hourly_budget}.scrollIntoView({{block: 'center'}})")
+        browser.wait_for(f"{hourly_budget}.focus() || document.activeElement === {hourly_budget}", "focus on Hourly budget")
         browser.send("Input.insertText", text="1800")  # a number input keeps its own state: type into it
+        browser.wait_for(f"{hourly_budget}.value === '1800'", "the typed hourly budget in its field")
         form = browser.evaluate("document.querySelector('[role=dialog]').innerText")
         for label in ("Instance URL", "Security token", "Domain", "Hourly budget", "Daily share", "Block hours",
                       "CA file", "Budget key"):
