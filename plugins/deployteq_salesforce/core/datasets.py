@@ -88,8 +88,9 @@ class Written:
         return any(self.counts.values())
 
     def event_extra(self) -> dict:
-        """The counts (and watermark) as an Asset event's ``extra``."""
-        return {**self.counts, **({"watermark": self.watermark} if self.watermark else {})}
+        """The counts that are not 0 (and the watermark) as an Asset event's ``extra``."""
+        counts = {name: number for name, number in self.counts.items() if number}
+        return {**counts, **({"watermark": self.watermark} if self.watermark else {})}
 
     def add(self, **counts: int) -> None:
         for name, number in counts.items():
