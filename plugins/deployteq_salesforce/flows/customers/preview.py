@@ -423,8 +423,8 @@ def format_text(preview: MappingPreview, *, max_records: int | None = 50) -> str
     """The human-readable report: summary, cost, new columns, rejected records, changed records."""
     counts = preview.counts
     lines = [
-        f"Preview of the {preview.sobject} mapping: {len(preview.records)} records sampled "
-        f"(the {preview.sample_size} most recently modified); nothing was written.",
+        f"Preview of the {preview.sobject} mapping on the {len(preview.records)} most recently modified records "
+        f"(sample of at most {preview.sample_size}); nothing was written.",
         "Would: " + ", ".join(f"{n} {name}" for name, n in counts.items() if n) if preview.records else "Would: nothing (no records)",
         f"Salesforce requests: {preview.salesforce_requests} (describe + sample query + count query), counted in the API budget.",
     ]
@@ -432,7 +432,7 @@ def format_text(preview: MappingPreview, *, max_records: int | None = 50) -> str
         e = preview.estimate
         lines.append(
             f"Next full run (initial load): {e.records:,} records, about {e.requests} requests ({e.api}), "
-            f"about {e.seconds:g} s at {e.records_per_second:,} records/s."
+            f"{duration_text(e.seconds)} at {e.records_per_second:,} records/s."
         )
     for warning in preview.warnings:
         lines.append(f"Warning: {warning}")
@@ -461,6 +461,14 @@ def format_text(preview: MappingPreview, *, max_records: int | None = 50) -> str
         if max_records and len(changed) > max_records:
             lines.append(f"  ... and {len(changed) - max_records} more (--json lists every record)")
     return "\n".join(lines)
+
+
+def duration_text(seconds: float) -> str:
+    if seconds < 1:
+        return "under 1 s"
+    if seconds < 120:
+        return f"about {seconds:.0f} s"
+    return f"about {seconds / 60:.0f} min"
 
 
 def _change_text(record: PreviewRecord, column: str, preview: MappingPreview) -> str:
