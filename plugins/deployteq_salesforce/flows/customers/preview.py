@@ -126,7 +126,7 @@ class RunEstimate:
     @property
     def basis(self) -> str:
         return (
-            f"SELECT COUNT() of every {self.api} record a full load reads; requests = describe + "
+            "SELECT COUNT() of every record a full load reads; requests = describe + "
             + ("REST pages" if self.api == "REST" else "first REST page + Bulk API 2.0 job, status and result pages")
             + f"; time at {self.records_per_second:,} records/s (README, Performance: initial_load)"
         )

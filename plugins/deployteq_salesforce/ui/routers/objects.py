@@ -203,7 +203,8 @@ def _preview_view(result: Any) -> dict[str, Any]:
             if column not in record.changed:
                 cells.append({"changed": False, "after": shown(after) if record.after else ""})
                 continue
-            before = "new column" if column in new else ("new customer" if record.before is None else shown(record.before.get(column)))
+            # nothing to strike out in a column that does not exist yet, or for a customer that is new
+            before = None if column in new or record.before is None else shown(record.before.get(column))
             cells.append({"changed": True, "before": before, "after": shown(after)})
         changed.append({"record": record, "cells": cells})
     return {
