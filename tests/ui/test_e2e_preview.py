@@ -74,6 +74,8 @@ def test_preview_of_a_mapping_change_in_the_browser(demo_leads, api_server, tmp_
         assert "lead_status" in page and "no e-mail address" in page
         assert browser.unlabelled_controls() == []
         browser.screenshot(ARTIFACTS / "salesforce-ui-preview.png")
+        browser.set_width(390)
+        assert browser.horizontal_overflow() <= 0, "the preview fits a phone (its tables scroll on their own)"
         assert "De heer" not in api_server.variable("deployteq_salesforce_objects"), "a preview saves nothing"
     finally:
         browser.close()

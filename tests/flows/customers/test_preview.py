@@ -205,3 +205,9 @@ def test_cli_exits_2_naming_the_field_when_the_config_is_invalid(tmp_path):
     assert "mapping row 2 (Salesforce field 'FirstName')" in result.stderr and "deployteq_type" in result.stderr
     path.write_text("{not json")
     assert cli("--object", "Lead", "--config", str(path)).returncode == 2
+
+
+def test_a_schema_without_the_customer_table_is_refused_before_any_request(emulator, salesforce_conn_id, deployteq_conn_id):
+    with pytest.raises(RuntimeError, match="no customer table yet"):
+        preview()
+    assert emulator.request_log() == []

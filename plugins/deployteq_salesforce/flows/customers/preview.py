@@ -384,14 +384,18 @@ def run_preview(
     customer store or Salesforce.  Raises :class:`InvalidCandidate` when the candidate fails the describe check."""
     check_sample_size(sample_size)
     started = salesforce.requests_sent
-    sf = salesforce.get_conn()
-    describe = getattr(sf, obj.sobject).describe()
     conn = store.get_conn()
     try:
         conn.read_only = True  # every transaction of this connection is READ ONLY
         customer_columns = store.table_columns("customer", conn=conn)
         if conn.execute("SELECT current_setting('transaction_read_only')").fetchone()[0] != "on":
             raise RuntimeError("the preview's transaction is not read-only")
+        if not customer_columns:  # before any request is spent
+            raise RuntimeError(
+                f"schema {store.schema_name!r} has no customer table yet; run deployteq_health_check (it migrates) first"
+            )
+        sf = salesforce.get_conn()
+        describe = getattr(sf, obj.sobject).describe()
         errors, warnings, new_columns = check_candidate(obj, describe, customer_columns)
         if errors:
             raise InvalidCandidate(errors, source="the candidate config")
