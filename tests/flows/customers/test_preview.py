@@ -211,3 +211,15 @@ def test_a_schema_without_the_customer_table_is_refused_before_any_request(emula
     with pytest.raises(RuntimeError, match="no customer table yet"):
         preview()
     assert emulator.request_log() == []
+
+
+def test_the_preview_predicts_what_the_real_full_load_then_writes(synced, pg_url, pg_schema):
+    changed = candidate()
+    changed["mappings"].pop()  # no new column: the real run can write this one
+    result = preview(obj=changed)
+    assert result.counts["update"] == 2 and result.counts["unchanged"] == 2 and result.counts["rejected"] == 1
+    summary = run("Lead", {"objects": [changed]}, full_load=True)
+    assert (summary["updated"], summary["inserted"], summary["errors"]) == (2, 0, 1)
+    with psycopg.connect(pg_url) as conn:
+        stored = dict(conn.execute(f'SELECT sf_lead_id, industry FROM "{pg_schema}".customer').fetchall())
+    assert {r.sf_id: r.after["industry"] for r in result.records if r.after} == stored
