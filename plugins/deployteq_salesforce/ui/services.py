@@ -210,6 +210,23 @@ class UiServices:
 
         return self.cache.get(f"describe:{sobject}", DESCRIBE_TTL, compute, keep=lambda result: result.found)
 
+    def preview(self, obj: Any, sample_size: int) -> Any:
+        """The mapping preview of a candidate object (``flows/customers/preview.py``): 3 Salesforce requests,
+        counted in the API budget as flow ``preview:<object>``; nothing is written.  Not cached: it is asked
+        for by hand, for a mapping that is being edited."""
+        from deployteq_salesforce.flows.customers.preview import run_preview
+        from deployteq_salesforce.hooks.deployteq import DeployteqHook
+        from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
+
+        hook = BudgetedSalesforceHook(
+            self.salesforce_conn_id, deployteq_conn_id=self.deployteq_conn_id, flow=f"preview:{obj.sobject}",
+            hourly_budget=self._hourly_budget(),
+        )
+        try:
+            return run_preview(obj, salesforce=hook, store=DeployteqHook(self.deployteq_conn_id), sample_size=sample_size)
+        finally:
+            hook.close()
+
     # -- the configuration Variables ---------------------------------------------------------------------
 
     @staticmethod

@@ -81,22 +81,32 @@ def load_candidates(conn: Connection, records: Sequence[IncomingRecord], columns
     return customers
 
 
+def written_value_columns(columns: Sequence[str]) -> list[str]:
+    """The value columns :func:`write_plan` writes for mapped ``columns``: the e-mail is always written, mapped or
+    not; the system columns (``ROW_SYSTEM_COLUMNS``) follow them and come from the plan's own fields."""
+    return [c for c in dict.fromkeys([*columns, "email"]) if c not in ROW_SYSTEM_COLUMNS]
+
+
+def written_row(customer: CustomerState, value_columns: Sequence[str]) -> list:
+    """What :func:`write_plan` writes for ``customer``: ``value_columns`` then ``ROW_SYSTEM_COLUMNS``, in order."""
+    values = customer.values
+    return [*[values.get(c) for c in value_columns], customer.status, customer.sf_lead_id, customer.sf_contact_id,
+            customer.sf_system_modstamp, customer.sf_deleted,
+            customer.sf_system_modstamp if customer.sf_deleted else None, customer.sf_merged_into]
+
+
 def write_plan(conn: Connection, plan: CustomerPlan, columns: Sequence[str], *, phases: PhaseTimer | None = None) -> WriteCounts:
     """Write every touched customer of ``plan``; ``columns`` = mapped columns (system ones are added)."""
     phases = phases or PhaseTimer()
     touched = plan.to_write
     if not touched:
         return WriteCounts(0, 0, 0)
-    # the e-mail is always written, mapped or not; the other system columns come from the plan's own fields
-    value_columns = [c for c in dict.fromkeys([*columns, "email"]) if c not in ROW_SYSTEM_COLUMNS]
+    value_columns = written_value_columns(columns)
     write_columns = [*value_columns, *ROW_SYSTEM_COLUMNS]
     ident = sql.SQL(", ").join(map(sql.Identifier, write_columns))
 
     def row(customer: CustomerState) -> list:
-        values = customer.values
-        return [*[values.get(c) for c in value_columns], customer.status, customer.sf_lead_id, customer.sf_contact_id,
-                customer.sf_system_modstamp, customer.sf_deleted,
-                customer.sf_system_modstamp if customer.sf_deleted else None, customer.sf_merged_into]
+        return written_row(customer, value_columns)
 
     existing = [c for c in touched if c.customer_id is not None]
     new = [c for c in touched if c.customer_id is None]
@@ -148,10 +158,24 @@ def apply_batch(
     phases = phases or PhaseTimer()
     with phases.phase(LOOKUP):
         lock_customer_sync(conn)
+    plan = plan_batch(conn, records, columns, unique_field=unique_field, phases=phases)
+    return plan, write_plan(conn, plan, columns, phases=phases)
+
+
+def plan_batch(
+    conn: Connection, records: Sequence[IncomingRecord], columns: Sequence[str], *, unique_field: str,
+    phases: PhaseTimer | None = None,
+) -> CustomerPlan:
+    """What one batch would do to the customer table, without writing: the customers it can touch are read
+    (``columns`` must exist in the table) and ``plan_customer_writes`` plans their final state.
+
+    :func:`apply_batch` writes this plan (after taking the customer-sync lock); the mapping preview
+    (``flows/customers/preview.py``) only looks at it, in a read-only transaction it rolls back."""
+    phases = phases or PhaseTimer()
+    with phases.phase(LOOKUP):
         existing = load_candidates(conn, records, columns)
     with phases.phase(MERGE):
-        plan = plan_customer_writes(records, existing, unique_field=unique_field)  # type: ignore[arg-type]
-    return plan, write_plan(conn, plan, columns, phases=phases)
+        return plan_customer_writes(records, existing, unique_field=unique_field)  # type: ignore[arg-type]
 
 
 # -- what Salesforce last sent (migration 0007) --------------------------------------------------------------
