@@ -460,13 +460,15 @@ def main(argv: list[str] | None = None) -> int:
                 with console.step("Push one object through the webhook endpoint (R10)"):
                     push_line = demo_webhook_push(services)
                 console.say(f"    {push_line}")
+                with console.step("Preview a mapping change (dry run, writes nothing)"):
+                    preview_lines = demo_preview()
                 from include.demo_report import build_report
 
                 report = lambda: build_report(  # noqa: E731 - evaluated after the services stopped
                     results=results, import_errors=import_errors, store=store, since=run_stamp,
                     emulator_limits=emulator_limits, timings=console.timings,
                     total_seconds=time.monotonic() - started_wall, schema=os.environ["DEPLOYTEQ_SCHEMA"],
-                    asset_events=asset_events,
+                    asset_events=asset_events, preview_lines=preview_lines,
                 )
                 from include.demo_report import read_asset_events, read_store
 
@@ -496,6 +498,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if services is not None and not args.keep_ui:
             _stop(console, services, log_file)
+
+
+def demo_preview() -> list[str]:
+    """The preview's summary, or why it could not run (a show-case: it must not hide the report)."""
+    try:
+        from include.demo_preview import preview_demo_change
+
+        return preview_demo_change()
+    except Exception as error:
+        return [f"could not run: {type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"]
 
 
 def _stop(console: Console, services: Services, log_file: Path) -> None:

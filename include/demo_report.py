@@ -80,7 +80,7 @@ def read_asset_events(since: datetime) -> list[tuple[str, str, str]]:
 
 def build_report(*, results, import_errors: dict[str, str], store: dict[str, Any], schema: str, since: datetime,
                  emulator_limits: dict | None, timings: list[tuple[str, float]], total_seconds: float,
-                 asset_events: list[tuple[str, str, str]] | None = None) -> str:
+                 asset_events: list[tuple[str, str, str]] | None = None, preview_lines: list[str] | None = None) -> str:
     """``store`` comes from :func:`read_store`, ``emulator_limits`` from the emulator's admin API,
     ``asset_events`` from :func:`read_asset_events`."""
     out = [f"Report (since {since:%Y-%m-%d %H:%M:%S} UTC)"]
@@ -108,6 +108,10 @@ def build_report(*, results, import_errors: dict[str, str], store: dict[str, Any
         out.append("\nAsset events (what DAGs scheduled on these assets would be triggered by):")
         out.append(table(["dag", "asset", "counts"], [list(event) for event in asset_events])
                    if asset_events else "  none (no run changed data)")
+
+    if preview_lines:
+        out.append("\nMapping preview (the Salesforce page's Preview button; nothing written):")
+        out.extend(f"  {line}" for line in preview_lines)
 
     emulator_total = sum(r.api_requests or 0 for r in results)
     ledger_total = sum(store["ledger"].values())
