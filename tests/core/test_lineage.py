@@ -1,0 +1,178 @@
+"""OpenLineage of the flows: the pure module (names, schema, column lineage with translations, run
+facets) and one real DAG run whose events the OpenLineage provider writes to a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deployteq_salesforce.core import lineage
+from deployteq_salesforce.core.datasets import DEPLOYTEQ, SALESFORCE, DeployteqDatabase, SalesforceOrg, Written
+from deployteq_salesforce.flows.customers.config import load_objects_config
+from deployteq_salesforce.flows.object_links.config import load_object_links
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SALUTATION = {
+    "salesforce_field": "Salutation",
+    "deployteq_type": "text",
+    "deployteq_field": "salutation",
+    "translations": {"Mr.": "De heer", "Ms.": "Mevrouw", "Mrs.": "Mevrouw"},
+}
+LEAD = {
+    "sobject": "Lead",
+    "unique_field": "email",
+    "sync_flag_field": "Sync_to_Deployteq__c",
+    "mappings": [
+        {"salesforce_field": "Email", "deployteq_type": "email", "deployteq_field": "email", "unique_key": True},
+        {"salesforce_field": "FirstName", "deployteq_type": "text", "deployteq_field": "first_name"},
+        {"salesforce_field": "LastName", "deployteq_type": "text", "deployteq_field": "last_name"},
+        SALUTATION,
+        {"salesforce_field": "Email_Opt_In__c", "deployteq_type": "optin", "deployteq_field": "email_optin"},
+    ],
+}
+PLACES = lineage.Places(DeployteqDatabase.of("DB.example.nl", 6432, "deployteq", "crm"),
+                        SalesforceOrg.of("https://acme.my.salesforce.com"))
+
+
+def lead_object():
+    return load_objects_config({"objects": [LEAD]}).objects[0]
+
+
+def as_json(objects) -> list[dict]:
+    from openlineage.client.serde import Serde
+
+    return [json.loads(Serde.to_json(o)) for o in objects]
+
+
+# ------------------------------------------------------------------------------------------------ naming
+
+
+def test_names_follow_the_openlineage_naming_spec():
+    assert PLACES.name(DEPLOYTEQ, "customer") == ("postgres://db.example.nl:6432", "deployteq.crm.customer")
+    # a source table given as schema.table keeps its own schema
+    assert PLACES.name(DEPLOYTEQ, "campaign.selection") == ("postgres://db.example.nl:6432", "deployteq.campaign.selection")
+    assert PLACES.name(SALESFORCE, "Lead") == ("salesforce://acme.my.salesforce.com", "Lead")
+    # no org known (never logged in, no instance in the connection): no Salesforce dataset rather than a wrong one
+    assert lineage.Places(PLACES.database, None).name(SALESFORCE, "Lead") is None
+
+
+# ------------------------------------------------------------------------------------- column lineage
+
+
+def test_customer_lineage_maps_every_field_with_its_translation_and_type():
+    flow = lineage.customers(lead_object(), field_types={"Salutation": "picklist", "Email": "email", "Id": "id"})
+    (sf,) = flow.inputs
+    (customer,) = flow.outputs
+    assert (sf.system, sf.name, customer.system, customer.name) == (SALESFORCE, "Lead", DEPLOYTEQ, "customer")
+    assert {c.name: c.type for c in sf.columns}["Salutation"] == "picklist"
+    assert {"Id", "SystemModstamp", "IsDeleted", "Sync_to_Deployteq__c"} <= {c.name for c in sf.columns}
+    assert {c.name: c.type for c in customer.columns} == {
+        "email": "email", "first_name": "text", "last_name": "text", "salutation": "text",
+        "email_optin": "optin", "sf_lead_id": "text",
+    }
+    (salutation,) = customer.lineage["salutation"]
+    assert (salutation.dataset, salutation.column, salutation.subtype) == ("Lead", "Salutation", "TRANSFORMATION")
+    assert salutation.description == "translated: Mr. => De heer, Ms. => Mevrouw, Mrs. => Mevrouw; other values kept"
+    (first_name,) = customer.lineage["first_name"]
+    assert (first_name.column, first_name.subtype, first_name.description) == ("FirstName", "IDENTITY", None)
+    assert customer.lineage["sf_lead_id"][0].column == "Id"  # the Id is always stored (R6)
+    assert "opt-in" in customer.lineage["email_optin"][0].description
+
+
+def test_synchronize_lineage_translates_back_and_names_what_cannot_be_sent():
+    obj = lead_object()
+    ambiguous = next(m for m in obj.mappings if m.salesforce_field == "Salutation")
+    flow = lineage.synchronize({"Lead": [m for m in obj.mappings if m.salesforce_field in ("FirstName", "Salutation")]},
+                               {"Lead": obj}, field_types={"Lead": {"Salutation": "picklist"}}, source_table="selection")
+    (lead,) = flow.outputs
+    assert lead.name == "Lead" and {c.name for c in lead.columns} == {"Id", "FirstName", "Salutation"}
+    (back,) = lead.lineage["Salutation"]
+    assert (back.system, back.dataset, back.column) == (DEPLOYTEQ, "customer", "salutation")
+    # Mevrouw comes from two Salesforce values: not invertible, such records go to on_error
+    assert back.description == "translated back: De heer => Mr.; not sent (on_error): Mevrouw"
+    assert lead.lineage["Id"][0].column == "sf_lead_id"
+    assert [d.name for d in flow.inputs] == ["customer", "selection"]
+    assert ambiguous.translations  # the config itself is untouched
+
+
+def test_contact_moment_lineage_covers_the_whole_payload():
+    from deployteq_salesforce.flows.contact_moments.logic import PARENT_FIELDS, PAYLOAD_FIELDS
+
+    flow = lineage.contact_moments(PARENT_FIELDS)
+    assert [d.name for d in flow.inputs] == ["contact_moment", "customer"]
+    assert {d.name for d in flow.outputs} == set(PARENT_FIELDS)
+    moment_columns = {c.name for c in flow.inputs[0].columns}
+    for output in flow.outputs:
+        parent = PARENT_FIELDS[output.name]
+        assert set(output.lineage) == {*PAYLOAD_FIELDS, parent}  # a new payload field needs its lineage here
+        assert output.lineage[parent][0].column == ("sf_lead_id" if parent == "Lead__c" else "sf_contact_id")
+        assert all(s.column in moment_columns for f in PAYLOAD_FIELDS for s in output.lineage[f])
+
+
+def test_object_link_lineage_and_the_customer_relation():
+    config = load_object_links({
+        "webhooks": [{"name": "campaign-members", "datamodel": "dm_campaign_member", "fields": [
+            {"json_field": "Id", "column": "sf_id", "dedup": True},
+            {"json_field": "LeadId", "column": "lead_id"},
+            {"json_field": "NumberOfOpens__c", "column": "opens", "type": "integer"},
+        ], "customer_relation": [{"column": "lead_id", "customer_field": "sf_lead_id"}]}],
+        "links": [{"name": "campaign_members", "sobject": "CampaignMember", "webhook": "campaign-members",
+                   "datamodel": "dm_campaign_member"}],
+    })
+    link = config.links[0]
+    flow = lineage.object_link(link, config.webhook_of(link))
+    (table,) = flow.outputs
+    assert table.name == "dm_campaign_member"
+    assert {c.name: c.type for c in table.columns}["opens"] == "integer"
+    assert table.lineage["opens"][0].column == "NumberOfOpens__c" and table.lineage["opens"][0].description == "as integer"
+    direct, join = table.lineage["customer_id"]
+    assert (direct.dataset, direct.column, join.type, join.subtype) == ("customer", "customer_id", "INDIRECT", "JOIN")
+    reconcile = lineage.object_link(link, config.webhook_of(link), reconcile=True)
+    assert [c.name for c in reconcile.inputs[0].columns] == ["Id"] and not reconcile.outputs[0].lineage
+
+
+# ------------------------------------------------------------------------------- OpenLineage objects
+
+
+def test_openlineage_datasets_carry_schema_column_lineage_and_rows_written():
+    written = [Written(DEPLOYTEQ, "customer", {"inserted": 3, "updated": 2, "merged": 1, "deleted": 4})]
+    inputs, outputs, run_facets = lineage.to_openlineage(lineage.customers(lead_object()), PLACES, written)
+    (lead,), (customer,) = as_json(inputs), as_json(outputs)
+    assert (lead["namespace"], lead["name"]) == ("salesforce://acme.my.salesforce.com", "Lead")
+    assert (customer["namespace"], customer["name"]) == ("postgres://db.example.nl:6432", "deployteq.crm.customer")
+    assert [f["name"] for f in customer["facets"]["schema"]["fields"]] == [
+        "email", "first_name", "last_name", "salutation", "email_optin", "sf_lead_id"]
+    (source,) = customer["facets"]["columnLineage"]["fields"]["salutation"]["inputFields"]
+    assert source["namespace"] == "salesforce://acme.my.salesforce.com" and source["name"] == "Lead"
+    assert source["field"] == "Salutation"
+    (transformation,) = source["transformations"]
+    assert transformation["type"] == "DIRECT" and transformation["subtype"] == "TRANSFORMATION"
+    assert "Mr. => De heer" in transformation["description"]
+    assert customer["outputFacets"]["outputStatistics"]["rowCount"] == 6  # deleted rows are not written rows
+    for facet in (customer["facets"]["schema"], customer["facets"]["columnLineage"]):
+        assert facet["_schemaURL"].startswith("https://openlineage.io/spec/facets/") and facet["_producer"]
+    assert run_facets == {}
+
+
+def test_a_partial_or_limited_run_carries_an_error_message():
+    assert lineage.problem_summary("success", {"errors": 0}) is None
+    partial = lineage.problem_summary("partial", {"errors": 2})
+    assert partial == "run ended partial: 2 record(s) failed (see the sync errors of this flow)"
+    limited = lineage.problem_summary("limited", {"errors": 0, "on_limit": 5}, "hourly budget used up")
+    assert limited == "run ended limited: stopped by the Salesforce API budget (5 record(s) not sent): hourly budget used up"
+    *_, run_facets = lineage.to_openlineage(lineage.customers(lead_object()), PLACES, problem=partial)
+    (facet,) = as_json(run_facets.values())
+    assert facet["message"] == partial and facet["programmingLanguage"] == "python"
+    assert facet["_schemaURL"].startswith("https://openlineage.io/spec/facets/") and "ErrorMessageRunFacet" in facet["_schemaURL"]
+
+
+def test_without_a_known_org_salesforce_datasets_and_their_column_lineage_are_left_out():
+    inputs, outputs, _ = lineage.to_openlineage(lineage.customers(lead_object()), lineage.Places(PLACES.database, None))
+    assert inputs == [] and len(outputs) == 1 and "columnLineage" not in outputs[0].facets
