@@ -176,3 +176,157 @@ def test_a_partial_or_limited_run_carries_an_error_message():
 def test_without_a_known_org_salesforce_datasets_and_their_column_lineage_are_left_out():
     inputs, outputs, _ = lineage.to_openlineage(lineage.customers(lead_object()), lineage.Places(PLACES.database, None))
     assert inputs == [] and len(outputs) == 1 and "columnLineage" not in outputs[0].facets
+
+
+# ------------------------------------------------------------------------------- end to end, through Airflow
+
+# A DAG file in a dags folder of its own (``dag.test()`` runs what the DAG processor serialized from the
+# dags folder), run in a fresh interpreter with an Airflow home and metadata DB of its own: the OpenLineage
+# provider reads its configuration, and decides whether its listener exists at all, when it is imported.
+DAG_FILE = '''
+from datetime import datetime
+
+from airflow.sdk import DAG
+
+from deployteq_salesforce.flows.customers.operator import SalesforceToDeployteqOperator
+from deployteq_salesforce.flows.synchronize.operator import SalesforceSynchronizeOperator
+
+with DAG("deployteq_lineage_e2e", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
+    sync = SalesforceToDeployteqOperator(task_id="sync_lead", sobject="Lead")
+    back = SalesforceSynchronizeOperator(
+        task_id="synchronize_lead", sobject="Lead", fields=["salutation", "first_name"],
+        selection_sql="SELECT customer_id FROM customer",
+    )
+    sync >> back
+
+if __name__ == "__main__":
+    import os
+    from pathlib import Path
+
+    from tests.airflow_env import migrate_metadata_db
+
+    migrate_metadata_db(Path(os.environ["AIRFLOW_HOME"]))
+    print("DAG_RUN_STATE", dag.test().state)
+'''
+
+# The structure every OpenLineage RunEvent has (spec 2-0-2, OpenLineage.json: RunEvent, Run, Job, the
+# datasets, and the BaseFacet every facet extends); openlineage-python ships no validator of its own.
+_FACET = {"type": "object", "required": ["_producer", "_schemaURL"],
+          "properties": {"_producer": {"type": "string", "format": "uri"}, "_schemaURL": {"type": "string", "format": "uri"}}}
+_FACETS = {"type": "object", "additionalProperties": _FACET}
+_DATASET = {"type": "object", "required": ["namespace", "name"],
+            "properties": {"namespace": {"type": "string"}, "name": {"type": "string"}, "facets": _FACETS,
+                           "inputFacets": _FACETS, "outputFacets": _FACETS}}
+RUN_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["eventTime", "producer", "schemaURL", "run", "job"],
+    "properties": {
+        "eventType": {"enum": ["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"]},
+        "eventTime": {"type": "string", "format": "date-time"},
+        "producer": {"type": "string", "format": "uri"},
+        "schemaURL": {"type": "string", "format": "uri"},
+        "run": {"type": "object", "required": ["runId"],
+                "properties": {"runId": {"type": "string", "format": "uuid"}, "facets": _FACETS}},
+        "job": {"type": "object", "required": ["namespace", "name"],
+                "properties": {"namespace": {"type": "string"}, "name": {"type": "string"}, "facets": _FACETS}},
+        "inputs": {"type": "array", "items": _DATASET},
+        "outputs": {"type": "array", "items": _DATASET},
+    },
+}
+
+
+def validate_event(event: dict) -> None:
+    import jsonschema
+
+    jsonschema.validate(event, RUN_EVENT_SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+def run_dag_with_openlineage(tmp_path: Path, config: dict) -> tuple[list[dict], float]:
+    from tests.airflow_env import airflow_test_environment
+
+    events_file = tmp_path / "openlineage.jsonl"
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "deployteq_lineage_e2e.py").write_text(DAG_FILE)
+    env = {
+        **os.environ,
+        **airflow_test_environment(tmp_path / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW_VAR_DEPLOYTEQ_SALESFORCE_OBJECTS": json.dumps(config),
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "log_file_path": str(events_file), "append": True}),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "deployteq-test",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]),
+    }
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(dags / "deployteq_lineage_e2e.py")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=150)
+    seconds = time.monotonic() - started
+    assert done.returncode == 0 and "DAG_RUN_STATE success" in done.stdout, done.stdout[-4000:] + done.stderr[-4000:]
+    assert events_file.exists(), done.stdout[-4000:] + done.stderr[-4000:]
+    return [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()], seconds
+
+
+@pytest.mark.slow
+def test_a_dag_run_emits_valid_events_with_the_mapping_and_its_column_lineage(
+    emulator, emulator_process, salesforce_conn_id, deployteq_conn_id, pg_url, pg_schema, tmp_path
+):
+    config = {"objects": [{**LEAD, "mappings": [
+        *(m for m in LEAD["mappings"] if m is not SALUTATION),
+        {**SALUTATION, "translations": {"Mr.": "De heer", "Ms.": "Mevrouw"}},  # one-to-one: it can be sent back
+    ]}]}
+    emulator.seed("Lead", [
+        {"FirstName": f"Voornaam{n}", "LastName": f"Achternaam{n}", "Company": "Bedrijf BV", "Email": f"lead{n}@example.nl",
+         "Salutation": "Mr.", "Sync_to_Deployteq__c": True} for n in range(3)
+    ])
+    emulator.advance_clock(2)
+
+    events, seconds = run_dag_with_openlineage(tmp_path, config)
+
+    for event in events:
+        validate_event(event)
+    by_task = {}
+    for event in events:
+        by_task.setdefault(event["job"]["name"], []).append(event)
+    sync_events = by_task["deployteq_lineage_e2e.sync_lead"]
+    back_events = by_task["deployteq_lineage_e2e.synchronize_lead"]
+    assert [e["eventType"] for e in sync_events] == ["START", "COMPLETE"]
+    assert [e["eventType"] for e in back_events] == ["START", "COMPLETE"]
+    assert all(e["job"]["namespace"] == "deployteq-test" for e in events)
+
+    instance_host = json.loads(Path(emulator_process.connection_json).read_text())["instance_url"].split("://")[1]
+    host, port_db = pg_url.split("@", 1)[1].split(":", 1)
+    port, database = port_db.split("/", 1)
+    namespace = f"postgres://{host}:{port}"
+
+    # Lead -> customer: the configured mapping's columns, and where each comes from
+    complete = sync_events[-1]
+    (lead_in,) = complete["inputs"]
+    assert (lead_in["namespace"], lead_in["name"]) == (f"salesforce://{instance_host.lower()}", "Lead")
+    assert {"Email": "email", "Salutation": "picklist"}.items() <= {
+        f["name"]: f["type"] for f in lead_in["facets"]["schema"]["fields"]}.items()  # types from the run's describe
+    (customer,) = complete["outputs"]
+    assert (customer["namespace"], customer["name"]) == (namespace, f"{database}.{pg_schema}.customer")
+    assert [(f["name"], f["type"]) for f in customer["facets"]["schema"]["fields"]] == [
+        ("email", "email"), ("first_name", "text"), ("last_name", "text"), ("email_optin", "optin"),
+        ("salutation", "text"), ("sf_lead_id", "text")]
+    assert set(customer["facets"]["columnLineage"]["fields"]) == {
+        "email", "first_name", "last_name", "email_optin", "salutation", "sf_lead_id"}
+    (source,) = customer["facets"]["columnLineage"]["fields"]["salutation"]["inputFields"]
+    assert (source["namespace"], source["name"], source["field"]) == (lead_in["namespace"], "Lead", "Salutation")
+    assert source["transformations"][0]["description"] == "translated: Mr. => De heer, Ms. => Mevrouw; other values kept"
+    assert customer["outputFacets"]["outputStatistics"]["rowCount"] == 3
+    assert "errorMessage" not in complete["run"]["facets"]
+
+    # customer -> Lead (Synchronize): the inverse translation
+    complete = back_events[-1]
+    assert [(d["namespace"], d["name"]) for d in complete["inputs"]] == [(namespace, f"{database}.{pg_schema}.customer")]
+    (lead_out,) = [d for d in complete["outputs"] if d["name"] == "Lead"]
+    (source,) = lead_out["facets"]["columnLineage"]["fields"]["Salutation"]["inputFields"]
+    assert (source["name"], source["field"]) == (f"{database}.{pg_schema}.customer", "salutation")
+    assert source["transformations"][0]["description"] == "translated back: De heer => Mr., Mevrouw => Ms."
+    assert lead_out["outputFacets"]["outputStatistics"]["rowCount"] == 3
+
+    # no secret of either connection in any event
+    session_id = json.loads(Path(emulator_process.connection_json).read_text())["session_id"]
+    assert session_id not in json.dumps(events)
+    assert seconds < 60, f"the DAG run took {seconds:.0f} s"
