@@ -178,6 +178,69 @@ def test_without_a_known_org_salesforce_datasets_and_their_column_lineage_are_le
     assert inputs == [] and len(outputs) == 1 and "columnLineage" not in outputs[0].facets
 
 
+# ------------------------------------------------------------------------- the operators, run in-process
+
+
+def test_a_partial_contact_moments_run_names_its_datasets_rows_and_failures(
+    emulator, salesforce_conn_id, deployteq_conn_id, pg_url, pg_schema
+):
+    from deployteq_salesforce.flows.contact_moments.logic import CONTACT_OBJECT, LEAD_OBJECT
+    from deployteq_salesforce.flows.contact_moments.operator import ContactMomentsToSalesforceOperator
+    from tests.flows.contact_moments.test_operator import Store
+
+    store = Store(pg_url, pg_schema)
+    (lead_id,) = emulator.seed("Lead", [{"LastName": "Dekker", "Company": "D"}])
+    emulator.add_validation_rule(LEAD_OBJECT, "Subject__c", "VERBODEN", "Onderwerp niet toegestaan")
+    customer = store.customer(lead=lead_id)
+    store.moments(customer, 3)
+    store.moments(customer, subject="VERBODEN")
+    operator = ContactMomentsToSalesforceOperator(task_id="send_contact_moments", hourly_share=1.0)
+
+    assert operator.execute({})["errors"] == 1
+
+    facets = operator.get_openlineage_facets_on_complete(None)
+    inputs, outputs = as_json(facets.inputs), {d["name"]: d for d in as_json(facets.outputs)}
+    assert [d["name"].rsplit(".", 1)[1] for d in inputs] == ["contact_moment", "customer"]
+    assert set(outputs) == {LEAD_OBJECT, CONTACT_OBJECT}
+    lead_object = outputs[LEAD_OBJECT]
+    assert lead_object["outputFacets"]["outputStatistics"]["rowCount"] == 3
+    assert "outputStatistics" not in outputs[CONTACT_OBJECT]["outputFacets"]  # nothing written there
+    (parent,) = lead_object["facets"]["columnLineage"]["fields"]["Lead__c"]["inputFields"]
+    assert parent["name"] == f"test.{pg_schema}.customer" and parent["field"] == "sf_lead_id"
+    (message,) = as_json([facets.run_facets["errorMessage"]])
+    assert message["message"] == "run ended partial: 1 record(s) failed (see the sync errors of this flow)"
+
+
+def test_a_failed_run_still_names_what_it_wrote_and_a_run_that_never_started_names_nothing(
+    emulator, salesforce_conn_id, deployteq_conn_id, pg_url, pg_schema, monkeypatch
+):
+    from deployteq_salesforce.flows.customers.operator import CustomerSync, SalesforceToDeployteqOperator
+
+    emulator.seed("Lead", [{"LastName": f"L{n}", "Company": "C", "Email": f"l{n}@example.nl",
+                            "Sync_to_Deployteq__c": True} for n in range(3)])
+    emulator.advance_clock(2)
+
+    def fail(self):
+        raise RuntimeError("the worker lost its database")
+
+    monkeypatch.setattr(CustomerSync, "_retry_requested", fail)  # after the records are written
+    operator = SalesforceToDeployteqOperator(task_id="sync_lead", sobject="Lead", object_config={"objects": [LEAD]})
+    with pytest.raises(RuntimeError):
+        operator.execute({})
+
+    facets = operator.get_openlineage_facets_on_failure(None)
+    (customer,) = as_json(facets.outputs)
+    assert customer["name"] == f"test.{pg_schema}.customer"
+    assert customer["outputFacets"]["outputStatistics"]["rowCount"] == 3  # committed before the failure
+    assert facets.run_facets == {}  # the listener adds the errorMessage of the exception itself
+
+    broken = SalesforceToDeployteqOperator(task_id="sync_contact", sobject="Contact", object_config={"objects": [LEAD]})
+    with pytest.raises(Exception, match="not a configured object"):
+        broken.execute({})
+    nothing = broken.get_openlineage_facets_on_failure(None)
+    assert (nothing.inputs, nothing.outputs, nothing.run_facets) == ([], [], {})
+
+
 # ------------------------------------------------------------------------------- end to end, through Airflow
 
 # A DAG file in a dags folder of its own (``dag.test()`` runs what the DAG processor serialized from the
