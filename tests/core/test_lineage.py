@@ -393,3 +393,20 @@ def test_a_dag_run_emits_valid_events_with_the_mapping_and_its_column_lineage(
     session_id = json.loads(Path(emulator_process.connection_json).read_text())["session_id"]
     assert session_id not in json.dumps(events)
     assert seconds < 60, f"the DAG run took {seconds:.0f} s"
+
+
+def test_the_flows_import_and_describe_their_lineage_without_openlineage_installed():
+    """Without the OpenLineage provider (it is an extra) nothing imports openlineage until the listener asks."""
+    probe = (
+        "import sys; sys.modules['openlineage'] = None; sys.modules['airflow.providers.openlineage'] = None\n"
+        "from deployteq_salesforce.core import lineage\n"
+        "from deployteq_salesforce.flows.customers.operator import SalesforceToDeployteqOperator\n"
+        "from deployteq_salesforce.flows.object_links.operator import ObjectLinkSyncOperator\n"
+        "from deployteq_salesforce.flows.contact_moments.operator import ContactMomentsToSalesforceOperator\n"
+        "from deployteq_salesforce.flows.synchronize.operator import SalesforceSynchronizeOperator\n"
+        "from deployteq_salesforce.flows.contact_moments.logic import PARENT_FIELDS\n"
+        "print(len(lineage.contact_moments(PARENT_FIELDS).outputs))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")])}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "2", done.stderr[-3000:]
