@@ -307,7 +307,7 @@ def problem_summary(outcome: str | None, counts: Mapping[str, Any], message: str
         return None
     parts = []
     if errors:
-        parts.append(f"{errors} record(s) failed (see the sync errors of this flow)")
+        parts.append(f"{errors} record(s) failed")
     if outcome == "limited" or limited:
         parts.append(f"stopped by the Salesforce API budget{f' ({limited} record(s) not sent)' if limited else ''}"
                      + (f": {message}" if message else "; the next run continues"))
