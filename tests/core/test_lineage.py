@@ -211,6 +211,30 @@ def test_a_partial_contact_moments_run_names_its_datasets_rows_and_failures(
     assert message["message"] == "run ended partial: 1 record(s) failed"
 
 
+def test_an_object_link_run_names_its_table_with_the_webhook_columns(
+    emulator, salesforce_conn_id, deployteq_conn_id, pg_url, pg_schema
+):
+    from deployteq_salesforce.flows.object_links.operator import ObjectLinkSyncOperator
+    from tests.flows.object_links.test_operator import CAMPAIGN_LINK, campaign, links
+
+    emulator.seed("Campaign", [campaign(n) for n in range(3)])
+    emulator.advance_clock(2)
+    operator = ObjectLinkSyncOperator(task_id="link_campaigns", link_name="campaigns", links_config=links(CAMPAIGN_LINK))
+    assert operator.execute({})["inserted"] == 3
+
+    facets = operator.get_openlineage_facets_on_complete(None)
+    (campaigns,), (table,) = as_json(facets.inputs), as_json(facets.outputs)
+    assert campaigns["name"] == "Campaign" and campaigns["namespace"].startswith("salesforce://")
+    assert {"StartDate": "date", "IsActive": "boolean"}.items() <= {
+        f["name"]: f["type"] for f in campaigns["facets"]["schema"]["fields"]}.items()
+    assert table["name"] == f"test.{pg_schema}.dm_campaign"
+    assert [f["name"] for f in table["facets"]["schema"]["fields"]] == [
+        "deployteq_id", "sf_id", "name", "campaign_type", "start_date", "is_active"]
+    (start,) = table["facets"]["columnLineage"]["fields"]["start_date"]["inputFields"]
+    assert (start["name"], start["field"], start["transformations"][0]["description"]) == ("Campaign", "StartDate", "as date")
+    assert table["outputFacets"]["outputStatistics"]["rowCount"] == 3 and facets.run_facets == {}
+
+
 def test_a_failed_run_still_names_what_it_wrote_and_a_run_that_never_started_names_nothing(
     emulator, salesforce_conn_id, deployteq_conn_id, pg_url, pg_schema, monkeypatch
 ):
