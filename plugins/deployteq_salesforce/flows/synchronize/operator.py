@@ -351,6 +351,13 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
     def flow(self) -> str:
         return f"synchronize:{self.sobject}"
 
+    def lineage_of(self, work: SynchronizeRun):
+        """OpenLineage: the chosen customer columns -> Lead/Contact fields (inverse translations)."""
+        from deployteq_salesforce.core import lineage
+
+        return lineage.synchronize(work.plan.rows, work.objects, field_types=work.types,
+                                   source_table=self.source_table)
+
     def _objects(self) -> dict[str, ConfiguredObject]:
         raw = self.object_config if self.object_config is not None else require_variable(OBJECTS_VARIABLE)
         return {o.sobject: o for o in load_objects_config(raw).enabled_objects()}
@@ -391,6 +398,8 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
             salesforce_conn_id=self.salesforce_conn_id, deployteq_conn_id=self.deployteq_conn_id, flow=self.flow
         )
         outcomes = SynchronizeStore(store, phases=salesforce.phases)
+        self._remember_for_lineage(store=store, salesforce=salesforce, work=None, written=None, outcome=None, counts=None,
+                                   message=None)
         run_key = self._run_key(context)
         dag_run = (context or {}).get("dag_run")
         with store.connect() as conn:  # the run and its customers in one transaction
@@ -412,6 +421,7 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
         run_log_id = store.start_run(self.flow, dag_id=getattr(dag_run, "dag_id", None), run_id=getattr(dag_run, "run_id", None))
         work = SynchronizeRun(run_key=run_key, target=self.sobject, objects=objects, plan=plan, salesforce=salesforce,
                               outcomes=outcomes, bulk_threshold=self.bulk_threshold, log=self.log)
+        self._remember_for_lineage(work=work)
         try:
             with frozen_gc():
                 work.run()
@@ -430,6 +440,8 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
                          api_requests=salesforce.requests_sent)
         self.last_written = [Written(SALESFORCE, sobject, {"updated": number})
                              for sobject, number in outcomes.succeeded_by_object(run_key).items()]
+        self._remember_for_lineage(written=self.last_written, outcome=outcome, message=message,
+                                   counts={"errors": counts[ON_ERROR], "on_limit": counts[ON_LIMIT]})
         self.announce_changes(context, self.last_written, store=store, salesforce=salesforce,
                               extra={"flow": self.flow, "outcome": outcome, "run_log_id": run_log_id, "run_key": run_key})
         summary = {"run_key": run_key, "sobject": self.sobject, **counts, "api_requests": salesforce.requests_sent}
