@@ -228,6 +228,9 @@ def _secret_file(name: str, make, home: Path = AIRFLOW_HOME) -> str:
     return path.read_text().strip()
 
 
+OPENLINEAGE_FILE = "openlineage-events.jsonl"
+
+
 def airflow_environment(home: Path = AIRFLOW_HOME, port: int = UI_PORT) -> dict[str, str]:
     """Settings for the demo's Airflow (``make soak`` builds on them); secrets are generated once and kept in ``home``."""
     return {
@@ -250,6 +253,10 @@ def airflow_environment(home: Path = AIRFLOW_HOME, port: int = UI_PORT) -> dict[
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         # the Test button of Admin -> Connections (Airflow 3 disables it by default; the demo's one user is admin)
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        # OpenLineage events of every task, one JSON line each (the demo report lists them)
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "log_file_path": str(home / OPENLINEAGE_FILE),
+                                                       "append": True}),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "deployteq-demo",
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     }
 
@@ -468,11 +475,12 @@ def main(argv: list[str] | None = None) -> int:
                     results=results, import_errors=import_errors, store=store, since=run_stamp,
                     emulator_limits=emulator_limits, timings=console.timings,
                     total_seconds=time.monotonic() - started_wall, schema=os.environ["DEPLOYTEQ_SCHEMA"],
-                    asset_events=asset_events, preview_lines=preview_lines,
+                    asset_events=asset_events, lineage_events=lineage_events, preview_lines=preview_lines,
                 )
-                from include.demo_report import read_asset_events, read_store
+                from include.demo_report import read_asset_events, read_lineage_events, read_store
 
                 asset_events = read_asset_events(run_stamp)
+                lineage_events = read_lineage_events(AIRFLOW_HOME / OPENLINEAGE_FILE, run_stamp)
 
                 store = read_store(services.database_url, os.environ["DEPLOYTEQ_SCHEMA"], run_stamp)
                 emulator_limits = _emulator_limits(services.admin_client)

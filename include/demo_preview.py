@@ -40,6 +40,8 @@ def preview_demo_change() -> list[str]:
             store=DeployteqHook(),
         )
     summary = format_text(preview, max_records=0).splitlines()[:4]  # what, would, cost, next full run
-    changed = ", ".join(preview.changed_columns) or "none"
+    on_existing = {column for record in preview.records if record.outcome in ("update", "merge")
+                   for column in record.changed}
+    changed = ", ".join(c for c in preview.columns if c in on_existing) or "none"
     return ['Change tried: Lead salutation "Mr." => "De heer" (was "Dhr.")', *summary,
             f"Columns that would change on existing customers: {changed}"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -78,9 +79,36 @@ def read_asset_events(since: datetime) -> list[tuple[str, str, str]]:
     ]
 
 
+def read_lineage_events(path: Path, since: datetime) -> list[tuple[str, str, str, str, int]] | None:
+    """The OpenLineage COMPLETE/FAIL events of our flows in the file transport's file since ``since``:
+    (job, event type, inputs, outputs, columns with column lineage).  None when the file is missing."""
+    if not path.exists():
+        return None
+    found = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("eventType") not in ("COMPLETE", "FAIL") or not (event.get("inputs") or event.get("outputs")):
+            continue
+        if datetime.fromisoformat(event["eventTime"].replace("Z", "+00:00")) < since:
+            continue
+        outputs = event.get("outputs") or []
+        columns = sum(len(((o.get("facets") or {}).get("columnLineage") or {}).get("fields") or {}) for o in outputs)
+        found.append((
+            event["job"]["name"], event["eventType"],
+            ", ".join(d["name"].rsplit(".", 1)[-1] for d in event.get("inputs") or []),
+            ", ".join(d["name"].rsplit(".", 1)[-1] for d in outputs), columns,
+        ))
+    return found
+
+
 def build_report(*, results, import_errors: dict[str, str], store: dict[str, Any], schema: str, since: datetime,
                  emulator_limits: dict | None, timings: list[tuple[str, float]], total_seconds: float,
-                 asset_events: list[tuple[str, str, str]] | None = None, preview_lines: list[str] | None = None) -> str:
+                 asset_events: list[tuple[str, str, str]] | None = None,
+                 lineage_events: list[tuple[str, str, str, str, int]] | None = None,
+                 preview_lines: list[str] | None = None) -> str:
     """``store`` comes from :func:`read_store`, ``emulator_limits`` from the emulator's admin API,
     ``asset_events`` from :func:`read_asset_events`."""
     out = [f"Report (since {since:%Y-%m-%d %H:%M:%S} UTC)"]
@@ -109,6 +137,11 @@ def build_report(*, results, import_errors: dict[str, str], store: dict[str, Any
         out.append(table(["dag", "asset", "counts"], [list(event) for event in asset_events])
                    if asset_events else "  none (no run changed data)")
 
+    if lineage_events is not None:
+        out.append("\nOpenLineage events (file transport, .state/demo/airflow/openlineage-events.jsonl):")
+        out.append(table(["job", "event", "inputs", "outputs", "columns with lineage"], [list(e) for e in lineage_events])
+                   if lineage_events else "  none with datasets")
+
     if preview_lines:
         out.append("\nMapping preview (the Salesforce page's Preview button; nothing written):")
         out.extend(f"  {line}" for line in preview_lines)
@@ -116,7 +149,7 @@ def build_report(*, results, import_errors: dict[str, str], store: dict[str, Any
     emulator_total = sum(r.api_requests or 0 for r in results)
     ledger_total = sum(store["ledger"].values())
     per_flow = ", ".join(f"{flow} {n}" for flow, n in store["ledger"].items()) or "none"
-    out.append(f"\nSalesforce API requests: {emulator_total} seen by the emulator; "
+    out.append(f"\nSalesforce API requests: {emulator_total} seen by the emulator during the DAG runs; "
                f"{ledger_total} in our budget ledger ({per_flow})")
     if emulator_limits:
         out.append(f"  emulator's own counters now: {_limits_line(emulator_limits)}")
