@@ -91,7 +91,6 @@ class DeployteqSalesforceOperator(BaseOperator):
                           ", ".join(f"{key} {value}" for key, value in item.counts.items() if value))
         return uris
 
-
     # -- OpenLineage ------------------------------------------------------------------------------
     # apache-airflow-providers-openlineage (optional, extra [openlineage]) calls the two methods below
     # after the task, in the worker, on this operator object: what they need is remembered during the
