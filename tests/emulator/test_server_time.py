@@ -25,7 +25,8 @@ def test_server_seconds_run_until_the_answer_is_written(api, emulator):
     emulator.inject_fault("slow", delay_seconds=0.5)
     api("GET", "limits/")
 
-    assert emulator.counters()["server_seconds"]["by_endpoint"]["GET limits"] >= 0.5  # answered after the delay
+    # answered after the delay (the event loop's timer may fire a fraction of a millisecond early: 0.4999 s seen)
+    assert emulator.counters()["server_seconds"]["by_endpoint"]["GET limits"] >= 0.49
 
 
 def test_admin_calls_take_no_server_seconds(emulator):
