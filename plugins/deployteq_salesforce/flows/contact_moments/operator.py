@@ -198,7 +198,7 @@ class ContactMomentSync:
         by_reason: dict[str, int] = {NO_SALESFORCE_ID: 0, UNCHANGED: 0, GIVEN_UP: 0}
         unchanged: list[MomentRow] = []
         with self.salesforce.phases.phase(MAP):  # the reads in it are timed as lookup, per chunk
-            for row in self.moments.candidates():
+            for row in self.moments.candidates(slim=True):
                 decision = triage(row, max_attempts=self.max_attempts)
                 if isinstance(decision, Sendable):
                     backlog.add(decision)
@@ -397,7 +397,7 @@ class ContactMomentSync:
             return
         if stopped_early:
             left = BacklogTally()
-            for row in self.moments.candidates():
+            for row in self.moments.candidates(slim=True):
                 if row.contact_moment_id in self._failed_ids:
                     continue
                 decision = triage(row, max_attempts=self.max_attempts)
