@@ -220,7 +220,9 @@ class ContactMomentSync:
         """Pass 2: the planned prefix again, for ``sobjects``; never more per object than planned (budget)."""
         taken = {sobject: 0 for sobject in sobjects}
         quota = {sobject: planner.planned[sobject] for sobject in sobjects}
-        for row in self.moments.candidates(upto=planner.last_key):
+        # one object: its moments only (the filter is in SQL); both (composite): every candidate
+        (only,) = sobjects if len(sobjects) == 1 else (None,)
+        for row in self.moments.candidates(upto=planner.last_key, sobject=only):
             target = route(row)
             if target is None or target.sobject not in taken:
                 continue  # the other object's moment: not built nor hashed here

@@ -14,7 +14,9 @@ from psycopg.types.json import Jsonb
 
 from deployteq_salesforce.core.store import RecordError
 from deployteq_salesforce.core.timing import LOOKUP, PhaseTimer
-from deployteq_salesforce.flows.contact_moments.logic import FLOW, MomentRow, Outgoing, SendResult, Target
+from deployteq_salesforce.flows.contact_moments.logic import (
+    CONTACT_OBJECT, FLOW, LEAD_OBJECT, MomentRow, Outgoing, SendResult, Target,
+)
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 
 # New and changed moments (columns in MomentRow's order): never dealt with, or their row changed since (changed_at differs); oldest first,
@@ -34,6 +36,7 @@ SELECT cm.contact_moment_id, cm.changed_at, cm.sent_at, {payload}, c.sf_lead_id,
   LEFT JOIN sync_error e ON e.flow = %(flow)s AND e.record_id = cm.contact_moment_id::text AND e.resolved_at IS NULL
  WHERE NOT EXISTS (SELECT FROM contact_moment_sync d
                     WHERE d.contact_moment_id = cm.contact_moment_id AND d.synced_changed_at = cm.changed_at)
+   {target}
    AND (cm.changed_at, cm.contact_moment_id) > (%(after_at)s, %(after_id)s)
    AND (cm.changed_at, cm.contact_moment_id) <= (%(upto_at)s, %(upto_id)s)
  ORDER BY cm.changed_at, cm.contact_moment_id
@@ -41,12 +44,20 @@ SELECT cm.contact_moment_id, cm.changed_at, cm.sent_at, {payload}, c.sf_lead_id,
 """
 _PAYLOAD_COLUMNS = ("mailing_name", "subject", "opened_first_at", "open_count", "clicked_first_at", "click_count",
                     "bounced_at", "bounce_type", "online_version_url", "mailing_id")
-CANDIDATES_SQL = _CANDIDATES_SQL.format(payload=", ".join(f"cm.{column}" for column in _PAYLOAD_COLUMNS))
+_FULL_PAYLOAD = ", ".join(f"cm.{column}" for column in _PAYLOAD_COLUMNS)
+CANDIDATES_SQL = _CANDIDATES_SQL.format(payload=_FULL_PAYLOAD, target="")
+# Only the moments ``route()`` sends to %(sobject)s (its rules in SQL: the object sent to before, when both it and
+# the parent are non-empty; else the contact, else the lead); the caller still routes every row itself.
+TARGET_CANDIDATES_SQL = _CANDIDATES_SQL.format(payload=_FULL_PAYLOAD, target="""AND CASE
+       WHEN s.sf_object <> '' AND s.sf_parent_id <> '' THEN s.sf_object
+       WHEN c.sf_contact_id <> '' THEN '""" + CONTACT_OBJECT + """'
+       WHEN c.sf_lead_id <> '' THEN '""" + LEAD_OBJECT + """'
+     END = %(sobject)s""")
 # For counting and planning (triage): a moment never sent and never refused is sent whatever its payload holds, so its
 # payload columns are not read (NULL); those of a moment with a sent or failed hash are (triage hashes its payload).
 SLIM_CANDIDATES_SQL = _CANDIDATES_SQL.format(payload=", ".join(
     f"CASE WHEN s.sent_hash IS NOT NULL OR s.failed_hash IS NOT NULL THEN cm.{column} END" for column in _PAYLOAD_COLUMNS
-))
+), target="")
 # Keyset bounds that include every row.
 FIRST_KEY = (datetime(1, 1, 1, tzinfo=timezone.utc), -(2**63))
 LAST_KEY = (datetime(9999, 12, 31, tzinfo=timezone.utc), 2**63 - 1)
@@ -100,16 +111,19 @@ class ContactMomentStore:
         with self.store.connect() as conn:
             return conn.execute("SELECT clock_timestamp()").fetchone()[0]
 
-    def candidates(self, upto: tuple[datetime, int] = LAST_KEY, *, slim: bool = False) -> Iterator[MomentRow]:
+    def candidates(self, upto: tuple[datetime, int] = LAST_KEY, *, slim: bool = False,
+                   sobject: str | None = None) -> Iterator[MomentRow]:
         """New and changed moments oldest first, up to ``upto`` (changed_at, id), READ_CHUNK rows per query.
 
         Each chunk is its own short transaction: what the run commits in between (sent, unchanged) is
         behind the keyset and never read twice.  ``slim``: for :func:`triage` only (counting and planning);
         the payload columns of a moment with neither ``sent_hash`` nor ``failed_hash`` are None (not read),
-        so such rows must not be used to build a payload.
+        so such rows must not be used to build a payload.  ``sobject``: only the moments routed to that object.
         """
+        if slim and sobject is not None:
+            raise ValueError("slim candidates are for counting all moments; they are not read per object")
         after = FIRST_KEY
-        statement = SLIM_CANDIDATES_SQL if slim else CANDIDATES_SQL
+        statement = SLIM_CANDIDATES_SQL if slim else TARGET_CANDIDATES_SQL if sobject is not None else CANDIDATES_SQL
         while True:
             with self.phases.phase(LOOKUP), self.store.connect() as conn, \
                     conn.cursor(row_factory=args_row(MomentRow)) as cur:
@@ -118,7 +132,7 @@ class ContactMomentStore:
                 # for every chunk (~120 ms a chunk at 100,000 moments instead of ~20 ms); this transaction only
                 cur.execute("SET LOCAL enable_sort = off")
                 cur.execute(statement, {"flow": FLOW, "after_at": after[0], "after_id": after[1],
-                                             "upto_at": upto[0], "upto_id": upto[1], "chunk": READ_CHUNK})
+                                             "upto_at": upto[0], "upto_id": upto[1], "chunk": READ_CHUNK, "sobject": sobject})
                 rows = cur.fetchall()
             yield from rows
             if len(rows) < READ_CHUNK:
