@@ -359,11 +359,12 @@ class ContactMomentSync:
         failed = [r for r in results if not r.success]
         self.counts.inserted += sum(1 for r in sent if r.created)
         self.counts.updated += sum(1 for r in sent if not r.created)
+        created: dict[str, list[int]] = {}  # per object: [created, updated]; one Written.add per object, not per moment
         for result in sent:
-            sobject = result.moment.target.sobject
-            self._written.setdefault(sobject, Written(SALESFORCE, sobject)).add(
-                inserted=int(bool(result.created)), updated=int(not result.created)
-            )
+            tally = created.setdefault(result.moment.target.sobject, [0, 0])
+            tally[0 if result.created else 1] += 1
+        for sobject, (inserted, updated) in created.items():
+            self._written.setdefault(sobject, Written(SALESFORCE, sobject)).add(inserted=inserted, updated=updated)
         self.counts.errors += len(failed)
         progress = (self.run_log_id, self.counts.as_log_counts()) if self.run_log_id is not None else None
         with self.salesforce.phases.phase(BOOKKEEPING):

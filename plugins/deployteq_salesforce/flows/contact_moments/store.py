@@ -63,13 +63,19 @@ FIRST_KEY = (datetime(1, 1, 1, tzinfo=timezone.utc), -(2**63))
 LAST_KEY = (datetime(9999, 12, 31, tzinfo=timezone.utc), 2**63 - 1)
 READ_CHUNK = 5_000  # candidates per query: memory stays flat however large the backlog
 
+# The sent moments are COPied into a temporary table (its rows formatted in C) instead of six unnest() arrays:
+# psycopg builds array parameters element by element in Python (measured: ~0.3 s of a run's 100,000 moments).
+SENT_STAGE_SQL = """
+CREATE TEMPORARY TABLE contact_moment_sent (id bigint, changed_at timestamptz, hash text, sobject text, parent_id text,
+                                            record_id text) ON COMMIT DROP
+"""
+COPY_SENT_SQL = "COPY pg_temp.contact_moment_sent (id, changed_at, hash, sobject, parent_id, record_id) FROM STDIN"
 MARK_SENT_SQL = """
 INSERT INTO contact_moment_sync AS s (contact_moment_id, synced_changed_at, sent_hash, sf_object, sf_parent_id,
                                       sf_record_id, sent_at, attempts, failed_hash, last_error, last_error_at, updated_at)
 SELECT r.id, r.changed_at, r.hash, r.sobject, r.parent_id, r.record_id, clock_timestamp(), 0, NULL, NULL, NULL,
        clock_timestamp()
-  FROM unnest(%b::bigint[], %b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::text[])
-       AS r (id, changed_at, hash, sobject, parent_id, record_id)
+  FROM pg_temp.contact_moment_sent r
 ON CONFLICT (contact_moment_id) DO UPDATE SET
     synced_changed_at = excluded.synced_changed_at, sent_hash = excluded.sent_hash, sf_object = excluded.sf_object,
     sf_parent_id = excluded.sf_parent_id, sf_record_id = coalesce(excluded.sf_record_id, s.sf_record_id),
@@ -93,6 +99,8 @@ UPDATE contact_moment_sync s SET synced_changed_at = r.changed_at, updated_at = 
   FROM unnest(%b::bigint[], %b::timestamptz[]) AS r (id, changed_at)
  WHERE s.contact_moment_id = r.id
 """
+
+OPEN_ERRORS_SQL = "SELECT EXISTS (SELECT 1 FROM sync_error WHERE flow = %s AND resolved_at IS NULL)"
 
 FLOW_HOURLY_USE_SQL = """
 SELECT count(*) FROM api_ledger
@@ -186,12 +194,16 @@ class ContactMomentStore:
             if progress is not None:
                 self.store.record_progress(*progress, conn=conn)
             if sent:
-                conn.execute(MARK_SENT_SQL, (
-                    [r.moment.moment_id for r in sent], [r.moment.row.changed_at for r in sent],
-                    [r.moment.payload_hash for r in sent], [r.moment.target.sobject for r in sent],
-                    [r.moment.target.parent_id for r in sent], [r.record_id for r in sent],
-                ))
-                self.store.resolve_errors(FLOW, [str(r.moment.moment_id) for r in sent], conn=conn)
+                conn.execute(SENT_STAGE_SQL)
+                with conn.cursor() as cur, cur.copy(COPY_SENT_SQL) as copy:
+                    for r in sent:
+                        moment = r.moment
+                        copy.write_row((moment.row.contact_moment_id, moment.row.changed_at, moment.payload_hash,
+                                        moment.target.sobject, moment.target.parent_id, r.record_id))
+                conn.execute(MARK_SENT_SQL)
+                # resolve_errors() would skip the work itself, but only after its 50,000 ids went over as an array
+                if conn.execute(OPEN_ERRORS_SQL, (FLOW,)).fetchone()[0]:
+                    self.store.resolve_errors(FLOW, [str(r.moment.moment_id) for r in sent], conn=conn)
             if failed:
                 conn.execute(MARK_FAILED_SQL, (
                     [r.moment.moment_id for r in failed], [r.moment.payload_hash for r in failed],
