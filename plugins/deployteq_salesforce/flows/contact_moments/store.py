@@ -25,15 +25,21 @@ from deployteq_salesforce.hooks.deployteq import DeployteqHook
 # the other object's moments themselves.  "Changed since" is an anti-join (NOT EXISTS) rather than a filter on the
 # LEFT JOIN: the planner misjudged that filter's selectivity (1 row) and sorted the whole table for every chunk
 # (Gather Merge + top-N sort, ~90 ms a chunk at 100,000 moments); the anti-join keeps the ordered index scan.
+# The open error's retry flag is a scalar subquery (at most one row: sync_error_open_record_key is unique on
+# (flow, record_id) of open errors, so the same value as the former LEFT JOIN): always a probe of that index per
+# row.  As a LEFT JOIN without statistics the planner materialised all of the flow's open errors and compared every
+# one with every row (20,000 open errors: 12.4 s for one chunk, before and after the anti-join; now 24 ms).
 # ``{payload}`` is the moment's payload columns, or (slim) the same columns only for moments with a sync state.
 _CANDIDATES_SQL = """
 SELECT cm.contact_moment_id, cm.changed_at, cm.sent_at, {payload}, c.sf_lead_id, c.sf_contact_id,
        s.sf_object AS sent_object, s.sf_parent_id AS sent_parent_id, s.sent_hash, s.failed_hash,
-       coalesce(s.attempts, 0) AS attempts, coalesce(e.retry_requested, false) AS retry_requested
+       coalesce(s.attempts, 0) AS attempts,
+       coalesce((SELECT e.retry_requested FROM sync_error e
+                  WHERE e.flow = %(flow)s AND e.record_id = cm.contact_moment_id::text AND e.resolved_at IS NULL),
+                false) AS retry_requested
   FROM contact_moment cm
   LEFT JOIN customer c ON c.customer_id = cm.customer_id AND NOT c.sf_deleted
   LEFT JOIN contact_moment_sync s ON s.contact_moment_id = cm.contact_moment_id
-  LEFT JOIN sync_error e ON e.flow = %(flow)s AND e.record_id = cm.contact_moment_id::text AND e.resolved_at IS NULL
  WHERE NOT EXISTS (SELECT FROM contact_moment_sync d
                     WHERE d.contact_moment_id = cm.contact_moment_id AND d.synced_changed_at = cm.changed_at)
    {target}
