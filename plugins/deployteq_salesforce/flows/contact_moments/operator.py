@@ -198,7 +198,7 @@ class ContactMomentSync:
         by_reason: dict[str, int] = {NO_SALESFORCE_ID: 0, UNCHANGED: 0, GIVEN_UP: 0}
         unchanged: list[MomentRow] = []
         with self.salesforce.phases.phase(MAP):  # the reads in it are timed as lookup, per chunk
-            for row in self.moments.candidates():
+            for row in self.moments.candidates(slim=True):
                 decision = triage(row, max_attempts=self.max_attempts)
                 if isinstance(decision, Sendable):
                     backlog.add(decision)
@@ -220,7 +220,9 @@ class ContactMomentSync:
         """Pass 2: the planned prefix again, for ``sobjects``; never more per object than planned (budget)."""
         taken = {sobject: 0 for sobject in sobjects}
         quota = {sobject: planner.planned[sobject] for sobject in sobjects}
-        for row in self.moments.candidates(upto=planner.last_key):
+        # one object: its moments only (the filter is in SQL); both (composite): every candidate
+        (only,) = sobjects if len(sobjects) == 1 else (None,)
+        for row in self.moments.candidates(upto=planner.last_key, sobject=only):
             target = route(row)
             if target is None or target.sobject not in taken:
                 continue  # the other object's moment: not built nor hashed here
@@ -357,11 +359,12 @@ class ContactMomentSync:
         failed = [r for r in results if not r.success]
         self.counts.inserted += sum(1 for r in sent if r.created)
         self.counts.updated += sum(1 for r in sent if not r.created)
+        created: dict[str, list[int]] = {}  # per object: [created, updated]; one Written.add per object, not per moment
         for result in sent:
-            sobject = result.moment.target.sobject
-            self._written.setdefault(sobject, Written(SALESFORCE, sobject)).add(
-                inserted=int(bool(result.created)), updated=int(not result.created)
-            )
+            tally = created.setdefault(result.moment.target.sobject, [0, 0])
+            tally[0 if result.created else 1] += 1
+        for sobject, (inserted, updated) in created.items():
+            self._written.setdefault(sobject, Written(SALESFORCE, sobject)).add(inserted=inserted, updated=updated)
         self.counts.errors += len(failed)
         progress = (self.run_log_id, self.counts.as_log_counts()) if self.run_log_id is not None else None
         with self.salesforce.phases.phase(BOOKKEEPING):
@@ -397,7 +400,7 @@ class ContactMomentSync:
             return
         if stopped_early:
             left = BacklogTally()
-            for row in self.moments.candidates():
+            for row in self.moments.candidates(slim=True):
                 if row.contact_moment_id in self._failed_ids:
                     continue
                 decision = triage(row, max_attempts=self.max_attempts)
