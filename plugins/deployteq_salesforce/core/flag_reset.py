@@ -166,7 +166,7 @@ class FlagResetQueue:
         return [row[0] for row in rows]
 
     def _reset_with_bulk(self, salesforce, ids: list[str]) -> int:
-        self._mark_reset_requested(ids)
+        marked = self._mark_chunk_reset_requested(ids)
         # the reset's records carry a newer SystemModstamp than this (Salesforce's clock, whole seconds)
         started = server_now(salesforce) - CLOCK_MARGIN_SALESFORCE
         flag = self.flag_field
@@ -175,11 +175,16 @@ class FlagResetQueue:
         )
         failures = {row["sf__Id"] or "": row.get("sf__Error", "") for row in result.failed}
         self._settle(ids, failures, read_again=True)
-        self._read_again_since(salesforce, started, [i for i in ids if i not in failures])
+        self._read_again_since(salesforce, started, [i for i in ids if i not in failures], marked=marked)
         return len(ids) - len(failures)
 
-    def _read_again_since(self, salesforce, since: datetime, ids: list[str]) -> None:
-        """Read everything changed since ``since`` in one Bulk query, store what belongs to ``ids``, forget those."""
+    def _read_again_since(self, salesforce, since: datetime, ids: list[str], *,
+                          marked: tuple[str, str, datetime] | None = None) -> None:
+        """Read everything changed since ``since`` in one Bulk query, store what belongs to ``ids``, forget those.
+
+        ``marked`` (first id, last id, mark time from :meth:`_mark_chunk_reset_requested`): the ids are
+        exactly the queue rows of that key range still carrying that mark (failures lost it in ``_settle``),
+        so they are forgotten by range instead of by a list of up to 100,000 ids."""
         wanted = set(ids)
         soql = f"SELECT {', '.join(self.fields)} FROM {self.sobject} WHERE SystemModstamp >= {format_datetime(since)}"
         batches = Bulk2Client(salesforce.get_conn()).query_batches(
@@ -191,10 +196,18 @@ class FlagResetQueue:
             if mine:
                 self.store_again(mine)
         with self.store.connect() as conn:
-            conn.execute(
-                "DELETE FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%b::text[]) AND reset_requested_at IS NOT NULL",
-                (self.flow, ids),
-            )
+            if marked is not None:
+                first, last, marked_at = marked
+                conn.execute(
+                    "DELETE FROM flag_reset_queue WHERE flow = %s AND sf_id >= %s AND sf_id <= %s "
+                    "AND reset_requested_at = %s",
+                    (self.flow, first, last, marked_at),
+                )
+            else:
+                conn.execute(
+                    "DELETE FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%b::text[]) AND reset_requested_at IS NOT NULL",
+                    (self.flow, ids),
+                )
 
     def _reset_with_composite(self, salesforce, ids: list[str]) -> int:
         done = 0
@@ -212,6 +225,30 @@ class FlagResetQueue:
             done += len(chunk) - len(failures)
         self.read_again_after_reset(salesforce)
         return done
+
+    def _mark_chunk_reset_requested(self, ids: list[str]) -> tuple[str, str, datetime]:
+        """Mark a whole chunk of :meth:`_ids` (``reset_requested_at IS NULL``, in Id order) by its key range.
+
+        The chunk is every unmarked, not failed queue row from its first to its last id, so the range
+        marks exactly these rows without sending (and matching) up to 100,000 ids; every row gets the
+        same mark (the transaction's ``now()``), by which the read-again forgets them by range too.
+        Should the range ever hold a different number of rows, the list is marked instead (same result).
+        """
+        with self.store.connect() as conn:
+            marked_at = conn.execute("SELECT now()").fetchone()[0]
+            marked = conn.execute(
+                "UPDATE flag_reset_queue SET reset_requested_at = %s WHERE flow = %s AND sf_id >= %s AND sf_id <= %s "
+                "AND failed_reason IS NULL AND reset_requested_at IS NULL",
+                (marked_at, self.flow, ids[0], ids[-1]),
+            ).rowcount
+            if marked != len(ids):
+                conn.rollback()
+                marked_at = conn.execute("SELECT now()").fetchone()[0]
+                conn.execute(
+                    "UPDATE flag_reset_queue SET reset_requested_at = %s WHERE flow = %s AND sf_id = ANY(%b::text[])",
+                    (marked_at, self.flow, ids),
+                )
+        return ids[0], ids[-1], marked_at
 
     def _mark_reset_requested(self, ids: list[str]) -> None:
         with self.store.connect() as conn:

@@ -42,7 +42,7 @@ from deployteq_salesforce.core.store import RecordError
 from deployteq_salesforce.core.datasets import DEPLOYTEQ, Written
 from deployteq_salesforce.core.flag_reset import FlagResetQueue
 from deployteq_salesforce.core.salesforce_values import parse_salesforce_datetime
-from deployteq_salesforce.core.timing import BOOKKEEPING, FLAG_RESET, MAP, UPSERT
+from deployteq_salesforce.core.timing import BOOKKEEPING, FLAG_RESET, MAP
 
 LINKS_VARIABLE = VARIABLE_NAME
 
@@ -287,12 +287,9 @@ class ObjectLinkSync:
                     rows = [rows[i] for i in keep]
                     written_records = [written_records[i] for i in keep]
             deleted = self.datamodel.delete_ids(conn, self.webhook, deleted_ids) if self.link.delete else 0
+            # relates the rows to their customers too (new ones on insert, existing ones after the upsert)
             written = self.datamodel.write_rows(conn, self.webhook, rows, allow_inserts=self.link.allow_inserts,
                                                 phases=phases)
-            if written.updated or written.unchanged:
-                # rows that were already there keep their customer on upsert; new ones got theirs on insert
-                with phases.phase(UPSERT):
-                    self.datamodel.resolve_relations(conn, self.webhook, rows=rows)
             self.store.resolve_errors(self.flow, [r.sf_id for r in written_records], conn=conn)
             if errors:
                 self.store.record_errors(self.flow, errors, conn=conn)

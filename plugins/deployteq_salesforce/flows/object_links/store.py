@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from deployteq_salesforce.core.timing import LOOKUP, PhaseTimer
+from deployteq_salesforce.core.timing import LOOKUP, UPSERT, PhaseTimer
 from deployteq_salesforce.flows.object_links.datamodel import TableChange, constraint_name, plan_table, table_definition
 from deployteq_salesforce.core.exceptions import ConfigurationError
 from deployteq_salesforce.flows.object_links.config import CUSTOMER_COLUMN, DEPLOYTEQ_ID_COLUMN, Webhook
@@ -203,7 +203,41 @@ class DatamodelStore:
             columns = [*webhook.columns, CUSTOMER_COLUMN]
         counts = self.store.copy_upsert(webhook.datamodel, columns, rows, webhook.key_columns, update_columns, conn=conn,
                                         phases=phases)
+        if webhook.customer_relation and (counts.updated or counts.unchanged):
+            # rows that were already there kept their customer on upsert: give them the one just looked up
+            with (phases or PhaseTimer()).phase(UPSERT):
+                self._relate_rows(conn, webhook, self._key_rows(webhook, rows), customers)
         return RowsWritten(counts.inserted, counts.updated, counts.unchanged, not_inserted)
+
+    def _relate_rows(self, conn: psycopg.Connection, webhook: Webhook, keys: Sequence[tuple], customers: Sequence[int | None]) -> int:
+        """Set customer_id of the stored rows with ``keys`` to ``customers`` (looked up by :meth:`customer_ids`
+        for the rows just written; the last of a repeated key wins, as in the upsert) where it differs.
+
+        What ``resolve_relations(rows=...)`` does after a write, without looking every row's customer up
+        again: the customers of the batch's distinct relation values were already found for the upsert."""
+        wanted = dict(zip(keys, customers))  # the last of a repeated key wins
+        if not wanted:
+            return 0
+        key_names = webhook.key_columns
+        arrays = [sql.SQL("%s::{}[]").format(sql_type(_column(webhook, k))) for k in key_names]
+        source = sql.SQL("unnest({}, %s::bigint[]) AS k ({}, resolved)").format(
+            sql.SQL(", ").join(arrays), sql.SQL(", ").join(map(sql.Identifier, key_names))
+        )
+        params = [[key[i] for key in wanted] for i in range(len(key_names))] + [list(wanted.values())]
+        # each key one lookup in the unique index (LATERAL ... LIMIT 1, see _rows_of_keys); only rows whose
+        # customer changes are updated, each found through the primary key
+        statement = sql.SQL(
+            "WITH changed AS MATERIALIZED (SELECT d.{id} AS row_id, k.resolved FROM {source} "
+            "CROSS JOIN LATERAL (SELECT * FROM {t} AS d WHERE {match} LIMIT 1) AS d "
+            "WHERE d.{cid} IS DISTINCT FROM k.resolved) "
+            "UPDATE {t} AS target SET {cid} = changed.resolved FROM changed "
+            "WHERE target.{id} = ANY(ARRAY(SELECT row_id FROM changed)) AND target.{id} = changed.row_id "
+            "AND target.{cid} IS DISTINCT FROM changed.resolved"
+        ).format(
+            t=sql.Identifier(webhook.datamodel), cid=sql.Identifier(CUSTOMER_COLUMN), id=sql.Identifier(DEPLOYTEQ_ID_COLUMN),
+            source=source, match=self._key_match(webhook, "d"),
+        )
+        return conn.execute(statement, params).rowcount
 
     def customer_ids(self, conn: psycopg.Connection, webhook: Webhook, rows: Sequence[Sequence[Any]]) -> list[int | None]:
         """The customer each row relates to (first relation that matches wins), as ``resolve_relations`` decides."""
