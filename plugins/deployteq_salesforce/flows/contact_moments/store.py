@@ -20,9 +20,9 @@ from deployteq_salesforce.flows.contact_moments.logic import (
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 
 # New and changed moments (columns in MomentRow's order): never dealt with, or their row changed since (changed_at differs); oldest first,
-# one keyset chunk at a time (contact_moment_changed_at_idx).  No filter on the target object here: with one the
-# planner sorts the whole table for every chunk (measured: 0.37 s a chunk at 100,000 moments); callers skip
-# the other object's moments themselves.  "Changed since" is an anti-join (NOT EXISTS) rather than a filter on the
+# one keyset chunk at a time (contact_moment_changed_at_idx, kept by turning sorts off for the chunk's transaction:
+# otherwise the planner sorted the whole table for every chunk, also with a filter on the target object).
+# "Changed since" is an anti-join (NOT EXISTS) rather than a filter on the
 # LEFT JOIN: the planner misjudged that filter's selectivity (1 row) and sorted the whole table for every chunk
 # (Gather Merge + top-N sort, ~90 ms a chunk at 100,000 moments); the anti-join keeps the ordered index scan.
 # The open error's retry flag is a scalar subquery (at most one row: sync_error_open_record_key is unique on
@@ -145,8 +145,8 @@ class ContactMomentStore:
                 # loaded table, before autovacuum's ANALYZE) the planner hash-joined and sorted the whole table
                 # for every chunk (~120 ms a chunk at 100,000 moments instead of ~20 ms); this transaction only
                 cur.execute("SET LOCAL enable_sort = off")
-                cur.execute(statement, {"flow": FLOW, "after_at": after[0], "after_id": after[1],
-                                             "upto_at": upto[0], "upto_id": upto[1], "chunk": READ_CHUNK, "sobject": sobject})
+                cur.execute(statement, {"flow": FLOW, "after_at": after[0], "after_id": after[1], "upto_at": upto[0],
+                                        "upto_id": upto[1], "chunk": READ_CHUNK, "sobject": sobject})
                 rows = cur.fetchall()
             yield from rows
             if len(rows) < READ_CHUNK:
