@@ -15,6 +15,7 @@ import pytest
 from deployteq_salesforce.core import lineage
 from deployteq_salesforce.core.datasets import DEPLOYTEQ, SALESFORCE, DeployteqDatabase, SalesforceOrg, Written
 from deployteq_salesforce.flows.customers.config import load_objects_config
+from deployteq_salesforce.flows.customers.mapping import inverse_translations
 from deployteq_salesforce.flows.object_links.config import load_object_links
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +91,8 @@ def test_synchronize_lineage_translates_back_and_names_what_cannot_be_sent():
     obj = lead_object()
     ambiguous = next(m for m in obj.mappings if m.salesforce_field == "Salutation")
     flow = lineage.synchronize({"Lead": [m for m in obj.mappings if m.salesforce_field in ("FirstName", "Salutation")]},
-                               {"Lead": obj}, field_types={"Lead": {"Salutation": "picklist"}}, source_table="selection")
+                               {"Lead": obj}, inverse_translations=inverse_translations,
+                               field_types={"Lead": {"Salutation": "picklist"}}, source_table="selection")
     (lead,) = flow.outputs
     assert lead.name == "Lead" and {c.name for c in lead.columns} == {"Id", "FirstName", "Salutation"}
     (back,) = lead.lineage["Salutation"]

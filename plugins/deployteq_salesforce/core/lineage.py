@@ -22,7 +22,7 @@ connection's login, password or token (the mapping configurations hold none).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from deployteq_salesforce.core.datasets import DEPLOYTEQ, SALESFORCE, DeployteqDatabase, SalesforceOrg, Written
 
@@ -103,16 +103,17 @@ def describe_mapping(mapping: Any) -> tuple[str, str | None]:
     return subtype, "; ".join(parts) or None
 
 
-def describe_inverse(mapping: Any) -> tuple[str, str | None]:
-    """(subtype, description) of one mapping row sent back, Deployteq -> Salesforce (Synchronize, R13)."""
+InverseTranslations = Callable[[Any], Mapping[Any, Sequence[str]]]
+
+
+def describe_inverse(mapping: Any, inverse_translations: InverseTranslations) -> tuple[str, str | None]:
+    """(subtype, description) of one mapping row sent back, Deployteq -> Salesforce (Synchronize, R13);
+    ``inverse_translations`` is what Synchronize itself sends back by (``flows.customers.mapping``)."""
     parts: list[str] = []
     subtype = IDENTITY
-    translations = getattr(mapping, "translations", None) or {}
-    if translations:
+    if getattr(mapping, "translations", None):
         subtype = TRANSFORMATION
-        back: dict[Any, list[str]] = {}
-        for source, target in translations.items():
-            back.setdefault(target, []).append(source)
+        back = inverse_translations(mapping)
         pairs = ", ".join(f"{_value(t)} => {_value(s[0])}" for t, s in back.items() if len(s) == 1)
         ambiguous = [t for t, s in back.items() if len(s) > 1]
         parts.append(f"translated back: {pairs}" if pairs else "translated back")
@@ -241,6 +242,7 @@ def contact_moments(parent_fields: Mapping[str, str]) -> FlowLineage:
 
 
 def synchronize(rows: Mapping[str, Sequence[Any]], objects: Mapping[str, Any], *,
+                inverse_translations: InverseTranslations,
                 field_types: Mapping[str, Mapping[str, str]] | None = None,
                 source_table: str | None = None, table: str = "customer") -> FlowLineage:
     """Deployteq customers -> Lead/Contact (Salesforce Synchronize): ``rows`` is the run's field plan
@@ -253,7 +255,7 @@ def synchronize(rows: Mapping[str, Sequence[Any]], objects: Mapping[str, Any], *
         read.append((id_column, "text"))
         lineage: dict[str, tuple[Source, ...]] = {}
         for mapping in mappings:
-            subtype, description = describe_inverse(mapping)
+            subtype, description = describe_inverse(mapping, inverse_translations)
             read.append((mapping.deployteq_field, mapping.deployteq_type))
             lineage[mapping.salesforce_field] = (Source(DEPLOYTEQ, table, mapping.deployteq_field, subtype, description),)
         object_types = types.get(sobject, {})

@@ -32,6 +32,7 @@ from deployteq_salesforce.assets import SALESFORCE_OBJECTS
 from deployteq_salesforce.core.bulk import Bulk2Client
 from deployteq_salesforce.core.datasets import SALESFORCE, Written
 from deployteq_salesforce.flows.customers.config import ConfiguredObject, load_objects_config
+from deployteq_salesforce.flows.customers.mapping import inverse_translations
 from deployteq_salesforce.core.operator import DeployteqSalesforceOperator
 from deployteq_salesforce.core.variables import require_variable
 from deployteq_salesforce.core.exceptions import BudgetExhausted, ConfigurationError, SalesforceRequestLimitExceeded
@@ -355,8 +356,8 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
         """OpenLineage: the chosen customer columns -> Lead/Contact fields (inverse translations)."""
         from deployteq_salesforce.core import lineage
 
-        return lineage.synchronize(work.plan.rows, work.objects, field_types=work.types,
-                                   source_table=self.source_table)
+        return lineage.synchronize(work.plan.rows, work.objects, inverse_translations=inverse_translations,
+                                   field_types=work.types, source_table=self.source_table)
 
     def _objects(self) -> dict[str, ConfiguredObject]:
         raw = self.object_config if self.object_config is not None else require_variable(OBJECTS_VARIABLE)
