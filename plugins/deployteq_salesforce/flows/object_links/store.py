@@ -193,9 +193,9 @@ class DatamodelStore:
             return RowsWritten(not_inserted=not_inserted)
         columns, update_columns = webhook.columns, None
         if webhook.customer_relation:
-            # New rows get their customer on insert, so resolve_relations has nothing left to update
-            # for them (no second write of every new row).  Existing rows: customer_id is not an
-            # update column, so what counts as changed/unchanged stays the webhook's columns only.
+            # New rows get their customer on insert (no second write of every new row).  Existing rows:
+            # customer_id is not an update column, so what counts as changed/unchanged stays the webhook's
+            # columns only; _relate_rows gives them their customer afterwards.
             with (phases or PhaseTimer()).phase(LOOKUP):
                 customers = self.customer_ids(conn, webhook, rows)
             rows = [(*row, customer) for row, customer in zip(rows, customers)]
@@ -213,8 +213,8 @@ class DatamodelStore:
         """Set customer_id of the stored rows with ``keys`` to ``customers`` (looked up by :meth:`customer_ids`
         for the rows just written; the last of a repeated key wins, as in the upsert) where it differs.
 
-        What ``resolve_relations(rows=...)`` does after a write, without looking every row's customer up
-        again: the customers of the batch's distinct relation values were already found for the upsert."""
+        Without looking every row's customer up again: the customers of the batch's distinct relation values
+        were already found for the upsert."""
         wanted = dict(zip(keys, customers))  # the last of a repeated key wins
         if not wanted:
             return 0
@@ -278,10 +278,9 @@ class DatamodelStore:
 
     # -- customer relation ----------------------------------------------------------------------------
 
-    def resolve_relations(
-        self, conn: psycopg.Connection, webhook: Webhook, *, rows: Sequence[Sequence[Any]] | None = None
-    ) -> int:
-        """Set customer_id from the relation columns: for ``rows`` (just written), else for every unresolved row.
+    def resolve_relations(self, conn: psycopg.Connection, webhook: Webhook) -> int:
+        """Set customer_id from the relation columns of every unresolved row (its customer arrived later than
+        it; :meth:`write_rows` relates the rows it writes itself).
 
         The first relation column that matches a customer wins; returns how many rows changed.
         """
@@ -297,16 +296,10 @@ class DatamodelStore:
         select = sql.SQL("d.{id} AS row_id, d.{cid} AS current_id, {resolved} AS resolved").format(
             id=sql.Identifier(DEPLOYTEQ_ID_COLUMN), cid=sql.Identifier(CUSTOMER_COLUMN), resolved=resolved,
         )
-        params: list = []
-        if rows is None:
-            candidates_query = sql.SQL("SELECT {select} FROM {t} AS d WHERE d.{cid} IS NULL AND ({refs})").format(
-                select=select, t=sql.Identifier(webhook.datamodel), cid=sql.Identifier(CUSTOMER_COLUMN),
-                refs=self._has_reference(webhook, "d"),
-            )
-        else:
-            if not rows:
-                return 0
-            candidates_query, params = self._rows_of_keys(webhook, sorted(set(self._key_rows(webhook, rows)), key=repr), select)
+        candidates_query = sql.SQL("SELECT {select} FROM {t} AS d WHERE d.{cid} IS NULL AND ({refs})").format(
+            select=select, t=sql.Identifier(webhook.datamodel), cid=sql.Identifier(CUSTOMER_COLUMN),
+            refs=self._has_reference(webhook, "d"),
+        )
         # Materialised: each row's customer is looked up once, and only the rows that change are updated,
         # each found through the primary key (the ANY keeps the planner from scanning the whole table).
         statement = sql.SQL(
@@ -319,7 +312,7 @@ class DatamodelStore:
             t=sql.Identifier(webhook.datamodel), cid=sql.Identifier(CUSTOMER_COLUMN), id=sql.Identifier(DEPLOYTEQ_ID_COLUMN),
             candidates=candidates_query,
         )
-        return conn.execute(statement, params).rowcount
+        return conn.execute(statement).rowcount
 
     def _has_reference(self, webhook: Webhook, alias: str) -> sql.Composed:
         return sql.SQL(" OR ").join(

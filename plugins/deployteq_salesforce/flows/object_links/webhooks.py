@@ -142,8 +142,7 @@ class WebhookReceiver:
         run_log_id = hook.start_run(f"webhook:{webhook.name}")
         try:
             with hook.connect() as conn:
-                written = datamodel.write_rows(conn, webhook, rows)
-                datamodel.resolve_relations(conn, webhook, rows=rows)
+                written = datamodel.write_rows(conn, webhook, rows)  # relates the rows to their customers too
                 ids = datamodel.ids_for(conn, webhook, rows) if rows else []
         except Exception as exc:
             log.exception("Webhook %s: storing %s object(s) failed; nothing was stored", webhook.name, len(rows))
