@@ -28,17 +28,11 @@ def preview_demo_change() -> list[str]:
     """Run the preview; the summary lines of its text report (for the console and the report)."""
     from airflow.sdk import Variable
 
-    from deployteq_salesforce.flows.customers.preview import format_text, parse_candidate, run_preview
-    from deployteq_salesforce.hooks.deployteq import DeployteqHook
-    from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
+    from deployteq_salesforce.flows.customers.preview import format_text, parse_candidate, preview_on_connections
 
     with server_context():  # connections and Variables from the metadata DB
         candidate = parse_candidate(demo_candidate(Variable.get("deployteq_salesforce_objects")), SOBJECT)
-        preview = run_preview(
-            candidate,
-            salesforce=BudgetedSalesforceHook(flow=f"preview:{SOBJECT}"),
-            store=DeployteqHook(),
-        )
+        preview = preview_on_connections(candidate)
     summary = format_text(preview, max_records=0).splitlines()[:4]  # what, would, cost, next full run
     on_existing = {column for record in preview.records if record.outcome in ("update", "merge")
                    for column in record.changed}

@@ -25,7 +25,7 @@ from deployteq_salesforce.flows.customers.preview import (
     check_sample_size,
     format_text,
     parse_candidate,
-    run_preview,
+    preview_on_connections,
 )
 
 EXIT_INVALID = 2
@@ -83,23 +83,14 @@ def _main(args: argparse.Namespace, out) -> int:
     except InvalidCandidate as exc:
         return _invalid(str(exc), args.json, out)
 
-    # Airflow (connections) only once the config is known to be valid
-    from deployteq_salesforce.hooks.deployteq import DeployteqHook
-    from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
-
-    store = DeployteqHook(args.deployteq_conn_id)
-    salesforce = BudgetedSalesforceHook(
-        args.salesforce_conn_id, deployteq_conn_id=args.deployteq_conn_id, flow=f"preview:{obj.sobject}"
-    )
-    try:
-        preview = run_preview(obj, salesforce=salesforce, store=store, sample_size=args.sample)
+    try:  # Airflow (connections) only once the config is known to be valid
+        preview = preview_on_connections(obj, salesforce_conn_id=args.salesforce_conn_id,
+                                         deployteq_conn_id=args.deployteq_conn_id, sample_size=args.sample)
     except InvalidCandidate as exc:
         return _invalid(str(exc), args.json, out)
     except Exception as exc:  # noqa: BLE001 - the CLI's answer: the reason, exit 1
         print(f"preview failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    finally:
-        salesforce.close()
     if args.json:
         print(json.dumps({"valid": True, **preview.as_dict()}, ensure_ascii=False, indent=2), file=out)
     else:

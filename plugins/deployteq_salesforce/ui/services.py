@@ -214,18 +214,11 @@ class UiServices:
         """The mapping preview of a candidate object (``flows/customers/preview.py``): 3 Salesforce requests,
         counted in the API budget as flow ``preview:<object>``; nothing is written.  Not cached: it is asked
         for by hand, for a mapping that is being edited."""
-        from deployteq_salesforce.flows.customers.preview import run_preview
-        from deployteq_salesforce.hooks.deployteq import DeployteqHook
-        from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
+        from deployteq_salesforce.flows.customers.preview import preview_on_connections
 
-        hook = BudgetedSalesforceHook(
-            self.salesforce_conn_id, deployteq_conn_id=self.deployteq_conn_id, flow=f"preview:{obj.sobject}",
-            hourly_budget=self._hourly_budget(),
-        )
-        try:
-            return run_preview(obj, salesforce=hook, store=DeployteqHook(self.deployteq_conn_id), sample_size=sample_size)
-        finally:
-            hook.close()
+        return preview_on_connections(obj, salesforce_conn_id=self.salesforce_conn_id,
+                                      deployteq_conn_id=self.deployteq_conn_id, sample_size=sample_size,
+                                      hourly_budget=self._hourly_budget())
 
     # -- the configuration Variables ---------------------------------------------------------------------
 

@@ -420,6 +420,23 @@ def run_preview(
     )
 
 
+def preview_on_connections(
+    obj: ConfiguredObject, *, salesforce_conn_id: str = "salesforce_default", deployteq_conn_id: str = "deployteq_default",
+    sample_size: int = SAMPLE_DEFAULT, hourly_budget: int | None = None,
+) -> MappingPreview:
+    """:func:`run_preview` through the two connections: the Salesforce requests count in the shared API budget
+    as flow ``preview:<object>``; the Salesforce session is closed afterwards."""
+    from deployteq_salesforce.hooks.deployteq import DeployteqHook
+    from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
+
+    salesforce = BudgetedSalesforceHook(salesforce_conn_id, deployteq_conn_id=deployteq_conn_id,
+                                        flow=f"preview:{obj.sobject}", hourly_budget=hourly_budget)
+    try:
+        return run_preview(obj, salesforce=salesforce, store=DeployteqHook(deployteq_conn_id), sample_size=sample_size)
+    finally:
+        salesforce.close()
+
+
 # ------------------------------------------------------------------------------------------- as text
 
 
