@@ -1,5 +1,6 @@
 """Benchmark of the emulator at the benchmarks' scale: seed leads via the admin client, download them all with a
-Bulk API 2.0 query job (locator pages of ``--max-records``, streamed), run a Bulk 2.0 ingest update, and page
+Bulk API 2.0 query job (locator pages of ``--max-records``, streamed), run a Bulk 2.0 ingest update and a Bulk 2.0
+ingest insert of contact moments (a reference to a lead, datetime fields), and page
 a REST query with simple-salesforce. Each step reports wall seconds, the emulator's own server seconds (from its
 counters), the emulator process's CPU seconds (all its threads; steadier than wall time on a shared machine)
 and rows/s; the last line is one JSON object, with the emulator process's peak RSS.
@@ -97,8 +98,8 @@ class Bench:
                 locator = page.headers["Sforce-Locator"]
         return rows
 
-    def bulk_ingest(self, operation: str, csv_text: str, **job_fields) -> dict:
-        job = self._json("POST", "jobs/ingest", {"object": "Lead", "operation": operation, "contentType": "CSV",
+    def bulk_ingest(self, operation: str, csv_text: str, sobject: str = "Lead", **job_fields) -> dict:
+        job = self._json("POST", "jobs/ingest", {"object": sobject, "operation": operation, "contentType": "CSV",
                                                  "lineEnding": "LF", **job_fields})
         upload = self.session.put(f"{self.base}jobs/ingest/{job['id']}/batches", data=csv_text.encode(),
                                   headers={"Content-Type": "text/csv"})
@@ -128,6 +129,16 @@ def main() -> None:
         job: dict = {}
         bench.step("bulk 2.0 ingest update", args.ingest, lambda: job.update(bench.bulk_ingest("update", update)))
         assert (job["numberRecordsProcessed"], job["numberRecordsFailed"]) == (args.ingest, 0), job
+
+        # contact moments, as the contact-moment flow writes them: a reference to a lead and datetime fields
+        insert = "Name,Lead__c,Deployteq_Id__c,Subject__c,Sent_Date__c,Opened__c,First_Opened_Date__c,Open_Count__c\n"
+        insert += "".join(f"Mailing {i},{ids[i % len(ids)]},dq-{i},Nieuwsbrief,2024-03-01T10:15:{i % 60:02}.000+0000,"
+                          + ("true,2024-03-02T08:00:00.000+0000,2\n" if i % 2 else "false,,0\n")
+                          for i in range(args.ingest))
+        inserted: dict = {}
+        bench.step("bulk 2.0 ingest insert", args.ingest, lambda: inserted.update(
+            bench.bulk_ingest("insert", insert, "ClangLeadContactMoment__c")))
+        assert (inserted["numberRecordsProcessed"], inserted["numberRecordsFailed"]) == (args.ingest, 0), inserted
 
         paged: list[int] = []
         bench.step("REST query paging", args.rest, lambda: paged.append(sum(1 for _ in bench.sf.query_all_iter(
