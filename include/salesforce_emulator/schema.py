@@ -7,6 +7,7 @@ int, currency, percent, picklist, reference, phone, url, textarea).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 API_USER_ID = "0058d0000000001AAA"  # the integration user behind the session id
@@ -54,6 +55,11 @@ class FieldDef:
     def writable_on_create(self) -> bool:
         return self.createable
 
+    @cached_property
+    def display_label(self) -> str:
+        """The describe label, which error messages quote (cached: the definition never changes)."""
+        return self.label or _label(self.name)
+
     def describe(self) -> dict:
         is_text = self.type in _TEXT_TYPES
         length = self.length if self.type not in ("id", "reference") else 18
@@ -81,7 +87,7 @@ class FieldDef:
             "htmlFormatted": False,
             "idLookup": self.name == "Id" or self.external_id or self.name == "Email",
             "inlineHelpText": None,
-            "label": self.label or _label(self.name),
+            "label": self.display_label,
             "length": length if is_text else 0,
             "name": self.name,
             "nameField": self.name == "Name",
@@ -150,6 +156,9 @@ class SObjectDef:
         self.external_ids = [f.name for f in self.fields.values() if f.external_id]
         self.defaults = {f.name: f.default for f in self.fields.values() if f.default is not None}
         self.field_names = list(self.fields)
+        # the fields an API create / update may not set, for the per-record checks of bulk writes
+        self.not_createable = frozenset(f.name for f in self.fields.values() if not f.createable)
+        self.not_updateable = frozenset(f.name for f in self.fields.values() if not f.updateable)
 
     def describe(self, api_version: str) -> dict:
         base = f"/services/data/v{api_version}/sobjects/{self.name}"

@@ -65,7 +65,7 @@ def parse_values(sdef: SObjectDef, raw: dict, *, strict_types: bool = True) -> d
             if not strict_types:
                 raise RecordError(
                     "INVALID_TYPE_ON_FIELD_IN_RECORD",
-                    f"{field.describe()['label']}: value not of required type: {value}",
+                    f"{field.display_label}: value not of required type: {value}",
                     [field.name],
                 ) from None
             raise RequestError(
@@ -295,16 +295,21 @@ class Store:
                 raise RecordError("FIELD_CUSTOM_VALIDATION_EXCEPTION", rule["message"], [rule["field"]])
 
     def _check_reference(self, field, value: str) -> str:
-        label = field.describe()["label"]
-        try:
-            value = to_18(value)
-        except MalformedId:
-            raise RecordError("MALFORMED_ID", f"{label}: id value of incorrect type: {value}", [field.name]) from None
         target = OBJECTS[field.reference_to]
-        if value[:3] != target.key_prefix:
-            raise RecordError("FIELD_INTEGRITY_EXCEPTION", f"{label}: id value of incorrect type: {value}",
-                              [field.name])
-        related = self.records[target.name].get(value)
+        table = self.records[target.name]
+        # Fast path: an id exactly as stored (18 characters, right checksum) is already normal, so one lookup
+        # settles it; anything else (15 characters, another checksum case, unknown) takes the full checks.
+        related = table.get(value) if value.__class__ is str and value[:3] == target.key_prefix else None
+        if related is None:
+            try:
+                value = to_18(value)
+            except MalformedId:
+                raise RecordError("MALFORMED_ID", f"{field.display_label}: id value of incorrect type: {value}",
+                                  [field.name]) from None
+            if value[:3] != target.key_prefix:
+                raise RecordError("FIELD_INTEGRITY_EXCEPTION",
+                                  f"{field.display_label}: id value of incorrect type: {value}", [field.name])
+            related = table.get(value)
         if related is None:
             raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [field.name])
         if related.get("IsDeleted"):
@@ -333,7 +338,8 @@ class Store:
     def create(self, txn: Txn, sdef: SObjectDef, values: dict) -> str:
         if not sdef.createable:
             raise RecordError("INVALID_TYPE", f"Cannot create records of type {sdef.name}", [])
-        blocked = [name for name in values if not sdef.fields[name].createable]
+        not_createable = sdef.not_createable
+        blocked = [name for name in values if name in not_createable]
         if blocked:
             raise RecordError("INVALID_FIELD_FOR_INSERT_UPDATE", _NOT_WRITABLE_MESSAGE.format(fields=", ".join(blocked)),
                               blocked)
@@ -347,8 +353,11 @@ class Store:
 
     def existing(self, sdef: SObjectDef | None, record_id: object) -> tuple[SObjectDef, dict]:
         """The live record for an id (of ``sdef`` if given), or the per-record error Salesforce gives."""
-        record_id = record_id_of(record_id)
-        found = self.find(record_id)
+        # an id exactly as stored is already normal: look it up before normalising (the common case, kept fast)
+        found = self.find(record_id) if record_id.__class__ is str and len(record_id) == 18 else None
+        if found is None:
+            record_id = record_id_of(record_id)
+            found = self.find(record_id)
         if found is None or (sdef is not None and found[0].name != sdef.name):
             raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])
         found_def, record = found
@@ -361,7 +370,8 @@ class Store:
         if sdef.name == "Lead" and current.get("IsConverted"):
             raise RecordError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [])
         values = {k: v for k, v in values.items() if k != "Id"}
-        blocked = [name for name in values if not sdef.fields[name].updateable]
+        not_updateable = sdef.not_updateable
+        blocked = [name for name in values if name in not_updateable]
         if blocked:
             raise RecordError("INVALID_FIELD_FOR_INSERT_UPDATE", _NOT_WRITABLE_MESSAGE.format(fields=", ".join(blocked)),
                               blocked)
