@@ -83,10 +83,20 @@ def query_rows(compiled, records: list[dict], lookup, api_version: str) -> tuple
     names = [path[0] for path in paths]
     converted = [position for position, name in enumerate(names) if fields[name].type in _CONVERTED_TYPES]
 
+    # Datetimes repeat (one stamp per write request): each text is converted once per job.
+    converted_text: dict[str, str] = {}
+
     def cells(record: dict) -> list:
         values = list(map(record.get, names))
         for position in converted:
-            values[position] = csv_text(values[position])
+            value = values[position]
+            if value.__class__ is str:
+                text = converted_text.get(value)
+                if text is None:
+                    text = converted_text[value] = csv_text(value)
+                values[position] = text
+            else:
+                values[position] = csv_text(value)
         return values
 
     return header, records, cells

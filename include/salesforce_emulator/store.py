@@ -19,7 +19,8 @@ _COMPOUND_NAME_OBJECTS = {"Lead", "Contact", "User"}
 # every field of a new record: null, or its default
 _BLANK_RECORDS = {name: {**dict.fromkeys(sdef.field_names), **sdef.defaults, "IsDeleted": False}
                   for name, sdef in OBJECTS.items()}
-_PLAIN_TEXT = frozenset({"string", "email", "phone", "url", "textarea", "picklist"})
+# types whose non-empty string values coerce stores as they are (ids are checked later, against the store)
+_PLAIN_TEXT = frozenset({"string", "email", "phone", "url", "textarea", "picklist", "reference", "id"})
 _NOT_WRITABLE_MESSAGE = (
     "Unable to create/update fields: {fields}. Please check the security settings of this field and "
     "verify that it is read/write for your profile or permission set."
@@ -272,9 +273,10 @@ class Store:
         for name in changed:
             field = fields[name]
             value = record[name]
-            if field.type == "reference" and value is not None:
-                record[name] = self._check_reference(field, value)
-            else:
+            if field.type == "reference":
+                if value is not None:
+                    record[name] = self._check_reference(field, value)
+            elif isinstance(value, str):  # check_semantics checks text only: skip the call for other values
                 check_semantics(field, value)
         for unique_fields, message, index in self._unique.get(sdef.name, ()):
             key = self._unique_key(record, unique_fields)
