@@ -45,6 +45,7 @@ for _path in (ROOT, ROOT / "plugins"):
 # High enough that neither our flow nor a one-request-per-record baseline is ever limited.
 BENCH_API_LIMIT = 10_000_000
 DATABASE_URL_ENV = "DEPLOYTEQ_DATABASE_URL"
+PROFILE_DIR_ENV = "DEPLOYTEQ_BENCH_PROFILE_DIR"  # set: each measured flow writes a cProfile .pstats file there
 EMBEDDED_PG_DIR = ROOT / ".state" / "bench-flows-postgres"  # not store_upsert's: that one is deleted after use
 
 
@@ -113,9 +114,19 @@ def _child_entry(target: str, kwargs: dict, env: dict[str, str]) -> dict:
     flow = prepare(**kwargs)  # imports Airflow, builds hooks/operators: not part of the flow's time
     rss_before = peak_rss_kib()
     cpu_before = _cpu_seconds()
+    profile_dir = os.environ.get(PROFILE_DIR_ENV)
+    profiler = None
+    if profile_dir:  # cProfile of the timed flow (it slows the flow: timings of such a run mean little)
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     started = time.perf_counter()
     value = flow()
     seconds = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(Path(profile_dir) / f"{function_name}-{os.getpid()}.pstats")
     return {"value": value, "seconds": seconds, "cpu_seconds": _cpu_seconds() - cpu_before, "rss_before_kib": rss_before,
             "peak_rss_kib": peak_rss_kib()}
 
