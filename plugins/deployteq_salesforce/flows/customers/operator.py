@@ -9,6 +9,8 @@ until budget is free again; the next run continues from the committed watermark.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -16,7 +18,9 @@ from typing import Any, Sequence
 from deployteq_salesforce.assets import DEPLOYTEQ_CUSTOMERS
 from deployteq_salesforce.flows.customers.config import ConfiguredObject, load_objects_config, validate_against_salesforce
 from deployteq_salesforce.flows.customers.merge import IncomingRecord
-from deployteq_salesforce.flows.customers.store import apply_batch, remember_sources, unchanged_in_salesforce, values_hash
+from deployteq_salesforce.flows.customers.store import (
+    apply_batch, record_hasher, remember_sources, unchanged_in_salesforce, unchanged_records, values_hash,
+)
 from deployteq_salesforce.core.variables import require_variable
 from deployteq_salesforce.core.exceptions import ConfigurationError
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
@@ -99,6 +103,7 @@ class MappedBatch:
     problems: list[RecordProblem]
     last_record: dict  # how far an ordered read got once this batch is stored
     hashes: dict[str, bytes]  # sf_id -> what the record says about its customer (values_hash)
+    record_hashes: dict[str, bytes]  # sf_id -> the record as Salesforce sent it (record_hasher)
 
 
 class CustomerSync:
@@ -142,6 +147,7 @@ class CustomerSync:
             lookback_seconds=self.obj.lookback_seconds, full_load=self.full_load,
         )
         self.mapped_columns = list(dict.fromkeys(m.deployteq_field for m in self.obj.value_mappings))
+        self.hash_record = self._record_hasher(self.reader.fields)
         if self.use_flag:
             self.flags = FlagResetQueue(
                 self.store, self.watermark_flow, sobject=self.obj.sobject, flag_field=self.obj.sync_flag_field,
@@ -180,12 +186,32 @@ class CustomerSync:
                         {"inserted": counts.inserted, "updated": updated, "merged": counts.merged, "deleted": counts.deleted},
                         watermark=self.window.end.isoformat() if self.window is not None else None)]
 
+    def _record_hasher(self, fields: list[str]):
+        """``record_hasher`` over the read fields, except what a flag reset itself changes (the flag, SystemModstamp)
+        unless the mapping maps it; salted with the mapping and the fields' types."""
+        mapped = {m.salesforce_field for m in self.obj.mappings}
+        volatile = {"SystemModstamp", self.obj.sync_flag_field} - mapped
+        hashed = [f for f in dict.fromkeys(["Id", *fields]) if f not in volatile]
+        salt = json.dumps([self.obj.model_dump(mode="json"), [self.field_types.get(f) for f in hashed]],
+                          sort_keys=True).encode()
+        return record_hasher(hashed, hashlib.blake2b(salt, digest_size=16).digest())
+
     def _store_again(self, records: list[dict]) -> None:
-        """Records read again right after their flag was reset: stored like any batch, not queued again."""
+        """Records read again right after their flag was reset: stored like any batch, not queued again.
+
+        Nearly all come back exactly as they were stored (only the reset changed them): those are recognised by
+        their record hash and dropped before mapping; the rest go through the mapping and the usual checks."""
         self.counts.details["read_again_after_flag_reset"] = (
             self.counts.details.get("read_again_after_flag_reset", 0) + len(records)
         )
-        self._write_batch(self._map(records), queue_flags=False)
+        with self.salesforce.phases.phase(BOOKKEEPING):
+            hashes = {record.get("Id"): self.hash_record(record) for record in records}
+            with self.store.connect() as conn:
+                unchanged = unchanged_records(conn, hashes)
+        if unchanged:
+            records = [record for record in records if record.get("Id") not in unchanged]
+        if records:
+            self._write_batch(self._map(records), queue_flags=False)
 
     def _retry_requested(self) -> None:
         """Read again the failed records someone queued for retry (UI action), whatever their timestamp."""
@@ -216,7 +242,9 @@ class CustomerSync:
         with self.salesforce.phases.phase(MAP):
             incoming, problems = build_incoming_records(self.obj, records)
             hashes = {r.sf_id: values_hash(r, self.mapped_columns) for r in incoming}
-        return MappedBatch(len(records), incoming, problems, records[-1], hashes)
+            hash_record = self.hash_record
+            record_hashes = {record.get("Id"): hash_record(record) for record in records}
+        return MappedBatch(len(records), incoming, problems, records[-1], hashes, record_hashes)
 
     def _write_records(self, records: list[dict]) -> None:
         self._write_batch(self._map(records))
@@ -254,7 +282,8 @@ class CustomerSync:
             if errors:
                 # one error list per object, whichever DAG met the record
                 self.store.record_errors(self.watermark_flow, errors, conn=conn)
-            remember_sources(conn, {r.sf_id: hashes[r.sf_id] for r in to_write if r.sf_id not in failed})
+            remember_sources(conn, {r.sf_id: hashes[r.sf_id] for r in to_write if r.sf_id not in failed},
+                             batch.record_hashes)
             if self.use_flag and queue_flags:
                 # R3: only stored records lose their flag; a failed one keeps it and is read again next run
                 self.flags.enqueue(conn, [r for r in incoming if not r.is_deleted and r.sf_id not in failed])
