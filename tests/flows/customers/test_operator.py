@@ -601,3 +601,23 @@ def test_a_full_load_writes_every_record_even_unchanged_ones(env):
     run("Lead", config(LEAD, sync_flag_field=None), full_load=True)
 
     assert optin_of(env, lead_id) is False
+
+
+def test_the_bulk_read_after_a_flag_reset_maps_only_records_that_changed(env, monkeypatch):
+    from deployteq_salesforce.flows.customers.operator import CustomerSync
+
+    ids = env.sf.seed("Lead", [lead(n) for n in range(300)])
+    mapped = []
+    original = CustomerSync._map
+    monkeypatch.setattr(CustomerSync, "_map", lambda self, records: mapped.append(len(records)) or original(self, records))
+
+    summary = run("Lead", config(LEAD, bulk_threshold=250))  # Bulk read, Bulk reset, Bulk read again
+
+    assert summary["read_again_after_flag_reset"] == 300 and summary["flags_reset"] == 300
+    assert sum(mapped) == 300  # the 300 read back unchanged were recognised by their record hash, not mapped again
+    with psycopg.connect(env.url) as conn:
+        stored = conn.execute(
+            f'SELECT count(*) FROM "{env.schema}".source_record WHERE record_hash IS NOT NULL AND sf_id = ANY(%s)', (ids,)
+        ).fetchone()[0]
+    assert stored == 300
+    assert not [r for r in env.sf.records("Lead") if r.get(FLAG)]
