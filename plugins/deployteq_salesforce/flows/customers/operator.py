@@ -19,7 +19,7 @@ from deployteq_salesforce.assets import DEPLOYTEQ_CUSTOMERS
 from deployteq_salesforce.flows.customers.config import ConfiguredObject, load_objects_config, validate_against_salesforce
 from deployteq_salesforce.flows.customers.merge import IncomingRecord
 from deployteq_salesforce.flows.customers.store import (
-    apply_batch, record_hasher, remember_sources, unchanged_in_salesforce, unchanged_records, values_hash,
+    apply_batch, record_hasher, remember_sources, unchanged_in_salesforce, values_hash,
 )
 from deployteq_salesforce.core.variables import require_variable
 from deployteq_salesforce.core.exceptions import ConfigurationError
@@ -103,7 +103,7 @@ class MappedBatch:
     problems: list[RecordProblem]
     last_record: dict  # how far an ordered read got once this batch is stored
     hashes: dict[str, bytes]  # sf_id -> what the record says about its customer (values_hash)
-    record_hashes: dict[str, bytes]  # sf_id -> the record as Salesforce sent it (record_hasher)
+    record_hashes: dict[str, bytes]  # sf_id -> the record as Salesforce sent it (record_hasher; flag mode only)
 
 
 class CustomerSync:
@@ -147,7 +147,8 @@ class CustomerSync:
             lookback_seconds=self.obj.lookback_seconds, full_load=self.full_load,
         )
         self.mapped_columns = list(dict.fromkeys(m.deployteq_field for m in self.obj.value_mappings))
-        self.hash_record = self._record_hasher(self.reader.fields)
+        # only the read after a flag reset compares record hashes: other runs store none (NULL: "not known")
+        self.hash_record = self._record_hasher(self.reader.fields) if self.use_flag else None
         if self.use_flag:
             self.flags = FlagResetQueue(
                 self.store, self.watermark_flow, sobject=self.obj.sobject, flag_field=self.obj.sync_flag_field,
@@ -207,7 +208,7 @@ class CustomerSync:
         with self.salesforce.phases.phase(BOOKKEEPING):
             hashes = {record.get("Id"): self.hash_record(record) for record in records}
             with self.store.connect() as conn:
-                unchanged = unchanged_records(conn, hashes)
+                unchanged = unchanged_in_salesforce(conn, hashes, by="record_hash")
         if unchanged:
             records = [record for record in records if record.get("Id") not in unchanged]
         if records:
@@ -243,7 +244,7 @@ class CustomerSync:
             incoming, problems = build_incoming_records(self.obj, records)
             hashes = {r.sf_id: values_hash(r, self.mapped_columns) for r in incoming}
             hash_record = self.hash_record
-            record_hashes = {record.get("Id"): hash_record(record) for record in records}
+            record_hashes = {record.get("Id"): hash_record(record) for record in records} if hash_record else {}
         return MappedBatch(len(records), incoming, problems, records[-1], hashes, record_hashes)
 
     def _write_records(self, records: list[dict]) -> None:

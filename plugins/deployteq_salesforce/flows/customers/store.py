@@ -208,23 +208,18 @@ def record_hasher(fields: Sequence[str], salt: bytes):
     return hash_record
 
 
-def unchanged_records(conn: Connection, hashes: dict[str, bytes]) -> set[str]:
-    """Ids (of ``hashes``: sf_id -> ``record_hasher`` hash) whose record is exactly what was last stored."""
+def unchanged_in_salesforce(conn: Connection, hashes: dict[str, bytes], *, by: str = "values_hash") -> set[str]:
+    """Ids (of ``hashes``: sf_id -> hash) whose record says exactly what its stored version said, compared ``by``
+    ``values_hash`` (:func:`values_hash`, of the mapped record) or ``record_hash`` (:func:`record_hasher`, of the
+    record as sent; NULL for records stored before migration 0009, which never match)."""
+    if by not in ("values_hash", "record_hash"):
+        raise ValueError(f"unknown source_record hash column {by!r}")
     if not hashes:
         return set()
     rows = conn.execute(
-        "SELECT sf_id, record_hash FROM source_record WHERE sf_id = ANY(%b::text[]) AND record_hash IS NOT NULL",
+        sql.SQL("SELECT sf_id, {by} FROM source_record WHERE sf_id = ANY(%b::text[]) AND {by} IS NOT NULL").format(
+            by=sql.Identifier(by)),
         (list(hashes),),
-    ).fetchall()
-    return {sf_id for sf_id, stored in rows if bytes(stored) == hashes[sf_id]}
-
-
-def unchanged_in_salesforce(conn: Connection, hashes: dict[str, bytes]) -> set[str]:
-    """Ids (of ``hashes``: sf_id -> ``values_hash``) whose record says exactly what its stored version said."""
-    if not hashes:
-        return set()
-    rows = conn.execute(
-        "SELECT sf_id, values_hash FROM source_record WHERE sf_id = ANY(%b::text[])", (list(hashes),)
     ).fetchall()
     return {sf_id for sf_id, stored in rows if bytes(stored) == hashes[sf_id]}
 
