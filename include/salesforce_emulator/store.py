@@ -13,7 +13,7 @@ from .db import StateDB
 from .ids import MalformedId, make_id, to_18
 from .limits import Clock
 from .schema import API_USER_ID, BY_PREFIX, OBJECTS, SALES_USER_ID, USER, SObjectDef, compound_name
-from .values import BadValue, RecordError, check_semantics, coerce
+from .values import BadValue, RecordError, check_semantics, coerce, normalise_reference
 
 _COMPOUND_NAME_OBJECTS = {"Lead", "Contact", "User"}
 # every field of a new record: null, or its default
@@ -303,11 +303,7 @@ class Store:
         # settles it; anything else (15 characters, another checksum case, unknown) takes the full checks.
         related = table.get(value) if value.__class__ is str and value[:3] == target.key_prefix else None
         if related is None:
-            try:
-                value = to_18(value)
-            except MalformedId:
-                raise RecordError("MALFORMED_ID", f"{field.display_label}: id value of incorrect type: {value}",
-                                  [field.name]) from None
+            value = normalise_reference(field, value)
             if value[:3] != target.key_prefix:
                 raise RecordError("FIELD_INTEGRITY_EXCEPTION",
                                   f"{field.display_label}: id value of incorrect type: {value}", [field.name])
