@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from deployteq_salesforce.core.timing import BACKGROUND_PREFIX, PhaseTimer, frozen_gc
+from deployteq_salesforce.core.timing import BACKGROUND_PREFIX, FLOW_SWITCH_INTERVAL, PhaseTimer, frozen_gc, quick_gil_handover
 
 
 def test_a_nested_phase_pauses_the_enclosing_one():
@@ -86,3 +86,15 @@ def test_frozen_gc_freezes_for_the_run_and_gives_the_objects_back():
         with frozen_gc():
             raise RuntimeError("the run failed")
     assert gc.get_freeze_count() == 0
+
+
+def test_quick_gil_handover_shortens_the_switch_interval_for_the_run_and_restores_it():
+    import sys
+
+    before = sys.getswitchinterval()
+    with pytest.raises(RuntimeError):
+        with quick_gil_handover():
+            assert sys.getswitchinterval() == pytest.approx(min(before, FLOW_SWITCH_INTERVAL))
+            raise RuntimeError("the run failed")
+    assert sys.getswitchinterval() == before
+

@@ -159,6 +159,85 @@ def test_connect_sets_search_path_to_the_schema(store, pg_schema):
     assert select(store, qualified) == [("unqualified",)]
 
 
+def backend_pid(conn) -> int:
+    return conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+
+def test_connect_opens_a_new_connection_per_block_outside_reusing_connections(store):
+    with store.connect() as first:
+        pid = backend_pid(first)
+    assert first.closed
+    with store.connect() as second:
+        assert backend_pid(second) != pid
+
+
+def test_reusing_connections_keeps_one_connection_per_thread_and_commits_each_block(store, pg_url, pg_schema):
+    with store.reusing_connections():
+        with store.connect() as conn:
+            pid = backend_pid(conn)
+            conn.execute("INSERT INTO sync_state (flow) VALUES ('kept')")
+        # committed when the block ended: another session sees it
+        with psycopg.connect(pg_url) as other:
+            assert other.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE flow = 'kept'").format(sql.Identifier(pg_schema, "sync_state"))
+            ).fetchone()[0] == 1
+        with store.connect() as again:
+            assert again is conn and backend_pid(again) == pid
+            assert again.execute("SELECT current_schemas(false)").fetchone()[0] == [pg_schema, "public"]
+        with store.connect() as outer, store.connect() as inner:  # nested blocks: two transactions, two connections
+            assert inner is not outer
+    assert conn.closed and inner.closed  # closed when reusing_connections ends
+
+
+def test_a_failed_block_rolls_back_and_its_connection_is_used_again(store):
+    with store.reusing_connections():
+        with pytest.raises(ZeroDivisionError):
+            with store.connect() as conn:
+                conn.execute("INSERT INTO sync_state (flow) VALUES ('rolled back')")
+                1 / 0
+        with store.connect() as again:
+            assert again is conn
+            assert again.execute("SELECT count(*) FROM sync_state WHERE flow = 'rolled back'").fetchone()[0] == 0
+        with store.connect() as again:
+            again.autocommit = True  # session state a block changes (as migrate() does) does not reach the next block
+        with store.connect() as third:
+            assert third is conn and not third.autocommit
+
+
+def test_each_thread_keeps_its_own_connection(store):
+    import threading
+
+    pids = {}
+
+    def work(name):
+        for _ in range(2):
+            with store.connect() as conn:
+                pids.setdefault(name, set()).add(backend_pid(conn))
+
+    with store.reusing_connections():
+        threads = [threading.Thread(target=work, args=(n,)) for n in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(pids["a"]) == len(pids["b"]) == 1 and pids["a"] != pids["b"]
+
+
+def test_a_kept_connection_the_server_ended_is_replaced(store, pg_url, monkeypatch):
+    import deployteq_salesforce.hooks.deployteq as deployteq_module
+
+    monkeypatch.setattr(deployteq_module, "KEPT_CONNECTION_CHECK_SECONDS", 0.0)
+    with store.reusing_connections():
+        with store.connect() as conn:
+            pid = backend_pid(conn)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        time.sleep(0.1)
+        with store.connect() as fresh:
+            assert backend_pid(fresh) != pid
+    assert conn.closed
+
+
 def test_schema_with_odd_characters_is_quoted(pg_url, monkeypatch):
     odd = 'Odd "Schema" name'
     monkeypatch.setenv("AIRFLOW_CONN_DEPLOYTEQ_ODD", json.dumps(postgres_connection(pg_url, deployteq_schema=odd)))

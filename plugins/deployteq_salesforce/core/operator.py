@@ -14,7 +14,7 @@ from deployteq_salesforce.core.exceptions import BudgetExhausted
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
 from deployteq_salesforce.core.incremental import SyncCounts
-from deployteq_salesforce.core.timing import PhaseTimer, frozen_gc
+from deployteq_salesforce.core.timing import PhaseTimer, frozen_gc, quick_gil_handover
 
 
 def check_names(owner: str, **names: Any) -> None:
@@ -213,7 +213,7 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
             flow_run = self.build_run(store, salesforce)
             flow_run.run_log_id = run_log_id
             self._remember_for_lineage(work=flow_run)
-            with frozen_gc():
+            with frozen_gc(), quick_gil_handover(), store.reusing_connections():
                 counts = self._run_waiting_briefly(flow_run, resume)
         except BudgetExhausted as exc:
             counts = flow_run.counts

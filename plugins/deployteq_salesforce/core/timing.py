@@ -11,6 +11,7 @@ flow thread's ``read_wait`` is the time it had nothing to do but wait for that r
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -112,6 +113,27 @@ def frozen_gc() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms)
+FLOW_SWITCH_INTERVAL = 0.0005
+
+
+@contextmanager
+def quick_gil_handover() -> Iterator[None]:
+    """Hand the GIL over within 0.5 ms instead of 5 ms while a flow runs.
+
+    A flow's thread waits on PostgreSQL about fifteen times per batch while the background reader parses
+    and maps the next batch, holding the GIL.  Every answer that arrives then waits up to the switch
+    interval before the flow's thread may read it: measured on the lead sync, about 5 ms for a statement
+    PostgreSQL answers in 0.05 ms, a fifth of the run.  Process-wide, so restored when the run ends.
+    """
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, FLOW_SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 class _Phase:
