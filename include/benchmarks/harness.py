@@ -70,6 +70,7 @@ class FlowResult:
     value: Any = None  # what the flow returned (e.g. the operator's XCom summary)
     server_seconds: float | None = None  # the emulator's own time answering the flow's requests (its counters)
     cpu_seconds: float | None = None  # the flow process's CPU time (all threads)
+    server_seconds_by_endpoint: dict[str, float] = field(default_factory=dict)  # the emulator's time, per endpoint
 
     @property
     def phase_seconds(self) -> dict[str, float]:
@@ -250,6 +251,7 @@ class BenchServices:
             value=measured["value"],
             server_seconds=_server_seconds(after) - _server_seconds(before) if "server_seconds" in after else None,
             cpu_seconds=measured["cpu_seconds"],
+            server_seconds_by_endpoint=_server_seconds_by_endpoint(before, after),
         )
 
     def drop_schemas(self) -> None:
@@ -260,6 +262,14 @@ class BenchServices:
 
 def _server_seconds(counters: Mapping[str, Any]) -> float:
     return float((counters.get("server_seconds") or {}).get("total") or 0.0)
+
+
+def _server_seconds_by_endpoint(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, float]:
+    """The emulator's own seconds per endpoint between two counter readings (largest first)."""
+    old = (before.get("server_seconds") or {}).get("by_endpoint") or {}
+    new = (after.get("server_seconds") or {}).get("by_endpoint") or {}
+    spent = {name: round(seconds - old.get(name, 0.0), 3) for name, seconds in new.items()}
+    return dict(sorted(((n, s) for n, s in spent.items() if s > 0), key=lambda item: -item[1]))
 
 
 def _counter_difference(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
@@ -373,6 +383,7 @@ def comparison_summary(name: str, ours: FlowResult, baseline: FlowResult | None,
     summary["rss_before_flow_mb"] = round(ours.rss_before_flow_mb, 1)
     summary["ledger_requests"] = (ours.value or {}).get("api_requests")
     summary["sf_requests_by_endpoint"] = ours.by_endpoint
+    summary["salesforce_server_seconds_by_endpoint"] = ours.server_seconds_by_endpoint
     if baseline is None:
         summary.update(baseline_skipped=True, baseline_seconds=None, baseline_sf_requests=None)
         return summary

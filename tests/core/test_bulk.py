@@ -63,3 +63,16 @@ def test_reading_and_parsing_are_timed_as_phases_of_the_hook(hook, seeded):
 
 def test_an_empty_result_gives_no_batch(hook, emulator):
     assert query(hook) == []
+
+
+def test_csv_records_types_booleans_in_any_case_numbers_and_leaves_text_alone():
+    header = ["Id", "IsDeleted", "Newsletter__c", "NumberOfEmployees", "AnnualRevenue", "LastName"]
+    types = {"Id": "id", "IsDeleted": "boolean", "Newsletter__c": "boolean", "NumberOfEmployees": "int",
+             "AnnualRevenue": "currency", "LastName": "string"}
+    rows = [["00Q1", "true", "FALSE", "12", "1000.5", "true"], ["00Q2", "", "True", "", "7", ""]]
+    assert list(bulk.csv_records(header, rows, types)) == [
+        {"Id": "00Q1", "IsDeleted": True, "Newsletter__c": False, "NumberOfEmployees": 12, "AnnualRevenue": 1000.5,
+         "LastName": "true"},
+        {"Id": "00Q2", "IsDeleted": None, "Newsletter__c": True, "NumberOfEmployees": None, "AnnualRevenue": 7.0,
+         "LastName": None},
+    ]

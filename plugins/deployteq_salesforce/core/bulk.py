@@ -30,7 +30,6 @@ from deployteq_salesforce.core.timing import PARSE, SALESFORCE_HTTP, PhaseTimer
 log = logging.getLogger(__name__)
 
 NUMERIC_TYPES = {"int", "double", "currency", "percent", "long"}
-TYPED_TYPES = NUMERIC_TYPES | {"boolean"}  # CSV columns that are not text in REST answers
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # Salesforce accepts 150 MB per upload; stay well below
 FINAL_STATES = {"JobComplete", "Failed", "Aborted"}
 # records per result page (one request each); the page is streamed, so its size costs no memory
@@ -59,13 +58,23 @@ def csv_value_converter(field_types: dict[str, str]) -> Callable[[str, str], Any
     return convert
 
 
+_BOOLEANS = {"true": True, "false": False}
+
+
 def csv_records(header: Sequence[str], rows: Iterable[list[str]], field_types: dict[str, str]) -> Iterator[dict]:
-    """Dicts typed like REST answers from Bulk CSV rows: an empty cell is null, only non-text columns are converted."""
+    """Dicts typed like REST answers from Bulk CSV rows: an empty cell is null, only non-text columns are converted
+    (booleans, the usual typed column, inline: this runs for every row of every Bulk result)."""
     convert = csv_value_converter(field_types)
-    typed = [(i, name) for i, name in enumerate(header) if field_types.get(name) in TYPED_TYPES]
+    booleans = [i for i, name in enumerate(header) if field_types.get(name) == "boolean"]
+    numbers = [(i, name) for i, name in enumerate(header) if field_types.get(name) in NUMERIC_TYPES]
     for row in rows:
         values = [value or None for value in row]
-        for i, name in typed:
+        for i in booleans:
+            value = values[i]
+            if value is not None:
+                flag = _BOOLEANS.get(value)
+                values[i] = flag if flag is not None else value.lower() == "true"
+        for i, name in numbers:
             if values[i] is not None:
                 values[i] = convert(name, values[i])
         yield dict(zip(header, values))
