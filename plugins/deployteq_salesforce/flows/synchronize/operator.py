@@ -41,7 +41,7 @@ from deployteq_salesforce.hooks.salesforce import COMPOSITE_CHUNK, BudgetedSales
 from deployteq_salesforce.core.salesforce_errors import parse_bulk_error
 from deployteq_salesforce.core.soql import ids_query
 from deployteq_salesforce.flows.synchronize.store import SynchronizeStore
-from deployteq_salesforce.core.timing import LOOKUP, MAP, PhaseTimer, frozen_gc
+from deployteq_salesforce.core.timing import LOOKUP, MAP, PhaseTimer, frozen_gc, quick_gil_handover
 from deployteq_salesforce.flows.synchronize.logic import (
     BUDGET,
     CONTINUE,
@@ -424,7 +424,7 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
                               outcomes=outcomes, bulk_threshold=self.bulk_threshold, log=self.log)
         self._remember_for_lineage(work=work)
         try:
-            with frozen_gc():
+            with frozen_gc(), quick_gil_handover(), store.reusing_connections():
                 work.run()
         except Exception as exc:
             counts = outcomes.counts(run_key)
