@@ -47,7 +47,12 @@ READ_AGAIN_BATCH = 5_000  # records stored per transaction when a Bulk reset is 
 CLOCK_MARGIN_SALESFORCE = timedelta(seconds=2)  # Salesforce's Date header and SystemModstamp have whole seconds
 CLOCK_MARGIN = timedelta(minutes=5)  # between our database's clock and Salesforce's
 
-StoreAgain = Callable[[list[dict]], None]
+PrepareAgain = Callable[[list[dict]], Any]
+StoreAgain = Callable[[Any], None]
+
+
+def _as_read(records: list[dict]) -> list[dict]:
+    return records
 
 
 class FlagResetQueue:
@@ -58,11 +63,14 @@ class FlagResetQueue:
     :param sobject: the Salesforce object; :param flag_field: its Boolean sync flag.
     :param fields: the fields a flow reads, used when records are read again after a reset;
         :param field_types: their describe types (to read Bulk CSV values as REST returns them).
-    :param store_again: writes records read again (like the flow's own batches, without queueing them).
+    :param store_again: writes records read again (like the flow's own batches, without queueing them), as
+        :param prepare_again: made them ready to write: pure work (hashing, mapping) that runs in the background
+        reader while the batch before is written (default: the records as read).
     """
 
     def __init__(self, store, flow: str, *, sobject: str, flag_field: str, fields: Sequence[str],
-                 field_types: dict[str, str], store_again: StoreAgain, bulk_threshold: int) -> None:
+                 field_types: dict[str, str], store_again: StoreAgain, bulk_threshold: int,
+                 prepare_again: PrepareAgain = _as_read) -> None:
         self.store = store
         self.flow = flow
         self.sobject = validate_identifier(sobject, "object")
@@ -70,6 +78,7 @@ class FlagResetQueue:
         self.fields = list(dict.fromkeys(["Id", *fields]))
         self.field_types = field_types
         self.store_again = store_again
+        self.prepare_again = prepare_again
         self.bulk_threshold = bulk_threshold
         self._failed: dict[str, Any] | None = None  # sf_id -> version whose reset failed for good
 
@@ -190,11 +199,10 @@ class FlagResetQueue:
         batches = Bulk2Client(salesforce.get_conn()).query_batches(
             self.sobject, soql, field_types=self.field_types, batch_size=READ_AGAIN_BATCH
         )
-        # read and parsed ahead in a background thread while the batch before is stored
-        for batch in prefetched(batches, timer=salesforce.phases):
-            mine = [r for r in batch if r["Id"] in wanted]
-            if mine:
-                self.store_again(mine)
+        # read, parsed and prepared ahead in a background thread while the batch before is stored
+        mine = ([r for r in batch if r["Id"] in wanted] for batch in batches)
+        for prepared in prefetched((self.prepare_again(records) for records in mine if records), timer=salesforce.phases):
+            self.store_again(prepared)
         with self.store.connect() as conn:
             if marked is not None:
                 first, last, marked_at = marked
@@ -264,7 +272,7 @@ class FlagResetQueue:
         )
         records = [{k: v for k, v in record.items() if k != "attributes"} for record in answer or [] if record]
         if records:
-            self.store_again(records)
+            self.store_again(self.prepare_again(records))
         with self.store.connect() as conn:
             conn.execute(
                 "DELETE FROM flag_reset_queue WHERE flow = %s AND sf_id = ANY(%b::text[]) AND reset_requested_at IS NOT NULL",

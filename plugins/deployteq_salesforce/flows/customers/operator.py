@@ -153,6 +153,7 @@ class CustomerSync:
             self.flags = FlagResetQueue(
                 self.store, self.watermark_flow, sobject=self.obj.sobject, flag_field=self.obj.sync_flag_field,
                 fields=self.reader.fields, field_types=self.field_types, store_again=self._store_again, bulk_threshold=self.obj.bulk_threshold,
+                prepare_again=self._hash_again,
             )
             # a run that died between a flag reset and reading those records again: read them first
             self.flags.read_again_after_reset(self.salesforce)
@@ -197,18 +198,23 @@ class CustomerSync:
                           sort_keys=True).encode()
         return record_hasher(hashed, hashlib.blake2b(salt, digest_size=16).digest())
 
-    def _store_again(self, records: list[dict]) -> None:
+    def _hash_again(self, records: list[dict]) -> tuple[list[dict], dict[str, bytes]]:
+        """Records read again right after their flag was reset, with their record hashes (pure: runs in the reader)."""
+        hash_record = self.hash_record
+        with self.salesforce.phases.phase(MAP):
+            return records, {record.get("Id"): hash_record(record) for record in records}
+
+    def _store_again(self, hashed: tuple[list[dict], dict[str, bytes]]) -> None:
         """Records read again right after their flag was reset: stored like any batch, not queued again.
 
         Nearly all come back exactly as they were stored (only the reset changed them): those are recognised by
         their record hash and dropped before mapping; the rest go through the mapping and the usual checks."""
+        records, hashes = hashed
         self.counts.details["read_again_after_flag_reset"] = (
             self.counts.details.get("read_again_after_flag_reset", 0) + len(records)
         )
-        with self.salesforce.phases.phase(BOOKKEEPING):
-            hashes = {record.get("Id"): self.hash_record(record) for record in records}
-            with self.store.connect() as conn:
-                unchanged = unchanged_in_salesforce(conn, hashes, by="record_hash")
+        with self.salesforce.phases.phase(BOOKKEEPING), self.store.connect() as conn:
+            unchanged = unchanged_in_salesforce(conn, hashes, by="record_hash")
         if unchanged:
             records = [record for record in records if record.get("Id") not in unchanged]
         if records:

@@ -207,6 +207,7 @@ class ObjectLinkSync:
             self.flags = FlagResetQueue(
                 self.store, self.flow, sobject=self.link.sobject, flag_field=self.link.sync_flag_field,
                 fields=self.reader.fields, field_types=self.field_types, store_again=self._store_again, bulk_threshold=self.link.bulk_threshold,
+                prepare_again=self._prepare,
             )
             # a run that died between a flag reset and reading those records again: read them first
             self.flags.read_again_after_reset(self.salesforce)
@@ -245,12 +246,13 @@ class ObjectLinkSync:
                         {"inserted": counts.inserted, "updated": updated, "deleted": counts.deleted},
                         watermark=self.window.end.isoformat() if self.window is not None else None)]
 
-    def _store_again(self, records: list[dict]) -> None:
-        """Records read again right after their flag was reset: stored like any batch, not queued again."""
+    def _store_again(self, batch: PreparedBatch) -> None:
+        """Records read again right after their flag was reset (prepared by ``_prepare`` in the reader): stored like
+        any batch, not queued again."""
         self.counts.details["read_again_after_flag_reset"] = (
-            self.counts.details.get("read_again_after_flag_reset", 0) + len(records)
+            self.counts.details.get("read_again_after_flag_reset", 0) + batch.count
         )
-        self._write_batch(self._prepare(records), queue_flags=False)
+        self._write_batch(batch, queue_flags=False)
 
     def _prepare(self, records: list[dict]) -> PreparedBatch:
         """Pure: convert the records into rows (field by field), split off deletions and refused records."""
