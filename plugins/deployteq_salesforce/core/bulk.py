@@ -41,21 +41,10 @@ class BulkJobFailed(RuntimeError):
     """A Bulk API 2.0 job ended Failed or Aborted; the message carries Salesforce's reason."""
 
 
-def csv_value_converter(field_types: dict[str, str]) -> Callable[[str, str], Any]:
-    """Turn Bulk CSV strings back into the JSON types the REST API returns (by describe type)."""
-
-    def convert(name: str, value: str) -> Any:
-        if value == "":
-            return None
-        kind = field_types.get(name)
-        if kind == "boolean":
-            return value.lower() == "true"
-        if kind in NUMERIC_TYPES:
-            number = float(value)
-            return int(number) if kind == "int" and number.is_integer() else number
-        return value
-
-    return convert
+def _csv_number(kind: str, value: str) -> int | float:
+    """A numeric Bulk CSV cell as the REST API returns it: ``int`` fields as integers, the other numbers as floats."""
+    number = float(value)
+    return int(number) if kind == "int" and number.is_integer() else number
 
 
 _BOOLEANS = {"true": True, "false": False}
@@ -64,9 +53,8 @@ _BOOLEANS = {"true": True, "false": False}
 def csv_records(header: Sequence[str], rows: Iterable[list[str]], field_types: dict[str, str]) -> Iterator[dict]:
     """Dicts typed like REST answers from Bulk CSV rows: an empty cell is null, only non-text columns are converted
     (booleans, the usual typed column, inline: this runs for every row of every Bulk result)."""
-    convert = csv_value_converter(field_types)
     booleans = [i for i, name in enumerate(header) if field_types.get(name) == "boolean"]
-    numbers = [(i, name) for i, name in enumerate(header) if field_types.get(name) in NUMERIC_TYPES]
+    numbers = [(i, field_types[name]) for i, name in enumerate(header) if field_types.get(name) in NUMERIC_TYPES]
     for row in rows:
         values = [value or None for value in row]
         for i in booleans:
@@ -74,9 +62,10 @@ def csv_records(header: Sequence[str], rows: Iterable[list[str]], field_types: d
             if value is not None:
                 flag = _BOOLEANS.get(value)
                 values[i] = flag if flag is not None else value.lower() == "true"
-        for i, name in numbers:
-            if values[i] is not None:
-                values[i] = convert(name, values[i])
+        for i, kind in numbers:
+            value = values[i]
+            if value is not None:
+                values[i] = _csv_number(kind, value)
         yield dict(zip(header, values))
 
 
