@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, Sequence
 
@@ -22,6 +24,15 @@ def check_names(owner: str, **names: Any) -> None:
     for name, value in names.items():
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{owner}: {name} must be a non-empty string, got {value!r}")
+
+
+@contextmanager
+def running_flow(store: DeployteqHook) -> Iterator[None]:
+    """What a flow's work runs inside: the collector kept off the task's imports (``frozen_gc``), the GIL handed
+    over quickly between the flow thread and its reader (``quick_gil_handover``) and one PostgreSQL connection
+    kept per thread (``reusing_connections``)."""
+    with frozen_gc(), quick_gil_handover(), store.reusing_connections():
+        yield
 
 
 class FlowRun(Protocol):
@@ -213,7 +224,7 @@ class SalesforceFlowOperator(DeployteqSalesforceOperator):
             flow_run = self.build_run(store, salesforce)
             flow_run.run_log_id = run_log_id
             self._remember_for_lineage(work=flow_run)
-            with frozen_gc(), quick_gil_handover(), store.reusing_connections():
+            with running_flow(store):
                 counts = self._run_waiting_briefly(flow_run, resume)
         except BudgetExhausted as exc:
             counts = flow_run.counts

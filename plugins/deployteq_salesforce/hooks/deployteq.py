@@ -146,7 +146,8 @@ class DeployteqHook(PostgresHook):
         if conn is not None and time.monotonic() - idle_since > KEPT_CONNECTION_CHECK_SECONDS and not _alive(conn):
             conn.close()  # e.g. the server ended the session while the flow waited for API budget
             conn = None
-        conn = conn or self.get_conn()
+        if conn is None:
+            conn = self.get_conn()
         try:
             yield conn
         except BaseException:

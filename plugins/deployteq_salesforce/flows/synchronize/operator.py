@@ -33,7 +33,7 @@ from deployteq_salesforce.core.bulk import Bulk2Client
 from deployteq_salesforce.core.datasets import SALESFORCE, Written
 from deployteq_salesforce.flows.customers.config import ConfiguredObject, load_objects_config
 from deployteq_salesforce.flows.customers.mapping import inverse_translations
-from deployteq_salesforce.core.operator import DeployteqSalesforceOperator
+from deployteq_salesforce.core.operator import DeployteqSalesforceOperator, running_flow
 from deployteq_salesforce.core.variables import require_variable
 from deployteq_salesforce.core.exceptions import BudgetExhausted, ConfigurationError, SalesforceRequestLimitExceeded
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
@@ -41,7 +41,7 @@ from deployteq_salesforce.hooks.salesforce import COMPOSITE_CHUNK, BudgetedSales
 from deployteq_salesforce.core.salesforce_errors import parse_bulk_error
 from deployteq_salesforce.core.soql import ids_query
 from deployteq_salesforce.flows.synchronize.store import SynchronizeStore
-from deployteq_salesforce.core.timing import LOOKUP, MAP, PhaseTimer, frozen_gc, quick_gil_handover
+from deployteq_salesforce.core.timing import LOOKUP, MAP, PhaseTimer
 from deployteq_salesforce.flows.synchronize.logic import (
     BUDGET,
     CONTINUE,
@@ -424,7 +424,7 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
                               outcomes=outcomes, bulk_threshold=self.bulk_threshold, log=self.log)
         self._remember_for_lineage(work=work)
         try:
-            with frozen_gc(), quick_gil_handover(), store.reusing_connections():
+            with running_flow(store):
                 work.run()
         except Exception as exc:
             counts = outcomes.counts(run_key)
