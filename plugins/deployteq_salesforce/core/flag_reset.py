@@ -19,9 +19,11 @@ read the record:
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from psycopg import Connection
@@ -55,6 +57,33 @@ def _as_read(records: list[dict]) -> list[dict]:
     return records
 
 
+def record_hasher(fields: Sequence[str], salt: bytes) -> Callable[[dict], bytes]:
+    """``hash(record) -> bytes`` over the raw ``fields`` of a Salesforce record (Bulk or REST dict), before any
+    mapping; ``salt`` identifies the mapping and field types, so a changed mapping changes every hash.
+    Cheaper than mapping: what the read after a flag reset uses to drop the records it sends back unchanged."""
+    get = itemgetter(*fields) if len(fields) > 1 else (lambda record: (record[fields[0]],))
+
+    def hash_record(record: dict) -> bytes:
+        try:
+            values = get(record)
+        except KeyError:  # a field the record lacks hashes as None (as a mapping would read it)
+            values = tuple(record.get(f) for f in fields)
+        return hashlib.blake2b(salt + repr(values).encode(), digest_size=16).digest()
+
+    return hash_record
+
+
+def read_again_hasher(fields: Sequence[str], *, flag_field: str, mapped: Collection[str], config: Any,
+                      field_types: dict[str, str]) -> Callable[[dict], bytes]:
+    """:func:`record_hasher` over a flow's read ``fields`` except what a flag reset itself changes (the flag and
+    SystemModstamp, unless ``mapped``), salted with the flow's ``config`` (JSON-able) and the fields' types: a
+    record read again after its reset hashes as it did when first read unless someone changed it."""
+    volatile = {"SystemModstamp", flag_field} - set(mapped)
+    hashed = [f for f in dict.fromkeys(["Id", *fields]) if f not in volatile]
+    salt = json.dumps([config, [field_types.get(f) for f in hashed]], sort_keys=True).encode()
+    return record_hasher(hashed, hashlib.blake2b(salt, digest_size=16).digest())
+
+
 class FlagResetQueue:
     """Records whose sync flag must go back to false; see the module docstring for the guarantees.
 
@@ -85,16 +114,33 @@ class FlagResetQueue:
     # -- queueing, in the caller's transaction --------------------------------------------------------
 
     def enqueue(self, conn: Connection, records: Sequence[Any]) -> None:
-        """Queue ``records`` (with ``sf_id`` and ``modstamp``) whose data ``conn`` commits."""
+        """Queue ``records`` (with ``sf_id``, ``modstamp`` and optionally ``record_hash``, see
+        :meth:`unchanged_since_queued`) whose data ``conn`` commits."""
         if not records:
             return
         conn.execute(
-            "INSERT INTO flag_reset_queue (flow, sf_id, system_modstamp) "
-            "SELECT %s, unnest(%b::text[]), unnest(%b::timestamptz[]) "
+            "INSERT INTO flag_reset_queue (flow, sf_id, system_modstamp, record_hash) "
+            "SELECT %s, unnest(%b::text[]), unnest(%b::timestamptz[]), unnest(%b::bytea[]) "
             "ON CONFLICT (flow, sf_id) DO UPDATE SET system_modstamp = EXCLUDED.system_modstamp, "
-            "failed_reason = NULL, reset_requested_at = NULL, queued_at = now()",
-            (self.flow, [r.sf_id for r in records], [r.modstamp for r in records]),
+            "record_hash = EXCLUDED.record_hash, failed_reason = NULL, reset_requested_at = NULL, queued_at = now()",
+            (self.flow, [r.sf_id for r in records], [r.modstamp for r in records],
+             [getattr(r, "record_hash", None) for r in records]),
         )
+
+    def unchanged_since_queued(self, conn: Connection, hashes: dict[str, bytes]) -> set[str]:
+        """Ids (of ``hashes``: sf_id -> :func:`read_again_hasher` hash of the record read again) whose record hashes
+        as it did when it was queued: the row stored then is what storing it again would write."""
+        if not hashes:
+            return set()
+        # one primary-key lookup per id: with "sf_id = ANY(...)" the planner, misjudging a queue filled within
+        # the run, read every queued row of the flow for each batch
+        rows = conn.execute(
+            "SELECT q.sf_id, q.record_hash FROM unnest(%b::text[]) AS u (sf_id) CROSS JOIN LATERAL "
+            "(SELECT sf_id, record_hash FROM flag_reset_queue WHERE flow = %s AND sf_id = u.sf_id LIMIT 1) AS q "
+            "WHERE q.record_hash IS NOT NULL",
+            (list(hashes), self.flow),
+        ).fetchall()
+        return {sf_id for sf_id, stored in rows if bytes(stored) == hashes[sf_id]}
 
     def permanently_failed(self, conn: Connection, records: Sequence[Any]) -> set[str]:
         """Ids whose reset failed for good at exactly this version: do not process or reset them again.

@@ -151,6 +151,57 @@ def test_use_sync_column_reads_only_flagged_records_and_resets_them_in_one_reque
     assert len(ids) == 6
 
 
+def _rows_written_again(monkeypatch) -> list[int]:
+    """Rows per batch the flow writes for records read again after their flag reset (queue_flags=False)."""
+    from deployteq_salesforce.flows.object_links.operator import ObjectLinkSync
+
+    written: list[int] = []
+    original = ObjectLinkSync._write_batch
+
+    def counting(self, batch, *, in_order=False, queue_flags=True):
+        if not queue_flags:
+            written.append(len(batch.rows))
+        return original(self, batch, in_order=in_order, queue_flags=queue_flags)
+
+    monkeypatch.setattr(ObjectLinkSync, "_write_batch", counting)
+    return written
+
+
+def test_the_bulk_read_after_a_flag_reset_writes_only_records_that_changed(env, monkeypatch):
+    env.sf.seed("Campaign", [campaign(i) for i in range(300)])
+    written_again = _rows_written_again(monkeypatch)
+
+    summary = run("campaigns", links(CAMPAIGN_LINK, use_sync_column=True, bulk_threshold=250))  # Bulk read, reset, read
+
+    assert summary["read_again_after_flag_reset"] == 300 and summary["flags_reset"] == 300
+    assert sum(written_again) == 0  # all 300 came back as first read: recognised by the hash queued with them
+    assert env.rows("SELECT count(*) FROM dm_campaign") == [(300,)]
+    assert not any(r[FLAG] for r in env.sf.records("Campaign"))
+    assert env.rows("SELECT count(*) FROM flag_reset_queue WHERE flow = 'link:campaigns'") == [(0,)]
+
+
+def test_an_edit_made_while_a_bulk_flag_reset_waits_still_arrives(env, monkeypatch):
+    import threading
+    import time
+
+    ids = env.sf.seed("Campaign", [campaign(i) for i in range(300)])
+    written_again = _rows_written_again(monkeypatch)
+    env.sf.inject_fault("slow", path_contains="/batches", delay_seconds=3)  # the reset job's data upload is held
+    syncing = threading.Thread(target=run, args=("campaigns", links(CAMPAIGN_LINK, use_sync_column=True, bulk_threshold=250)))
+    syncing.start()
+    deadline = time.monotonic() + 60
+    while env.sf.counters()["by_endpoint"].get("PUT jobs/ingest/{id}/batches", 0) == 0:
+        assert time.monotonic() < deadline, "the flag reset's upload never came"
+        time.sleep(0.05)
+
+    env.sf.update("Campaign", [{"Id": ids[7], "Name": "Later", FLAG: True}])
+    syncing.join(timeout=120)
+
+    assert sum(written_again) == 1  # only the edited record is written again
+    assert env.rows("SELECT name FROM dm_campaign WHERE sf_id = %s", (ids[7],)) == [("Later",)]
+    assert env.rows("SELECT count(*) FROM dm_campaign") == [(300,)]
+
+
 def test_soft_deleted_records_are_deleted_from_the_datamodel_when_delete_is_on(env):
     ids = seed(env, "Campaign", [campaign(i) for i in range(3)])
     run("campaigns", links(CAMPAIGN_LINK, delete=True))

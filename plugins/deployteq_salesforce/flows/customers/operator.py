@@ -9,8 +9,6 @@ until budget is free again; the next run continues from the committed watermark.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -19,7 +17,7 @@ from deployteq_salesforce.assets import DEPLOYTEQ_CUSTOMERS
 from deployteq_salesforce.flows.customers.config import ConfiguredObject, load_objects_config, validate_against_salesforce
 from deployteq_salesforce.flows.customers.merge import IncomingRecord
 from deployteq_salesforce.flows.customers.store import (
-    apply_batch, record_hasher, remember_sources, unchanged_in_salesforce, values_hash,
+    apply_batch, remember_sources, unchanged_in_salesforce, values_hash,
 )
 from deployteq_salesforce.core.variables import require_variable
 from deployteq_salesforce.core.exceptions import ConfigurationError
@@ -33,7 +31,7 @@ from deployteq_salesforce.core.operator import SalesforceFlowOperator
 from deployteq_salesforce.core.store import RecordError
 from deployteq_salesforce.core.datasets import DEPLOYTEQ, Written
 from deployteq_salesforce.core.soql import ids_query
-from deployteq_salesforce.core.flag_reset import FlagResetQueue
+from deployteq_salesforce.core.flag_reset import FlagResetQueue, read_again_hasher
 from deployteq_salesforce.core.timing import BOOKKEEPING, FLAG_RESET, MAP
 
 OBJECTS_VARIABLE = "deployteq_salesforce_objects"
@@ -103,7 +101,7 @@ class MappedBatch:
     problems: list[RecordProblem]
     last_record: dict  # how far an ordered read got once this batch is stored
     hashes: dict[str, bytes]  # sf_id -> what the record says about its customer (values_hash)
-    record_hashes: dict[str, bytes]  # sf_id -> the record as Salesforce sent it (record_hasher; flag mode only)
+    record_hashes: dict[str, bytes]  # sf_id -> the record as Salesforce sent it (read_again_hasher; flag mode only)
 
 
 class CustomerSync:
@@ -148,7 +146,10 @@ class CustomerSync:
         )
         self.mapped_columns = list(dict.fromkeys(m.deployteq_field for m in self.obj.value_mappings))
         # only the read after a flag reset compares record hashes: other runs store none (NULL: "not known")
-        self.hash_record = self._record_hasher(self.reader.fields) if self.use_flag else None
+        self.hash_record = read_again_hasher(
+            self.reader.fields, flag_field=self.obj.sync_flag_field, mapped={m.salesforce_field for m in self.obj.mappings},
+            config=self.obj.model_dump(mode="json"), field_types=self.field_types,
+        ) if self.use_flag else None
         if self.use_flag:
             self.flags = FlagResetQueue(
                 self.store, self.watermark_flow, sobject=self.obj.sobject, flag_field=self.obj.sync_flag_field,
@@ -187,16 +188,6 @@ class CustomerSync:
         return [Written(DEPLOYTEQ, "customer",
                         {"inserted": counts.inserted, "updated": updated, "merged": counts.merged, "deleted": counts.deleted},
                         watermark=self.window.end.isoformat() if self.window is not None else None)]
-
-    def _record_hasher(self, fields: list[str]):
-        """``record_hasher`` over the read fields, except what a flag reset itself changes (the flag, SystemModstamp)
-        unless the mapping maps it; salted with the mapping and the fields' types."""
-        mapped = {m.salesforce_field for m in self.obj.mappings}
-        volatile = {"SystemModstamp", self.obj.sync_flag_field} - mapped
-        hashed = [f for f in dict.fromkeys(["Id", *fields]) if f not in volatile]
-        salt = json.dumps([self.obj.model_dump(mode="json"), [self.field_types.get(f) for f in hashed]],
-                          sort_keys=True).encode()
-        return record_hasher(hashed, hashlib.blake2b(salt, digest_size=16).digest())
 
     def _hash_again(self, records: list[dict]) -> tuple[list[dict], dict[str, bytes]]:
         """Records read again right after their flag was reset, with their record hashes (pure: runs in the reader)."""

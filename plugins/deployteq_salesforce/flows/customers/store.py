@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Sequence
 
 from psycopg import Connection, sql
@@ -192,25 +191,9 @@ def values_hash(record: IncomingRecord, columns: Sequence[str]) -> bytes:
     return hashlib.blake2b(repr(what).encode(), digest_size=16).digest()
 
 
-def record_hasher(fields: Sequence[str], salt: bytes):
-    """``hash(record) -> bytes`` over the raw ``fields`` of a Salesforce record (Bulk or REST dict), before any
-    mapping; ``salt`` identifies the mapping and field types, so a changed mapping changes every hash.
-    Cheaper than mapping: what the read after a flag reset uses to drop the records it sends back unchanged."""
-    get = itemgetter(*fields) if len(fields) > 1 else (lambda record: (record[fields[0]],))
-
-    def hash_record(record: dict) -> bytes:
-        try:
-            values = get(record)
-        except KeyError:  # a field the record lacks hashes as None (as a mapping would read it)
-            values = tuple(record.get(f) for f in fields)
-        return hashlib.blake2b(salt + repr(values).encode(), digest_size=16).digest()
-
-    return hash_record
-
-
 def unchanged_in_salesforce(conn: Connection, hashes: dict[str, bytes], *, by: str = "values_hash") -> set[str]:
     """Ids (of ``hashes``: sf_id -> hash) whose record says exactly what its stored version said, compared ``by``
-    ``values_hash`` (:func:`values_hash`, of the mapped record) or ``record_hash`` (:func:`record_hasher`, of the
+    ``values_hash`` (:func:`values_hash`, of the mapped record) or ``record_hash`` (:func:`~deployteq_salesforce.core.flag_reset.record_hasher`, of the
     record as sent; NULL for records stored before migration 0009, which never match)."""
     if by not in ("values_hash", "record_hash"):
         raise ValueError(f"unknown source_record hash column {by!r}")

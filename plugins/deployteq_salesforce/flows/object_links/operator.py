@@ -19,7 +19,7 @@ Id Salesforce no longer has are deleted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator, Sequence
 
 
@@ -40,7 +40,7 @@ from deployteq_salesforce.core.operator import SalesforceFlowOperator
 from deployteq_salesforce.core.soql import validate_identifier
 from deployteq_salesforce.core.store import RecordError
 from deployteq_salesforce.core.datasets import DEPLOYTEQ, Written
-from deployteq_salesforce.core.flag_reset import FlagResetQueue
+from deployteq_salesforce.core.flag_reset import FlagResetQueue, read_again_hasher
 from deployteq_salesforce.core.salesforce_values import parse_salesforce_datetime
 from deployteq_salesforce.core.timing import BOOKKEEPING, FLAG_RESET, MAP
 
@@ -142,11 +142,12 @@ def _describe(salesforce, link: ObjectLink, webhook: Webhook) -> dict:
 class _Flagged:
     """What FlagResetQueue stores per record."""
 
-    __slots__ = ("sf_id", "modstamp")
+    __slots__ = ("sf_id", "modstamp", "record_hash")
 
-    def __init__(self, sf_id: str, modstamp):
+    def __init__(self, sf_id: str, modstamp, record_hash: bytes | None = None):
         self.sf_id = sf_id
         self.modstamp = modstamp
+        self.record_hash = record_hash  # read_again_hasher of the record as read (flag mode only)
 
 
 @dataclass
@@ -179,6 +180,7 @@ class ObjectLinkSync:
         self.progress = ProgressLog(log, self.flow)
         self.field_types: dict[str, str] = {}
         self.window: SyncWindow | None = None
+        self.hash_record = None  # flag mode: read_again_hasher, what the read after a flag reset compares
 
     def _config(self) -> str:
         return self.link.model_dump_json() + self.webhook.model_dump_json()
@@ -204,6 +206,10 @@ class ObjectLinkSync:
             self.store, flow=self.flow, server_now=server_now(self.salesforce), lookback_seconds=self.link.lookback_seconds
         )
         if self.use_flag:
+            self.hash_record = read_again_hasher(
+                fields, flag_field=self.link.sync_flag_field, mapped={f.json_field for f in self.webhook.fields},
+                config=[self.link.model_dump(mode="json"), self.webhook.model_dump(mode="json")], field_types=self.field_types,
+            )
             self.flags = FlagResetQueue(
                 self.store, self.flow, sobject=self.link.sobject, flag_field=self.link.sync_flag_field,
                 fields=self.reader.fields, field_types=self.field_types, store_again=self._store_again, bulk_threshold=self.link.bulk_threshold,
@@ -248,11 +254,20 @@ class ObjectLinkSync:
 
     def _store_again(self, batch: PreparedBatch) -> None:
         """Records read again right after their flag was reset (prepared by ``_prepare`` in the reader): stored like
-        any batch, not queued again."""
+        any batch, not queued again.
+
+        Nearly all come back exactly as they were first read (only the reset changed them): those are recognised by
+        the record hash queued with their reset and not written a second time."""
         self.counts.details["read_again_after_flag_reset"] = (
             self.counts.details.get("read_again_after_flag_reset", 0) + batch.count
         )
-        self._write_batch(batch, queue_flags=False)
+        with self.salesforce.phases.phase(BOOKKEEPING), self.store.connect() as conn:
+            unchanged = self.flags.unchanged_since_queued(conn, {w.sf_id: w.record_hash for w in batch.written})
+        if unchanged:
+            keep = [i for i, w in enumerate(batch.written) if w.sf_id not in unchanged]
+            batch = replace(batch, rows=[batch.rows[i] for i in keep], written=[batch.written[i] for i in keep])
+        if batch.rows or batch.deleted_ids or batch.errors:
+            self._write_batch(batch, queue_flags=False)
 
     def _prepare(self, records: list[dict]) -> PreparedBatch:
         """Pure: convert the records into rows (field by field), split off deletions and refused records."""
@@ -260,6 +275,7 @@ class ObjectLinkSync:
             live = [r for r in records if not r.get("IsDeleted")]
             deleted_ids = [r["Id"] for r in records if r.get("IsDeleted")]
             rows, written, errors = [], [], []
+            hash_record = self.hash_record
             stamps: dict[Any, Any] = {}  # each distinct SystemModstamp parsed once
             for record, converted in zip(live, convert_records(self.webhook, live)):
                 if isinstance(converted, list):
@@ -272,7 +288,7 @@ class ObjectLinkSync:
                 stamp = record.get("SystemModstamp")  # absent in records read again after a reset (not queued)
                 if stamp not in stamps:
                     stamps[stamp] = parse_salesforce_datetime(stamp) if self.use_flag and stamp is not None else None
-                written.append(_Flagged(record["Id"], stamps[stamp]))
+                written.append(_Flagged(record["Id"], stamps[stamp], hash_record(record) if hash_record else None))
         return PreparedBatch(len(records), rows, written, deleted_ids, errors, records[-1])
 
     def _write_batch(self, batch: PreparedBatch, *, in_order: bool = False, queue_flags: bool = True) -> None:
