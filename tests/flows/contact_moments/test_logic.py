@@ -118,6 +118,20 @@ def test_a_field_that_is_not_sent_does_not_count_as_a_change():
     assert decide(replace(sent(row()), mailing_id=99)).reason == UNCHANGED
 
 
+@pytest.mark.parametrize("subject", [
+    "Nieuws", "Café \u2028 ☕ 😀", "tab\there \"quoted\" back\\slash", "control \x01\x1f and DEL \x7f", "",
+])
+def test_payload_hash_is_the_sha256_of_the_sorted_compact_json_stored_hashes_were_made_of(subject):
+    import hashlib
+    import json
+
+    target = Target(LEAD_OBJECT, LEAD)
+    payload = build_payload(row(subject=subject, open_count=3, opened_first_at=T0), target)
+    for value in (payload, {**payload, "Subject__c": T0}):  # a type the fast encoder would write differently
+        canonical = json.dumps([LEAD_OBJECT, value], sort_keys=True, separators=(",", ":"), default=str)
+        assert payload_hash(target, value) == hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
 def test_failed_payload_is_retried_until_the_limit():
     moment = row()
     digest = decide(moment).payload_hash
