@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from deployteq_salesforce.core.exceptions import BudgetExhausted
-from deployteq_salesforce.core.incremental import batched, prefetched
+from deployteq_salesforce.core.incremental import batched, one_ahead, prefetched
 from deployteq_salesforce.core.timing import READ_WAIT, PhaseTimer
 
 RESUME_AT = datetime(2030, 1, 1, tzinfo=timezone.utc)
@@ -76,3 +76,52 @@ def test_prefetched_counts_the_consumers_wait_as_read_wait():
     timer = PhaseTimer()
     assert list(prefetched(slow(), timer=timer)) == [1]
     assert timer.as_dict()[READ_WAIT] >= 0.05
+
+
+def test_one_ahead_makes_the_next_item_while_the_caller_handles_one_and_never_more():
+    started: list[int] = []
+    threads: set[str] = set()
+
+    def jobs():
+        for n in range(4):
+            started.append(n)
+            threads.add(threading.current_thread().name)
+            yield n
+
+    received = []
+    for item in one_ahead(jobs(), timer=PhaseTimer()):
+        deadline = time.monotonic() + 5
+        while len(started) < min(item + 2, 4) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the next item is made meanwhile ...
+        time.sleep(0.05)
+        assert started == list(range(min(item + 2, 4)))  # ... but not the one after it
+        received.append(item)
+    assert received == [0, 1, 2, 3]
+    assert len(threads) == 1 and threading.current_thread().name not in threads
+
+
+def test_one_ahead_raises_the_producers_error_after_the_items_before_it():
+    received = []
+    with pytest.raises(BudgetExhausted):
+        for batch in one_ahead(batched(records_then_budget_stop(5), 2), timer=PhaseTimer()):
+            received.append(batch)
+    assert [len(b) for b in received] == [2, 2, 1]
+
+
+def test_one_ahead_closes_the_generator_in_its_own_thread_when_the_caller_stops_early():
+    closed_in: list[str] = []
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed_in.append(threading.current_thread().name)
+
+    items = one_ahead(endless(), timer=PhaseTimer())
+    assert next(items) == 0
+    items.close()  # e.g. an exception while sending the job
+    assert len(closed_in) == 1 and closed_in[0].startswith("deployteq-ahead")
+    assert not any(t.name.startswith("deployteq-ahead") and t.is_alive() for t in threading.enumerate())

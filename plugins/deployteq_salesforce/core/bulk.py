@@ -200,9 +200,23 @@ class Bulk2Client:
         it: a caller that records the job there can read its results after a crash instead of sending
         the records again (``results``).
         """
+        return self.ingest_csv(sobject, operation, csv_parts(records, columns), external_id_field=external_id_field,
+                               want_successful=want_successful, before_processing=before_processing)
+
+    def ingest_csv(
+        self,
+        sobject: str,
+        operation: str,
+        parts: Iterable[bytes],
+        *,
+        external_id_field: str | None = None,
+        want_successful: bool = True,
+        before_processing: Callable[[str], None] | None = None,
+    ) -> IngestResult:
+        """:meth:`ingest` of records already written as CSV uploads (:func:`csv_parts`)."""
         client = self._client(sobject)
         job = client.create_job(operation, external_id_field=external_id_field)
-        for part in _csv_parts(records, columns):
+        for part in parts:
             self._upload(client, job["id"], part)
         if before_processing is not None:
             before_processing(job["id"])
@@ -273,7 +287,7 @@ class Bulk2Client:
         finally:
             os.unlink(path)
 
-def _csv_parts(records: Iterable[dict], columns: list[str]) -> Iterator[bytes]:
+def csv_parts(records: Iterable[dict], columns: list[str]) -> Iterator[bytes]:
     """CSV uploads (UTF-8) of at most MAX_UPLOAD_BYTES, each with the header row; written as bytes straight away."""
 
     def new_part() -> tuple[io.BytesIO, io.TextIOWrapper, Any]:

@@ -4,7 +4,8 @@
 - ``IncrementalReader``: one query in SystemModstamp, Id order over REST pages, switching to
   Bulk API 2.0 when the first page says the change set is large; deletions via queryAll.
 - ``batched``: fixed-size batches so memory stays flat whatever the volume; ``prefetched``: the next
-  batch is fetched in a background thread while the flow writes the current one.
+  batch is fetched in a background thread while the flow writes the current one; ``one_ahead``: the same
+  for items as large as a Bulk job, at most one in the making.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Iterator, TypeVar
@@ -186,6 +188,33 @@ def prefetched(items: Iterator[T], *, timer: PhaseTimer, depth: int = 2) -> Iter
     finally:
         stop.set()
         producer.join()
+
+
+_EXHAUSTED = object()
+
+
+def one_ahead(items: Iterator[T], *, timer: PhaseTimer) -> Iterator[T]:
+    """``items`` produced in a worker thread, the next one while the caller handles the current one.
+
+    Unlike :func:`prefetched`, the worker starts an item only once the caller has taken the one before: at most
+    two exist at a time (for items as large as a whole Bulk job).  The generator runs in the worker thread only
+    (its database connections are that thread's); its exception is raised here, and when the caller stops early
+    the item in the making is finished and the generator closed there.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="deployteq-ahead") as worker:
+        upcoming = worker.submit(next, items, _EXHAUSTED)
+        try:
+            while True:
+                with timer.phase(READ_WAIT):
+                    item = upcoming.result()
+                if item is _EXHAUSTED:
+                    return
+                upcoming = worker.submit(next, items, _EXHAUSTED)
+                yield item
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                worker.submit(close).result()  # after the item in the making: one worker, run in order
 
 
 def rest_pages(sf, soql: str, *, include_deleted: bool, batch_size: int = 2000) -> Iterator[tuple[int, list[dict]]]:

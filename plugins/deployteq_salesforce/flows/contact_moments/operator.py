@@ -13,12 +13,14 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 
 from deployteq_salesforce.assets import SALESFORCE_OBJECTS
-from deployteq_salesforce.core.bulk import Bulk2Client
+from deployteq_salesforce.core.bulk import Bulk2Client, csv_parts
+from deployteq_salesforce.core.incremental import one_ahead
 from deployteq_salesforce.flows.contact_moments.logic import (
     BULK_JOB_REQUESTS,
     COMPOSITE_SIZE,
@@ -59,6 +61,15 @@ from deployteq_salesforce.core.operator import SalesforceFlowOperator
 from deployteq_salesforce.core.store import RecordError
 from deployteq_salesforce.core.datasets import SALESFORCE, Written
 from deployteq_salesforce.flows.contact_moments.store import READ_CHUNK, ContactMomentStore
+
+
+@dataclass
+class _BulkJob:
+    """One Bulk ingest job, ready to send: its CSV uploads and a slim copy of each moment in it."""
+
+    sobject: str
+    sent: list[Outgoing]
+    parts: list[bytes]
 
 
 class ContactMomentsToSalesforceOperator(SalesforceFlowOperator):
@@ -273,12 +284,16 @@ class ContactMomentSync:
         for sobject in sobjects:
             if sobject not in composite:
                 parts.append((backlog.first_key[sobject], "bulk", {sobject}))
-        for _, mode, objects in sorted(parts, key=lambda part: part[0]):
+        ordered = sorted(parts, key=lambda part: part[0])
+        for mode, run in itertools.groupby(ordered, key=lambda part: part[1]):
             if mode == "composite":
-                self._send_composite(self._planned_moments(objects, planner))
-            else:
-                (sobject,) = objects
-                self._send_bulk(sobject, self._planned_moments(objects, planner))
+                for _, _, objects in run:
+                    self._send_composite(self._planned_moments(objects, planner))
+            else:  # the next Bulk job's CSV is written while Salesforce processes the one before
+                bulk_objects = [sobject for _, _, (sobject,) in run]
+                jobs = (job for sobject in bulk_objects for job in self._bulk_jobs(sobject, planner))
+                for job in one_ahead(jobs, timer=self.salesforce.phases):
+                    self._ingest(job)
 
     def _send_composite(self, moments: Iterator[Outgoing]) -> None:
         pending: dict[str, list[Outgoing]] = {LEAD_OBJECT: [], CONTACT_OBJECT: []}
@@ -298,37 +313,39 @@ class ContactMomentSync:
         )
         self._record(composite_results(moments, answers))
 
-    def _send_bulk(self, sobject: str, moments: Iterator[Outgoing]) -> None:
-        """One ingest job per ``bulk_job_size`` moments; the CSV is built from the stream while uploading and only
-        a slim copy of each moment (id, hash, target) is kept to pair the results with."""
-        while (first := next(moments, None)) is not None:
-            job = itertools.chain([first], itertools.islice(moments, self.bulk_job_size - 1))
-            self._ingest(sobject, job)
-
-    def _ingest(self, sobject: str, moments: Iterator[Outgoing]) -> None:
-        sent: list[Outgoing] = []
-
-        def payloads() -> Iterator[dict[str, Any]]:
-            for moment in moments:
-                sent.append(moment.slim())
-                yield moment.payload()
-
+    def _bulk_jobs(self, sobject: str, planner: SendPlanner) -> Iterator[_BulkJob]:
+        """The planned moments of ``sobject`` as Bulk jobs of ``bulk_job_size``, written as CSV uploads; of each moment
+        only a slim copy (id, hash, target) is kept to pair the results with."""
+        moments = self._planned_moments({sobject}, planner)
         columns = [PARENT_FIELDS[sobject], *PAYLOAD_FIELDS]
+        while (first := next(moments, None)) is not None:
+            sent: list[Outgoing] = []
+
+            def payloads(job: Iterator[Outgoing]) -> Iterator[dict[str, Any]]:
+                for moment in job:
+                    sent.append(moment.slim())
+                    yield moment.payload()
+
+            job = itertools.chain([first], itertools.islice(moments, self.bulk_job_size - 1))
+            with self.salesforce.phases.phase(MAP):  # building the CSV (reading and deciding are phases of their own)
+                parts = list(csv_parts(payloads(job), columns))
+            yield _BulkJob(sobject, sent, parts)
+
+    def _ingest(self, job: _BulkJob) -> None:
         bulk = Bulk2Client(self.salesforce.get_conn())
         phases = self.salesforce.phases
 
         def journal(job_id: str) -> None:
             with phases.phase(BOOKKEEPING):
-                self.moments.journal_job(job_id, sobject, sent)
+                self.moments.journal_job(job_id, job.sobject, job.sent)
 
         # journaled before Salesforce may process the job: a crash from here on does not send it again
-        with phases.phase(MAP):  # building the CSV (reading and deciding are phases of their own)
-            result = bulk.ingest(sobject, "upsert", payloads(), columns=columns, external_id_field=EXTERNAL_ID_FIELD,
+        result = bulk.ingest_csv(job.sobject, "upsert", job.parts, external_id_field=EXTERNAL_ID_FIELD,
                                  want_successful=False, before_processing=journal)
-        self.log.info("Bulk API 2.0 upsert of %s moments into %s (job %s)", len(sent), sobject, result.job_id)
+        self.log.info("Bulk API 2.0 upsert of %s moments into %s (job %s)", len(job.sent), job.sobject, result.job_id)
         # the successful results are streamed from a file instead of held as dicts
         with phases.phase(PARSE):
-            self._record(bulk_results(sent, bulk.successful_results(sobject, result.job_id), result.failed),
+            self._record(bulk_results(job.sent, bulk.successful_results(job.sobject, result.job_id), result.failed),
                          settled_job=result.job_id)
 
     def _recover_bulk_jobs(self) -> None:
