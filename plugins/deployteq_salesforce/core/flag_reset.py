@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any
@@ -113,18 +113,18 @@ class FlagResetQueue:
 
     # -- queueing, in the caller's transaction --------------------------------------------------------
 
-    def enqueue(self, conn: Connection, records: Sequence[Any]) -> None:
-        """Queue ``records`` (with ``sf_id``, ``modstamp`` and optionally ``record_hash``, see
-        :meth:`unchanged_since_queued`) whose data ``conn`` commits."""
+    def enqueue(self, conn: Connection, records: Sequence[Any], record_hashes: Mapping[str, bytes] | None = None) -> None:
+        """Queue ``records`` (with ``sf_id`` and ``modstamp``) whose data ``conn`` commits, with ``record_hashes``
+        (sf_id -> :func:`read_again_hasher` hash of the record as read) for :meth:`unchanged_since_queued`."""
         if not records:
             return
+        hashes = record_hashes or {}
         conn.execute(
             "INSERT INTO flag_reset_queue (flow, sf_id, system_modstamp, record_hash) "
             "SELECT %s, unnest(%b::text[]), unnest(%b::timestamptz[]), unnest(%b::bytea[]) "
             "ON CONFLICT (flow, sf_id) DO UPDATE SET system_modstamp = EXCLUDED.system_modstamp, "
             "record_hash = EXCLUDED.record_hash, failed_reason = NULL, reset_requested_at = NULL, queued_at = now()",
-            (self.flow, [r.sf_id for r in records], [r.modstamp for r in records],
-             [getattr(r, "record_hash", None) for r in records]),
+            (self.flow, [r.sf_id for r in records], [r.modstamp for r in records], [hashes.get(r.sf_id) for r in records]),
         )
 
     def unchanged_since_queued(self, conn: Connection, hashes: dict[str, bytes]) -> set[str]:

@@ -616,8 +616,32 @@ def test_the_bulk_read_after_a_flag_reset_maps_only_records_that_changed(env, mo
     assert summary["read_again_after_flag_reset"] == 300 and summary["flags_reset"] == 300
     assert sum(mapped) == 300  # the 300 read back unchanged were recognised by their record hash, not mapped again
     with psycopg.connect(env.url) as conn:
-        stored = conn.execute(
-            f'SELECT count(*) FROM "{env.schema}".source_record WHERE record_hash IS NOT NULL AND sf_id = ANY(%s)', (ids,)
-        ).fetchone()[0]
-    assert stored == 300
+        stored = conn.execute(f'SELECT count(*) FROM "{env.schema}".customer WHERE sf_lead_id = ANY(%s)', (ids,)).fetchone()[0]
+        queued = conn.execute(f'SELECT count(*) FROM "{env.schema}".flag_reset_queue').fetchone()[0]
+    assert (stored, queued) == (300, 0)
     assert not [r for r in env.sf.records("Lead") if r.get(FLAG)]
+
+
+def test_an_edit_made_while_a_bulk_flag_reset_waits_is_mapped_and_stored(env, monkeypatch):
+    import threading
+    import time
+
+    from deployteq_salesforce.flows.customers.operator import CustomerSync
+
+    ids = env.sf.seed("Lead", [lead(n) for n in range(300)])
+    mapped = []
+    original = CustomerSync._map
+    monkeypatch.setattr(CustomerSync, "_map", lambda self, records: mapped.append(len(records)) or original(self, records))
+    env.sf.inject_fault("slow", path_contains="/batches", delay_seconds=3)  # the reset job's data upload is held
+    worker = threading.Thread(target=lambda: run("Lead", config(LEAD, bulk_threshold=250)))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while env.sf.counters()["by_endpoint"].get("PUT jobs/ingest/{id}/batches", 0) == 0:
+        assert time.monotonic() < deadline, "the flag reset's upload never came"
+        time.sleep(0.05)
+
+    env.sf.update("Lead", [{"Id": ids[7], "FirstName": "Later", FLAG: True}])
+    worker.join(timeout=120)
+
+    assert sum(mapped) == 301  # the first read, then only the edited record of the 300 read again
+    assert {c["first_name"] for c in env.customers() if c["sf_lead_id"] == ids[7]} == {"Later"}

@@ -198,14 +198,15 @@ class CustomerSync:
     def _store_again(self, hashed: tuple[list[dict], dict[str, bytes]]) -> None:
         """Records read again right after their flag was reset: stored like any batch, not queued again.
 
-        Nearly all come back exactly as they were stored (only the reset changed them): those are recognised by
-        their record hash and dropped before mapping; the rest go through the mapping and the usual checks."""
+        Nearly all come back exactly as they were first read (only the reset changed them): those are recognised by
+        the record hash queued with their reset and dropped before mapping; the rest go through the mapping and the
+        usual checks."""
         records, hashes = hashed
         self.counts.details["read_again_after_flag_reset"] = (
             self.counts.details.get("read_again_after_flag_reset", 0) + len(records)
         )
         with self.salesforce.phases.phase(BOOKKEEPING), self.store.connect() as conn:
-            unchanged = unchanged_in_salesforce(conn, hashes, by="record_hash")
+            unchanged = self.flags.unchanged_since_queued(conn, hashes)
         if unchanged:
             records = [record for record in records if record.get("Id") not in unchanged]
         if records:
@@ -280,11 +281,11 @@ class CustomerSync:
             if errors:
                 # one error list per object, whichever DAG met the record
                 self.store.record_errors(self.watermark_flow, errors, conn=conn)
-            remember_sources(conn, {r.sf_id: hashes[r.sf_id] for r in to_write if r.sf_id not in failed},
-                             batch.record_hashes)
+            remember_sources(conn, {r.sf_id: hashes[r.sf_id] for r in to_write if r.sf_id not in failed})
             if self.use_flag and queue_flags:
                 # R3: only stored records lose their flag; a failed one keeps it and is read again next run
-                self.flags.enqueue(conn, [r for r in incoming if not r.is_deleted and r.sf_id not in failed])
+                self.flags.enqueue(conn, [r for r in incoming if not r.is_deleted and r.sf_id not in failed],
+                                   batch.record_hashes)
             if in_order and not self.use_flag:
                 self.window.record_progress(self.store, batch.last_record, conn=conn)
             if queue_flags:  # a read-again after a flag reset is counted apart (read_again_after_flag_reset)

@@ -312,7 +312,7 @@ class ObjectLinkSync:
             if errors:
                 self.store.record_errors(self.flow, errors, conn=conn)
             if self.use_flag and queue_flags:
-                self.flags.enqueue(conn, written_records)
+                self.flags.enqueue(conn, written_records, {r.sf_id: r.record_hash for r in written_records})
             if in_order and not self.use_flag:
                 self.window.record_progress(self.store, batch.last_record, conn=conn)
             if queue_flags:  # a read-again after a flag reset is counted apart (read_again_after_flag_reset)
