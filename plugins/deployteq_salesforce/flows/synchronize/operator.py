@@ -41,7 +41,7 @@ from deployteq_salesforce.hooks.salesforce import COMPOSITE_CHUNK, BudgetedSales
 from deployteq_salesforce.core.salesforce_errors import parse_bulk_error
 from deployteq_salesforce.core.soql import ids_query
 from deployteq_salesforce.flows.synchronize.store import SynchronizeStore
-from deployteq_salesforce.core.timing import LOOKUP, MAP, PhaseTimer
+from deployteq_salesforce.core.timing import BOOKKEEPING, LOOKUP, MAP, PhaseTimer
 from deployteq_salesforce.flows.synchronize.logic import (
     BUDGET,
     CONTINUE,
@@ -403,7 +403,8 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
                                    message=None)
         run_key = self._run_key(context)
         dag_run = (context or {}).get("dag_run")
-        with store.connect() as conn:  # the run and its customers in one transaction
+        # the run and its customers in one transaction (timed as bookkeeping: not "other" in the run's phases)
+        with salesforce.phases.phase(BOOKKEEPING), store.connect() as conn:
             new = outcomes.open_run(
                 run_key, sobject=self.sobject, fields=list(plan.columns), dag_id=getattr(dag_run, "dag_id", None),
                 task_id=self.task_id, run_id=getattr(dag_run, "run_id", None),
