@@ -13,14 +13,18 @@ from .db import StateDB
 from .ids import MalformedId, make_id, to_18
 from .limits import Clock
 from .schema import API_USER_ID, BY_PREFIX, OBJECTS, SALES_USER_ID, USER, SObjectDef, compound_name
-from .values import BadValue, RecordError, check_semantics, coerce, normalise_reference
+from .values import BadValue, RecordError, check_semantics, coerce, has_value_rules, normalise_reference
 
 _COMPOUND_NAME_OBJECTS = {"Lead", "Contact", "User"}
 # every field of a new record: null, or its default
 _BLANK_RECORDS = {name: {**dict.fromkeys(sdef.field_names), **sdef.defaults, "IsDeleted": False}
                   for name, sdef in OBJECTS.items()}
+# per object, the fields whose written values _check_record looks at: references, and those check_semantics has a
+# rule for (the others, such as booleans, numbers and datetimes, it skips without a look)
+_CHECKED_FIELDS = {name: frozenset(f.name for f in sdef.fields.values() if f.type == "reference" or has_value_rules(f))
+                   for name, sdef in OBJECTS.items()}
 # types whose non-empty string values coerce stores as they are (ids are checked later, against the store)
-_PLAIN_TEXT = frozenset({"string", "email", "phone", "url", "textarea", "picklist", "reference", "id"})
+PLAIN_TEXT_TYPES = frozenset({"string", "email", "phone", "url", "textarea", "picklist", "reference", "id"})
 _NOT_WRITABLE_MESSAGE = (
     "Unable to create/update fields: {fields}. Please check the security settings of this field and "
     "verify that it is read/write for your profile or permission set."
@@ -57,7 +61,7 @@ def parse_values(sdef: SObjectDef, raw: dict, *, strict_types: bool = True) -> d
         field = fields.get(key) or (fields_lower.get(key.lower()) if isinstance(key, str) else None)
         if field is None:
             raise RequestError(400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {sdef.name}")
-        if value.__class__ is str and value and field.type in _PLAIN_TEXT:  # the common case, kept fast
+        if value.__class__ is str and value and field.type in PLAIN_TEXT_TYPES:  # the common case, kept fast
             values[field.name] = value
             continue
         try:
@@ -263,14 +267,19 @@ class Store:
     # --- rules ---------------------------------------------------------------------------------
     def _check_record(self, sdef: SObjectDef, record: dict, changed: Iterable[str]) -> None:
         """Required fields, value rules, references, uniqueness and validation rules of one record."""
-        missing = [name for name in sdef.required_fields if record.get(name) in (None, "")]
+        missing = []  # a loop: a comprehension is a function call of its own (Python 3.11), per record written
+        for name in sdef.required_fields:
+            if record.get(name) in (None, ""):
+                missing.append(name)
         if sdef.name == "CampaignMember" and not record.get("LeadId") and not record.get("ContactId"):
             missing.append("LeadId")
         if missing:
             raise RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
                               missing)
-        fields = sdef.fields
+        fields, checked = sdef.fields, _CHECKED_FIELDS[sdef.name]
         for name in changed:
+            if name not in checked:
+                continue
             field = fields[name]
             value = record[name]
             if field.type == "reference":
@@ -337,8 +346,8 @@ class Store:
         if not sdef.createable:
             raise RecordError("INVALID_TYPE", f"Cannot create records of type {sdef.name}", [])
         not_createable = sdef.not_createable
-        blocked = [name for name in values if name in not_createable]
-        if blocked:
+        if not not_createable.isdisjoint(values):
+            blocked = [name for name in values if name in not_createable]
             raise RecordError("INVALID_FIELD_FOR_INSERT_UPDATE", _NOT_WRITABLE_MESSAGE.format(fields=", ".join(blocked)),
                               blocked)
         record = self._template(sdef, txn.user_id, txn.now)
@@ -367,10 +376,12 @@ class Store:
         sdef, current = self.existing(sdef, record_id)
         if sdef.name == "Lead" and current.get("IsConverted"):
             raise RecordError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [])
-        values = {k: v for k, v in values.items() if k != "Id"}
+        if "Id" in values:  # the record's key, not a change (the caller's dict stays as it is)
+            values = dict(values)
+            del values["Id"]
         not_updateable = sdef.not_updateable
-        blocked = [name for name in values if name in not_updateable]
-        if blocked:
+        if not not_updateable.isdisjoint(values):
+            blocked = [name for name in values if name in not_updateable]
             raise RecordError("INVALID_FIELD_FOR_INSERT_UPDATE", _NOT_WRITABLE_MESSAGE.format(fields=", ".join(blocked)),
                               blocked)
         record = dict(current)

@@ -207,6 +207,14 @@ _COERCERS = {
 }
 
 
+def has_value_rules(field: FieldDef) -> bool:
+    """Whether ``check_semantics`` can reject some value of ``field`` (keep in step with it)."""
+    kind = field.type
+    if kind in ("reference", "id"):
+        return False
+    return bool(field.length) or kind == "email" or (kind == "picklist" and field.restricted)
+
+
 def check_semantics(field: FieldDef, value: object) -> None:
     """Per-record checks after coercion: length, e-mail syntax, restricted picklists, id shape."""
     if value is None or not isinstance(value, str):

@@ -8,6 +8,11 @@ import io
 import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
+from include.salesforce_emulator import schema
+from include.salesforce_emulator.bulk import CsvRowValues, csv_cells
+from include.salesforce_emulator.store import parse_values
+from include.salesforce_emulator.values import RecordError
+
 
 def _rows(text: str) -> list[dict]:
     return list(csv.DictReader(io.StringIO(text)))
@@ -152,3 +157,34 @@ def test_all_ingest_records_through_simple_salesforce(sf):
     assert [r["LastName"] for r in outcome["successfulRecords"]] == ["Visser"]
     assert outcome["failedRecords"][0]["sf__Error"].startswith("REQUIRED_FIELD_MISSING:")
     assert outcome["unprocessedRecords"] == []
+
+
+@pytest.mark.parametrize("sobject, names, rows", [
+    ("ClangLeadContactMoment__c",
+     ["Name", "Lead__c", "Opened__c", "Open_Count__c", "Sent_Date__c", "First_Opened_Date__c", "Bounce_Type__c"],
+     [["A", "00Q8d0000000001AAA", "true", "2", "2024-03-01T10:15:00.000+0000", "", "hard"],
+      ["B", "", "TRUE", "#N/A", "2024-03-01", "#N/A", "#N/A"],
+      ["C", "x", "maybe", "x", "bad", "2024-02-30T10:00:00Z", ""],  # the first bad cell is the error
+      ["D", "x", "false", "x", "bad", "", ""],
+      ["E", "x", "false", "1e2", "bad", "", ""],
+      ["F", "x", "false", "1e2", "2024-03-01T12:00:00+02:00", "2024-03-01 10:00", ""]]),
+    ("Lead", ["Id", "City", "NumberOfEmployees", "HasOptedOutOfEmail", "AnnualRevenue"],
+     [["00Q8d0000000001AAA", "Zeist", "12.0", "", "3"], ["", "", "", "", ""], ["#N/A"] * 5,
+      ["x", "y", "12.5", "true", "z"], ["x", "y", "4", "no", "z"], ["x", "y", "4", "false", "1.5"]]),
+])
+def test_csv_row_values_match_the_general_path(sobject, names, rows):
+    """The per-job column plan of Bulk 2.0 ingest gives what parse_values gives per row: values, order, errors."""
+    sdef = schema.OBJECTS[sobject]
+    values_of = CsvRowValues(sdef, names)
+
+    def outcome(parse, row):
+        try:
+            values = parse(row)
+        except RecordError as error:
+            return error.as_bulk_error()
+        return list(values.items())  # the order counts: it decides which error a write reports first
+
+    for _ in range(2):  # the second time from the column's cache of converted texts
+        for row in rows:
+            expected = outcome(lambda r: parse_values(sdef, csv_cells(dict(zip(names, r))), strict_types=False), row)
+            assert outcome(values_of, row) == expected, row

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
+from include.salesforce_emulator import schema
+from include.salesforce_emulator.values import RecordError, check_semantics, has_value_rules
+
 
 def _composite(api, method: str, records: list[dict], all_or_none: bool = False, path: str = "composite/sobjects"):
     response = api(method, path, json={"allOrNone": all_or_none, "records": records})
@@ -198,3 +201,16 @@ def test_relationship_urls_reach_children_and_parents(sf, api, emulator):
     assert api("GET", f"sobjects/Contact/{loner}/Account").status_code == 404
     assert api("GET", f"sobjects/Account/{account}/Nope").status_code == 404
     assert api("GET", f"sobjects/Account/{account}/Contacts", params={"fields": "Id FROM Lead"}).status_code == 400
+
+
+def test_fields_without_value_rules_take_any_value():
+    """The write checks skip the fields has_value_rules clears: check_semantics must have nothing to say on them."""
+    for sdef in schema.OBJECTS.values():
+        for field in sdef.fields.values():
+            if has_value_rules(field):
+                continue
+            for value in ("x" * 100_000, "not an e-mail", "Not A Picklist Value", "", "#N/A"):
+                try:
+                    check_semantics(field, value)
+                except RecordError as error:
+                    pytest.fail(f"{sdef.name}.{field.name} rejects {value[:20]!r}: {error.message}")
