@@ -15,6 +15,9 @@ read the record:
   the reset and the read leaves the read to the next run.  Composite resets (200 per request) are
   read again with sObject Collections (2,000 per request); a Bulk API 2.0 reset with one Bulk query
   of everything changed since the reset started, kept to the reset ids.
+* The reset itself moves every reset record's SystemModstamp, so the read after it returns all of
+  them; each id is queued with a hash of the record as first read (``read_again_hasher``), and a
+  flow stores again only the records whose hash differs (``unchanged_since_queued``).
 """
 
 from __future__ import annotations
