@@ -60,9 +60,9 @@ def csv_chunks(header: list[str], rows: Sequence, cells: Callable[[object], list
         buffer.truncate()
 
 
-def query_rows(compiled, records: list[dict], lookup, api_version: str) -> tuple[list[str], list, Callable | None]:
-    """The CSV header (SELECT paths such as ``Account.Name``), the rows of the matched records and what turns a
-    row into its cells (None: the row is its cells).
+def query_rows(compiled, records: list[dict], lookup, api_version: str) -> tuple[list[str], list, Callable]:
+    """The CSV header (SELECT paths such as ``Account.Name``), the rows of the matched records and what gives the
+    cell texts of a chunk of rows, column by column (see ``query_csv_chunks``).
 
     With plain fields only, the rows are the records themselves, turned into cells as they are written (records
     are never changed in place: they are the snapshot).  Relationship fields are read now, as Salesforce does
@@ -81,28 +81,100 @@ def query_rows(compiled, records: list[dict], lookup, api_version: str) -> tuple
                     value = value.get(part) if isinstance(value, dict) else None
                 row.append(csv_text(value))
             rows.append(row)
-        return header, rows, None
+        return header, rows, _text_columns
     fields = schema.OBJECTS[compiled.sobject].fields
-    names = [path[0] for path in paths]
-    converted = [position for position, name in enumerate(names) if fields[name].type in _CONVERTED_TYPES]
+    return header, records, RecordColumns([path[0] for path in paths], fields)
 
-    # Datetimes repeat (one stamp per write request): each text is converted once per job.
-    converted_text: dict[str, str] = {}
 
-    def cells(record: dict) -> list:
-        values = list(map(record.get, names))
-        for position in converted:
-            value = values[position]
-            if value.__class__ is str:
-                text = converted_text.get(value)
-                if text is None:
-                    text = converted_text[value] = csv_text(value)
-                values[position] = text
-            else:
-                values[position] = csv_text(value)
-        return values
+def _text_columns(rows: Sequence[list[str]]) -> list[Sequence[str]]:
+    """The columns of rows of cell texts."""
+    return list(zip(*rows))
 
-    return header, records, cells
+
+_NULL_AS_EMPTY = {None: ""}  # ``map(_NULL_AS_EMPTY.get, values, values)``: None becomes "", any other text stays
+_STR = frozenset({str})
+_TEXT_OR_NULL = frozenset({str, type(None)})
+_REPEATING_KINDS = frozenset({str, bool, type(None)})  # values no two of which are equal with different texts
+_REPEATING_TYPES = frozenset({"boolean", "datetime", "date", "picklist"})  # few distinct values in a column
+
+
+def _writer_text(value) -> str:
+    """The text csv.writer writes for a cell value (before quoting): None as empty, others as ``str``."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+class RecordColumns:
+    """The cell texts of a chunk of records, column by column: what csv.writer wrote of the values the rows had
+    before (``csv_text`` of booleans and datetimes, the stored value of other fields).
+
+    The work per column is resolved once per job, and most of the work per chunk runs in C (``map``, ``zip``):
+    the chunk's values are read a record at a time (one ``itemgetter``), then each column is converted as a
+    whole: text columns are their values (nulls made empty); a column whose values repeat (booleans, datetimes,
+    dates, picklists) converts each distinct value once; other values (numbers, anything unexpected) are
+    converted one by one.
+    """
+
+    def __init__(self, names: list[str], fields: dict[str, schema.FieldDef]):
+        self.names = names
+        self.values_of = itemgetter(*names) if names else None  # a record -> its values (one value: one name)
+        self.text_of = [csv_text if fields[name].type in _CONVERTED_TYPES else _writer_text for name in names]
+        # value -> text, per column whose values repeat (else None)
+        self.known = [{} if fields[name].type in _REPEATING_TYPES else None for name in names]
+
+    def __call__(self, records: Sequence[dict]) -> list[Sequence[str]]:
+        try:
+            value_rows = list(map(self.values_of, records))
+        except KeyError:  # a record stored without some field: null, as ``record.get`` reads it
+            value_rows = [self.values_of(dict.fromkeys(self.names) | record) for record in records]
+        columns = list(zip(*value_rows)) if len(self.names) > 1 else [value_rows]
+        return list(map(self._texts, columns, self.text_of, self.known))
+
+    @staticmethod
+    def _texts(values: Sequence, text_of: Callable[[object], str], known: dict | None) -> Sequence[str]:
+        kinds = set(map(type, values))
+        if known is not None and kinds <= _REPEATING_KINDS:
+            distinct = set(values)
+            if not distinct <= known.keys():
+                for value in distinct.difference(known):
+                    known[value] = text_of(value)
+            return list(map(known.__getitem__, values))
+        if text_of is _writer_text:
+            if kinds <= _STR:
+                return values
+            if kinds <= _TEXT_OR_NULL:
+                return list(map(_NULL_AS_EMPTY.get, values, values))
+        return list(map(text_of, values))
+
+
+def query_csv_chunks(header: list[str], rows: Sequence, columns_of: Callable[[Sequence], list[Sequence[str]]],
+                     delimiter: str = ",", line_ending: str = "\n") -> Iterator[bytes]:
+    """What ``csv_chunks`` writes of ``rows`` (the same bytes in the same chunks), given what turns a chunk of rows
+    into its columns of cell texts (see ``query_rows``): with every cell quoted, a row is its cell texts joined
+    by ``"<delimiter>"`` between an opening and a closing quote, so a chunk is built by a few joins in C."""
+    if not header:  # no cells to join
+        yield from csv_chunks(header, [[] for _ in rows], None, delimiter, line_ending)
+        return
+    cell_separator = '"' + delimiter + '"'
+    row_separator = '"' + line_ending + '"'
+
+    def text(columns: list[Sequence[str]], row_count: int) -> str:
+        text = '"' + row_separator.join(map(cell_separator.join, zip(*columns))) + '"' + line_ending
+        # Unless a cell holds a quote, the only quotes are those around the cells (no delimiter or line ending
+        # has one); csv.writer doubles a quote in a cell.
+        if text.count('"') != 2 * len(columns) * row_count:
+            columns = [[cell.replace('"', '""') for cell in cells] for cells in columns]
+            text = '"' + row_separator.join(map(cell_separator.join, zip(*columns))) + '"' + line_ending
+        return text
+
+    header_text = text([[name] for name in header], 1)
+    if not rows:
+        yield header_text.encode()
+    for start in range(0, len(rows), CSV_CHUNK_ROWS):
+        chunk = rows[start : start + CSV_CHUNK_ROWS]
+        chunk_text = text(columns_of(chunk), len(chunk))
+        yield (header_text + chunk_text if start == 0 else chunk_text).encode()
 
 
 def csv_cells(raw: dict) -> dict:
@@ -203,7 +275,7 @@ class Job:
     # query jobs (see ``query_rows``)
     header: list[str] = field(default_factory=list)
     rows: list = field(default_factory=list)
-    cells: Callable | None = None
+    columns_of: Callable | None = None
     # ingest jobs
     uploads: list[str] = field(default_factory=list)
     successful: list[list[str]] = field(default_factory=list)
@@ -297,6 +369,7 @@ class BulkJobs(JobRegistry):
         return sum(1 for job in self.jobs.values() if job.kind == kind)
 
     # --- query ---------------------------------------------------------------------------------
+    @_gc_paused()
     def create_query(self, body: dict, api_version: str) -> dict:
         operation = body.get("operation")
         if operation not in QUERY_OPERATIONS:
@@ -314,7 +387,7 @@ class BulkJobs(JobRegistry):
         lookup = self.store.lookup
         now = self.store.clock.now_datetime()  # TODAY etc. on the emulator clock
         matched = compiled.run(self.store.rows(compiled.sobject, operation == "queryAll"), lookup, now=now)
-        job.header, job.rows, job.cells = query_rows(compiled, matched, lookup, api_version)
+        job.header, job.rows, job.columns_of = query_rows(compiled, matched, lookup, api_version)
         job.state = "JobComplete"
         job.modstamp = self.store.clock.now_wire()
         return job.info()
@@ -336,7 +409,8 @@ class BulkJobs(JobRegistry):
             "Sforce-Locator": _locator(end) if end < len(job.rows) else "null",
             "Sforce-NumberOfRecords": str(len(chunk)),
         }
-        return job.csv(job.header, chunk, job.cells), headers
+        return query_csv_chunks(job.header, chunk, job.columns_of, _DELIMITERS[job.delimiter],
+                                _LINE_ENDINGS[job.line_ending]), headers
 
     # --- ingest --------------------------------------------------------------------------------
     def create_ingest(self, body: dict, api_version: str) -> dict:

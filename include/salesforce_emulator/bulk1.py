@@ -17,7 +17,7 @@ from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from . import jsonutil, schema
-from .bulk import JobRegistry, csv_cells, csv_chunks, csv_text, query_rows
+from .bulk import JobRegistry, csv_cells, csv_chunks, csv_text, query_csv_chunks, query_rows
 from .store import RequestError, Txn, parse_values
 from .values import RecordError, epoch_of
 
@@ -166,7 +166,7 @@ class Batch:
     results: list[dict] = field(default_factory=list)  # DML: one per record, in request order
     result_id: str | None = None  # query: its one result set ...
     records: list[dict] = field(default_factory=list)  # ... and the records in it (JSON jobs)
-    table: tuple = ([], [], None)  # ... or its CSV header, rows and cells (CSV jobs, see ``bulk.query_rows``)
+    table: tuple = ([], [], None)  # ... or its CSV header, rows and columns (CSV jobs, see ``bulk.query_rows``)
 
     def info(self) -> dict:
         body = {
@@ -353,8 +353,8 @@ class Bulk1Jobs(JobRegistry):
             raise Bulk1Error(400, "InvalidBatch", f"Invalid result id: {result_id}")
         if job.content_type == "JSON":
             return batch.records, JSON_TYPE
-        header, rows, cells = batch.table
-        return (csv_chunks(header, rows, cells) if rows else NO_RECORDS), CSV_TYPE
+        header, rows, columns_of = batch.table
+        return (query_csv_chunks(header, rows, columns_of) if rows else NO_RECORDS), CSV_TYPE
 
     def _run_query(self, job: Job, batch: Batch) -> None:
         try:

@@ -9,7 +9,8 @@ import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from include.salesforce_emulator import schema
-from include.salesforce_emulator.bulk import CsvRowValues, csv_cells
+from include.salesforce_emulator.bulk import (CSV_CHUNK_ROWS, CsvRowValues, csv_cells, csv_chunks, csv_text,
+                                              query_csv_chunks, query_rows)
 from include.salesforce_emulator.store import parse_values
 from include.salesforce_emulator.values import RecordError
 
@@ -188,3 +189,38 @@ def test_csv_row_values_match_the_general_path(sobject, names, rows):
         for row in rows:
             expected = outcome(lambda r: parse_values(sdef, csv_cells(dict(zip(names, r))), strict_types=False), row)
             assert outcome(values_of, row) == expected, row
+
+
+class _Selected:  # what query_rows reads of a compiled query
+    def __init__(self, sobject: str, names: list[str]):
+        self.sobject, self.select_paths = sobject, [(name,) for name in names]
+
+
+@pytest.mark.parametrize("delimiter, line_ending", [(",", "\n"), (";", "\r\n"), ("\t", "\n")])
+def test_query_csv_chunks_writes_what_csv_writer_writes(delimiter, line_ending):
+    """Result pages are built column by column (query_csv_chunks): the bytes and chunks csv.writer (every cell
+    quoted) gives of the cells the rows had, for odd values too (quotes, line breaks, nulls, a missing field,
+    numbers, unexpected types) and across chunks."""
+    names = ["Id", "FirstName", "Email", "Status", "HasOptedOutOfEmail", "SystemModstamp", "ConvertedDate",
+             "NumberOfEmployees", "AnnualRevenue"]
+    odd = [None, "", '"', 'a "b" c', "x\r\ny", ",;\t", "ü✓", True, 0, -0.0, 1e20, "2024-03-01T10:15:00.000+0000"]
+    records = []
+    for i in range(CSV_CHUNK_ROWS + 7):
+        record = {"Id": f"00Q{i:015d}", "FirstName": [f"Jan{i}", None, 'Piet "PJ"'][i % 3], "Email": f"l{i}@x.nl",
+                  "Status": ["Open", None][i % 2], "HasOptedOutOfEmail": i % 3 == 0,
+                  "SystemModstamp": f"2024-03-01T10:15:{i % 60:02}.000+0000", "ConvertedDate": "2024-02-29",
+                  "NumberOfEmployees": [None, i, 2.5][i % 3], "AnnualRevenue": None}
+        if i % 97 == 0:
+            record[names[i % len(names)]] = odd[i % len(odd)]
+        if i == 4000:
+            del record["Email"]
+        records.append(record)
+
+    def cells(record: dict) -> list:
+        return [csv_text(value) if name in ("HasOptedOutOfEmail", "SystemModstamp") else value
+                for name, value in ((name, record.get(name)) for name in names)]
+
+    header, rows, columns_of = query_rows(_Selected("Lead", names), records, None, "59.0")
+    for part in (rows, rows[:1], rows[:0]):
+        expected = list(csv_chunks(header, part, cells, delimiter, line_ending))
+        assert list(query_csv_chunks(header, part, columns_of, delimiter, line_ending)) == expected
