@@ -45,3 +45,10 @@ def test_read_again_hasher_keeps_a_mapped_flag_or_modstamp_and_follows_config_an
     assert _read_again_hasher(mapped={"SystemModstamp"})(reset) != _read_again_hasher(mapped={"SystemModstamp"})(RECORD)
     assert _read_again_hasher(config={"mapping": "v2"})(RECORD) != _read_again_hasher()(RECORD)
     assert _read_again_hasher(field_types={**TYPES, "FirstName": "picklist"})(RECORD) != _read_again_hasher()(RECORD)
+
+
+def test_a_value_messagepack_cannot_write_is_hashed_by_its_repr():
+    hash_record = record_hasher(FIELDS, b"mapping")
+    odd = {**RECORD, "FirstName": complex(1, 2)}  # no MessagePack form
+    assert hash_record(odd) == hash_record(dict(odd)) != hash_record({**odd, "FirstName": complex(2, 1)})
+    assert hash_record({**RECORD, "FirstName": 1}) != hash_record({**RECORD, "FirstName": "1"})

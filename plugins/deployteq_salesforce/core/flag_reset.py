@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
+import msgspec
 from psycopg import Connection
 
 from deployteq_salesforce.core.bulk import Bulk2Client
@@ -56,6 +57,9 @@ PrepareAgain = Callable[[list[dict]], Any]
 StoreAgain = Callable[[Any], None]
 
 
+_MSGPACK = msgspec.msgpack.Encoder()
+
+
 def _as_read(records: list[dict]) -> list[dict]:
     return records
 
@@ -63,15 +67,26 @@ def _as_read(records: list[dict]) -> list[dict]:
 def record_hasher(fields: Sequence[str], salt: bytes) -> Callable[[dict], bytes]:
     """``hash(record) -> bytes`` over the raw ``fields`` of a Salesforce record (Bulk or REST dict), before any
     mapping; ``salt`` identifies the mapping and field types, so a changed mapping changes every hash.
-    Cheaper than mapping: what the read after a flag reset uses to drop the records it sends back unchanged."""
+    Cheaper than mapping: what the read after a flag reset uses to drop the records it sends back unchanged.
+
+    The values are written as MessagePack (msgspec: 0.4 us for a lead's twenty values, where repr() took 2.9);
+    a value MessagePack has no form for is hashed by its repr().  The hash is only compared with hashes of the
+    same code (queued by this run, or by the run before an interrupted reset): its form may change freely."""
     get = itemgetter(*fields) if len(fields) > 1 else (lambda record: (record[fields[0]],))
+    salted = hashlib.blake2b(salt, digest_size=16)
+    encode = _MSGPACK.encode
 
     def hash_record(record: dict) -> bytes:
         try:
             values = get(record)
         except KeyError:  # a field the record lacks hashes as None (as a mapping would read it)
             values = tuple(record.get(f) for f in fields)
-        return hashlib.blake2b(salt + repr(values).encode(), digest_size=16).digest()
+        digest = salted.copy()
+        try:
+            digest.update(encode(values))
+        except (TypeError, msgspec.EncodeError):
+            digest.update(b"repr:" + repr(values).encode())
+        return digest.digest()
 
     return hash_record
 
