@@ -230,7 +230,7 @@ _FAST_JSON_TYPES = frozenset({str, int, bool, type(None)})
 def payload_hash(target: Target, payload: dict[str, Any]) -> str:
     """Identifies what Salesforce holds after this upsert: object plus field values."""
     value = [target.sobject, payload]
-    text = _FAST_JSON.encode(value) if all(type(v) in _FAST_JSON_TYPES for v in payload.values()) else None
+    text = _FAST_JSON.encode(value) if _FAST_JSON_TYPES.issuperset(map(type, payload.values())) else None
     if text is None or not text.isascii() or b"\x7f" in text:
         text = _CANONICAL_JSON.encode(value).encode()
     return hashlib.sha256(text).hexdigest()[:32]
