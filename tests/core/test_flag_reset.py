@@ -149,3 +149,32 @@ def test_an_edit_made_while_a_bulk_reset_waits_to_be_processed_still_arrives(env
     assert any(k.startswith("POST jobs/query") for k in emulator.counters()["by_endpoint"])
     with store.connect() as conn:
         assert conn.execute("SELECT count(*) FROM flag_reset_queue").fetchone()[0] == 0
+
+
+def test_enqueue_takes_ids_already_queued_inside_the_callers_transaction(env, deployteq_conn_id):
+    emulator, pg_url, schema = env
+    store = DeployteqHook(deployteq_conn_id)
+    store.migrate()
+    queue = FlagResetQueue(store, "sync:Lead", sobject="Lead", flag_field=FLAG, fields=["FirstName", FLAG],
+                           field_types={"Id": "id", "FirstName": "string", FLAG: "boolean"},
+                           store_again=lambda batch: None, bulk_threshold=2)
+    t1, t2 = parse_salesforce_datetime("2026-12-06T10:00:00.000+0000"), parse_salesforce_datetime("2026-12-06T11:00:00.000+0000")
+
+    class Read:
+        def __init__(self, sf_id, modstamp):
+            self.sf_id, self.modstamp = sf_id, modstamp
+
+    with store.connect() as conn:
+        queue.enqueue(conn, [Read("00Q000000000001AAA", t1), Read("00Q000000000002AAA", t1)], {"00Q000000000001AAA": b"a"})
+    with store.connect() as conn:
+        conn.execute("UPDATE flag_reset_queue SET failed_reason = 'UNABLE_TO_LOCK_ROW:busy' WHERE sf_id = '00Q000000000002AAA'")
+    with pytest.raises(RuntimeError), store.connect() as conn:  # the caller's transaction fails after the enqueue
+        queue.enqueue(conn, [Read("00Q000000000003AAA", t2)])
+        raise RuntimeError("the batch failed after queueing")
+    with store.connect() as conn:  # one id already queued, one new: the upsert takes both
+        queue.enqueue(conn, [Read("00Q000000000002AAA", t2), Read("00Q000000000004AAA", t2)], {"00Q000000000002AAA": b"b"})
+        rows = conn.execute("SELECT sf_id, system_modstamp, record_hash, failed_reason FROM flag_reset_queue "
+                            "ORDER BY sf_id").fetchall()
+    assert [(r[0][-4:], r[1], r[2] and bytes(r[2]), r[3]) for r in rows] == [
+        ("1AAA", t1, b"a", None), ("2AAA", t2, b"b", None), ("4AAA", t2, None, None),  # 3AAA rolled back with its batch
+    ]

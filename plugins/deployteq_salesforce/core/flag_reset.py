@@ -31,6 +31,7 @@ from typing import Any
 
 import msgspec
 from psycopg import Connection
+from psycopg.errors import UniqueViolation
 
 from deployteq_salesforce.core.bulk import Bulk2Client
 from deployteq_salesforce.core.incremental import prefetched, server_now
@@ -58,6 +59,10 @@ StoreAgain = Callable[[Any], None]
 
 
 _MSGPACK = msgspec.msgpack.Encoder()
+_ENQUEUE_NEW = ("INSERT INTO flag_reset_queue (flow, sf_id, system_modstamp, record_hash) "
+                "SELECT %s, q.* FROM unnest(%b::text[], %b::timestamptz[], %b::bytea[]) AS q")
+_ENQUEUE_ANY = (_ENQUEUE_NEW + " ON CONFLICT (flow, sf_id) DO UPDATE SET system_modstamp = EXCLUDED.system_modstamp, "
+                "record_hash = EXCLUDED.record_hash, failed_reason = NULL, reset_requested_at = NULL, queued_at = now()")
 
 
 def _as_read(records: list[dict]) -> list[dict]:
@@ -137,13 +142,18 @@ class FlagResetQueue:
         if not records:
             return
         hashes = record_hashes or {}
-        conn.execute(
-            "INSERT INTO flag_reset_queue (flow, sf_id, system_modstamp, record_hash) "
-            "SELECT %s, unnest(%b::text[]), unnest(%b::timestamptz[]), unnest(%b::bytea[]) "
-            "ON CONFLICT (flow, sf_id) DO UPDATE SET system_modstamp = EXCLUDED.system_modstamp, "
-            "record_hash = EXCLUDED.record_hash, failed_reason = NULL, reset_requested_at = NULL, queued_at = now()",
-            (self.flow, [r.sf_id for r in records], [r.modstamp for r in records], [hashes.get(r.sf_id) for r in records]),
-        )
+        params = (self.flow, [r.sf_id for r in records], [r.modstamp for r in records],
+                  [hashes.get(r.sf_id) for r in records])
+        # Nearly every id is new to the queue: a plain INSERT does 40% less work than ON CONFLICT.  An id already
+        # queued (an earlier run's unreset or failed entry, a record read twice) undoes it (back to the savepoint,
+        # inside the caller's transaction) and the batch goes through the upsert.
+        conn.execute("SAVEPOINT flag_reset_enqueue")
+        try:
+            conn.execute(_ENQUEUE_NEW, params)
+        except UniqueViolation:
+            conn.execute("ROLLBACK TO SAVEPOINT flag_reset_enqueue")
+            conn.execute(_ENQUEUE_ANY, params)
+        conn.execute("RELEASE SAVEPOINT flag_reset_enqueue")
 
     def unchanged_since_queued(self, conn: Connection, hashes: dict[str, bytes]) -> set[str]:
         """Ids (of ``hashes``: sf_id -> :func:`read_again_hasher` hash of the record read again) whose record hashes
