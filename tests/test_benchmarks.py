@@ -81,6 +81,13 @@ def test_the_last_line_breaks_the_time_down_by_phase(lead_sync_run):
     assert "seconds per phase" in stdout
 
 
+def test_the_last_line_says_how_fast_the_machine_was(lead_sync_run):
+    stdout, summary = lead_sync_run
+    assert set(summary["machine_seconds"]) == {"before", "after"}
+    assert all(0 < seconds < 30 for seconds in summary["machine_seconds"].values())
+    assert "This machine's speed: a fixed Python loop took" in stdout
+
+
 @pytest.fixture(scope="module")
 def initial_load_run(pg_url) -> tuple[str, dict]:
     """``python -m include.benchmarks initial_load`` on 300 leads, and again on 100 (``--scale``)."""

@@ -453,6 +453,7 @@ def benchmark_main(
     if args["records"] < 1:
         parser.error("--records must be at least 1")
     sizes = args.pop("scale")
+    machine_before = machine_seconds()
     summary = run(**args)
     if sizes:
         runs = {summary["records"]: summary}
@@ -467,9 +468,25 @@ def benchmark_main(
         print("How time and memory grow with N (each run a fresh emulator and schema):")
         print(growth_table(list(runs.values())))
         print(flush=True)
+    summary["machine_seconds"] = {"before": machine_before, "after": machine_seconds()}
+    print(f"This machine's speed: a fixed Python loop took {machine_before:.2f} s before the runs and "
+          f"{summary['machine_seconds']['after']:.2f} s after (compare figures only from runs near in this number)")
     sys.stdout.flush()
     print(json.dumps(summary), flush=True)
     return summary
+
+
+MACHINE_LOOP = 3_000_000
+
+
+def machine_seconds() -> float:
+    """Seconds a fixed pure-Python loop takes now.  The development machine's cores are shared and its speed moved by
+    up to four times within an hour: figures of runs far apart only compare next to this number."""
+    started = time.perf_counter()
+    total = 0
+    for number in range(MACHINE_LOOP):
+        total += number
+    return round(time.perf_counter() - started, 3)
 
 
 def _sizes(text: str) -> list[int]:
