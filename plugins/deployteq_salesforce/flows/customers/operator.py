@@ -145,7 +145,7 @@ class CustomerSync:
             lookback_seconds=self.obj.lookback_seconds, full_load=self.full_load,
         )
         self.mapped_columns = list(dict.fromkeys(m.deployteq_field for m in self.obj.value_mappings))
-        # only the read after a flag reset compares record hashes: other runs store none (NULL: "not known")
+        # flag mode only: each record is hashed as read and queued with its reset; the read after the reset compares
         self.hash_record = read_again_hasher(
             self.reader.fields, flag_field=self.obj.sync_flag_field, mapped={m.salesforce_field for m in self.obj.mappings},
             config=self.obj.model_dump(mode="json"), field_types=self.field_types,
