@@ -644,3 +644,19 @@ def test_table_columns_lists_types_in_table_order(store):
     )
     assert store.table_columns("no_such_table") == {}
 
+
+
+def test_insert_new_rows_inserts_new_rows_and_upserts_when_a_key_is_there_inside_the_callers_transaction(store):
+    from deployteq_salesforce.core.writes import insert_new_rows
+
+    insert = "INSERT INTO source_record (sf_id, values_hash) SELECT * FROM unnest(%b::text[], %b::bytea[])"
+    upsert = insert + " ON CONFLICT (sf_id) DO UPDATE SET values_hash = excluded.values_hash"
+    with store.connect() as conn:
+        insert_new_rows(conn, insert, upsert, (["00Q1", "00Q2"], [b"a", b"b"]))  # new: the plain INSERT
+        insert_new_rows(conn, insert, upsert, (["00Q2", "00Q3"], [b"B", b"c"]))  # 00Q2 is there: the upsert
+        insert_new_rows(conn, insert, upsert, (["00Q3"], [b"C"]), probably_new=False)
+    with pytest.raises(RuntimeError), store.connect() as conn:
+        insert_new_rows(conn, insert, upsert, (["00Q1", "00Q4"], [b"x", b"d"]))
+        raise RuntimeError("the caller's transaction fails: what was written with it goes too")
+    rows = select(store, "SELECT sf_id, values_hash FROM source_record ORDER BY sf_id")
+    assert [(sf_id, bytes(value)) for sf_id, value in rows] == [("00Q1", b"a"), ("00Q2", b"B"), ("00Q3", b"C")]

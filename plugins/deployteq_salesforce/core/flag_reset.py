@@ -31,11 +31,11 @@ from typing import Any
 
 import msgspec
 from psycopg import Connection
-from psycopg.errors import UniqueViolation
 
 from deployteq_salesforce.core.bulk import Bulk2Client
 from deployteq_salesforce.core.incremental import prefetched, server_now
 from deployteq_salesforce.core.soql import format_datetime, validate_identifier
+from deployteq_salesforce.core.writes import insert_new_rows
 
 # Salesforce answers that will not change by trying again: stop resetting those records
 PERMANENT_RESET_ERRORS = {
@@ -144,16 +144,9 @@ class FlagResetQueue:
         hashes = record_hashes or {}
         params = (self.flow, [r.sf_id for r in records], [r.modstamp for r in records],
                   [hashes.get(r.sf_id) for r in records])
-        # Nearly every id is new to the queue: a plain INSERT does 40% less work than ON CONFLICT.  An id already
-        # queued (an earlier run's unreset or failed entry, a record read twice) undoes it (back to the savepoint,
-        # inside the caller's transaction) and the batch goes through the upsert.
-        conn.execute("SAVEPOINT flag_reset_enqueue")
-        try:
-            conn.execute(_ENQUEUE_NEW, params)
-        except UniqueViolation:
-            conn.execute("ROLLBACK TO SAVEPOINT flag_reset_enqueue")
-            conn.execute(_ENQUEUE_ANY, params)
-        conn.execute("RELEASE SAVEPOINT flag_reset_enqueue")
+        # nearly every id is new to the queue; one already queued (an earlier run's unreset or failed entry, a record
+        # read twice) sends the batch through the upsert
+        insert_new_rows(conn, _ENQUEUE_NEW, _ENQUEUE_ANY, params)
 
     def unchanged_since_queued(self, conn: Connection, hashes: dict[str, bytes]) -> set[str]:
         """Ids (of ``hashes``: sf_id -> :func:`read_again_hasher` hash of the record read again) whose record hashes

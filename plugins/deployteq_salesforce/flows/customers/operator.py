@@ -17,7 +17,7 @@ from deployteq_salesforce.assets import DEPLOYTEQ_CUSTOMERS
 from deployteq_salesforce.flows.customers.config import ConfiguredObject, load_objects_config, validate_against_salesforce
 from deployteq_salesforce.flows.customers.merge import IncomingRecord
 from deployteq_salesforce.flows.customers.store import (
-    apply_batch, remember_sources, unchanged_in_salesforce, values_hash,
+    apply_batch, remember_sources, stored_values_hashes, values_hash,
 )
 from deployteq_salesforce.core.variables import require_variable
 from deployteq_salesforce.core.exceptions import ConfigurationError
@@ -263,7 +263,8 @@ class CustomerSync:
             # a full load writes everything (a changed mapping must reach every customer); otherwise a record
             # Salesforce sends again unchanged leaves its customer alone (a Deployteq-side change stays)
             hashes = batch.hashes
-            unchanged = set() if self.full_load else unchanged_in_salesforce(conn, hashes)
+            stored = {} if self.full_load else stored_values_hashes(conn, list(hashes))
+            unchanged = {sf_id for sf_id, stored_hash in stored.items() if stored_hash == hashes[sf_id]}
             to_write = [r for r in incoming if r.sf_id not in unchanged] if unchanged else incoming
             plan, written = apply_batch(conn, to_write, self.mapped_columns, unique_field=self.obj.unique_field,
                                         phases=phases)
@@ -281,7 +282,9 @@ class CustomerSync:
             if errors:
                 # one error list per object, whichever DAG met the record
                 self.store.record_errors(self.watermark_flow, errors, conn=conn)
-            remember_sources(conn, {r.sf_id: hashes[r.sf_id] for r in to_write if r.sf_id not in failed})
+            # a batch of records never stored before (a first or full load) is remembered by a plain INSERT
+            remember_sources(conn, {r.sf_id: hashes[r.sf_id] for r in to_write if r.sf_id not in failed},
+                             probably_new=self.full_load or not stored)
             if self.use_flag and queue_flags:
                 # R3: only stored records lose their flag; a failed one keeps it and is read again next run
                 self.flags.enqueue(conn, [r for r in incoming if not r.is_deleted and r.sf_id not in failed],

@@ -16,6 +16,7 @@ from typing import Sequence
 from psycopg import Connection, sql
 
 from deployteq_salesforce.core.timing import COPY, LOOKUP, MERGE, UPSERT, PhaseTimer
+from deployteq_salesforce.core.writes import insert_new_rows
 from deployteq_salesforce.flows.customers.merge import CustomerPlan, CustomerState, IncomingRecord, plan_customer_writes
 
 # the columns the sync itself maintains next to the mapped Deployteq fields; a written row carries the
@@ -191,25 +192,28 @@ def values_hash(record: IncomingRecord, columns: Sequence[str]) -> bytes:
     return hashlib.blake2b(repr(what).encode(), digest_size=16).digest()
 
 
-def unchanged_in_salesforce(conn: Connection, hashes: dict[str, bytes]) -> set[str]:
-    """Ids (of ``hashes``: sf_id -> :func:`values_hash`) whose record says exactly what its stored version said."""
-    if not hashes:
-        return set()
+def stored_values_hashes(conn: Connection, sf_ids: Sequence[str]) -> dict[str, bytes]:
+    """What ``source_record`` remembers (:func:`values_hash`) of those of ``sf_ids`` that were stored before."""
+    if not sf_ids:
+        return {}
     # one primary-key probe per id: for "sf_id = ANY(<5,000 ids>)" the planner reads the whole table up to
     # hundreds of thousands of rows (25 against 15 ms per 5,000 ids at 100,000 rows, and growing with the table)
     rows = conn.execute(
         "SELECT s.sf_id, s.values_hash FROM unnest(%b::text[]) AS u (sf_id) "
         "CROSS JOIN LATERAL (SELECT sf_id, values_hash FROM source_record WHERE sf_id = u.sf_id LIMIT 1) AS s",
-        (list(hashes),),
+        (list(sf_ids),),
     ).fetchall()
-    return {sf_id for sf_id, stored in rows if bytes(stored) == hashes[sf_id]}
+    return {sf_id: bytes(stored) for sf_id, stored in rows}
 
 
-def remember_sources(conn: Connection, hashes: dict[str, bytes]) -> None:
-    """Remember what these records (sf_id -> ``values_hash``) said, in the transaction that stores them."""
+_REMEMBER_NEW = "INSERT INTO source_record (sf_id, values_hash) SELECT * FROM unnest(%b::text[], %b::bytea[])"
+_REMEMBER_ANY = (_REMEMBER_NEW + " ON CONFLICT (sf_id) DO UPDATE SET values_hash = excluded.values_hash, "
+                 "stored_at = clock_timestamp()")
+
+
+def remember_sources(conn: Connection, hashes: dict[str, bytes], *, probably_new: bool = False) -> None:
+    """Remember what these records (sf_id -> ``values_hash``) said, in the transaction that stores them;
+    ``probably_new``: none of them was stored before as far as the caller knows (a plain INSERT first)."""
     if hashes:
-        conn.execute(
-            "INSERT INTO source_record (sf_id, values_hash) SELECT * FROM unnest(%b::text[], %b::bytea[]) "
-            "ON CONFLICT (sf_id) DO UPDATE SET values_hash = excluded.values_hash, stored_at = clock_timestamp()",
-            (list(hashes), list(hashes.values())),
-        )
+        insert_new_rows(conn, _REMEMBER_NEW, _REMEMBER_ANY, (list(hashes), list(hashes.values())),
+                        probably_new=probably_new)
