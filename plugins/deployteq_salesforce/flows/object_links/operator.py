@@ -142,12 +142,11 @@ def _describe(salesforce, link: ObjectLink, webhook: Webhook) -> dict:
 class _Flagged:
     """What FlagResetQueue stores per record."""
 
-    __slots__ = ("sf_id", "modstamp", "record_hash")
+    __slots__ = ("sf_id", "modstamp")
 
-    def __init__(self, sf_id: str, modstamp, record_hash: bytes | None = None):
+    def __init__(self, sf_id: str, modstamp):
         self.sf_id = sf_id
         self.modstamp = modstamp
-        self.record_hash = record_hash  # read_again_hasher of the record as read (flag mode only)
 
 
 @dataclass
@@ -160,6 +159,7 @@ class PreparedBatch:
     deleted_ids: list[str]
     errors: list[RecordError]
     last_record: dict  # how far an ordered read got once this batch is stored
+    record_hashes: dict[str, bytes]  # sf_id -> the record as Salesforce sent it (read_again_hasher; flag mode only)
 
 
 class ObjectLinkSync:
@@ -262,7 +262,7 @@ class ObjectLinkSync:
             self.counts.details.get("read_again_after_flag_reset", 0) + batch.count
         )
         with self.salesforce.phases.phase(BOOKKEEPING), self.store.connect() as conn:
-            unchanged = self.flags.unchanged_since_queued(conn, {w.sf_id: w.record_hash for w in batch.written})
+            unchanged = self.flags.unchanged_since_queued(conn, batch.record_hashes)
         if unchanged:
             keep = [i for i, w in enumerate(batch.written) if w.sf_id not in unchanged]
             batch = replace(batch, rows=[batch.rows[i] for i in keep], written=[batch.written[i] for i in keep])
@@ -275,6 +275,7 @@ class ObjectLinkSync:
             live = [r for r in records if not r.get("IsDeleted")]
             deleted_ids = [r["Id"] for r in records if r.get("IsDeleted")]
             rows, written, errors = [], [], []
+            record_hashes: dict[str, bytes] = {}
             hash_record = self.hash_record
             stamps: dict[Any, Any] = {}  # each distinct SystemModstamp parsed once
             for record, converted in zip(live, convert_records(self.webhook, live)):
@@ -288,8 +289,10 @@ class ObjectLinkSync:
                 stamp = record.get("SystemModstamp")  # absent in records read again after a reset (not queued)
                 if stamp not in stamps:
                     stamps[stamp] = parse_salesforce_datetime(stamp) if self.use_flag and stamp is not None else None
-                written.append(_Flagged(record["Id"], stamps[stamp], hash_record(record) if hash_record else None))
-        return PreparedBatch(len(records), rows, written, deleted_ids, errors, records[-1])
+                written.append(_Flagged(record["Id"], stamps[stamp]))
+                if hash_record is not None:
+                    record_hashes[record["Id"]] = hash_record(record)
+        return PreparedBatch(len(records), rows, written, deleted_ids, errors, records[-1], record_hashes)
 
     def _write_batch(self, batch: PreparedBatch, *, in_order: bool = False, queue_flags: bool = True) -> None:
         phases = self.salesforce.phases
@@ -312,7 +315,7 @@ class ObjectLinkSync:
             if errors:
                 self.store.record_errors(self.flow, errors, conn=conn)
             if self.use_flag and queue_flags:
-                self.flags.enqueue(conn, written_records, {r.sf_id: r.record_hash for r in written_records})
+                self.flags.enqueue(conn, written_records, batch.record_hashes)
             if in_order and not self.use_flag:
                 self.window.record_progress(self.store, batch.last_record, conn=conn)
             if queue_flags:  # a read-again after a flag reset is counted apart (read_again_after_flag_reset)
