@@ -23,6 +23,7 @@ from deployteq_salesforce.core.flag_reset import FlagResetQueue
 from deployteq_salesforce.core.salesforce_values import parse_salesforce_datetime
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 from deployteq_salesforce.hooks.salesforce import BudgetedSalesforceHook
+from tests.emulator_waits import wait_for_request
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAG = "Sync_to_Deployteq__c"
@@ -63,14 +64,6 @@ def first_names(pg_url: str, schema: str) -> dict[str, str]:
     with psycopg.connect(pg_url) as conn:
         conn.execute(f'SET search_path = "{schema}"')
         return dict(conn.execute("SELECT sf_lead_id, first_name FROM customer").fetchall())
-
-
-def wait_for_request(emulator, endpoint: str, timeout: float = 30.0) -> None:
-    """Until the emulator has received a request of ``endpoint`` (e.g. one held by a slow fault)."""
-    deadline = time.monotonic() + timeout
-    while emulator.counters()["by_endpoint"].get(endpoint, 0) == 0:
-        assert time.monotonic() < deadline, f"no {endpoint} request within {timeout} s"
-        time.sleep(0.05)
 
 
 @pytest.fixture

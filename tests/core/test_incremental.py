@@ -21,6 +21,17 @@ def records_then_budget_stop(count: int):
     raise BudgetExhausted("hourly budget used up", resume_at=RESUME_AT, reason="hourly")
 
 
+def endless(*, on_close):
+    """0, 1, 2, ... until closed; ``on_close()`` runs in the thread that closes it."""
+    try:
+        n = 0
+        while True:
+            yield n
+            n += 1
+    finally:
+        on_close()
+
+
 def test_batched_gives_what_was_read_before_a_budget_stop_as_a_last_batch():
     batches = batched(records_then_budget_stop(7), 3)
     assert [len(next(batches)) for _ in range(2)] == [3, 3]
@@ -41,27 +52,18 @@ def test_prefetched_keeps_the_order_and_reads_ahead_in_another_thread():
     assert set(producers) == {"deployteq-prefetch"}
 
 
-def test_prefetched_raises_the_producers_error_after_the_items_before_it():
+@pytest.mark.parametrize("ahead", [prefetched, one_ahead])
+def test_the_producers_error_is_raised_after_the_items_before_it(ahead):
     received = []
     with pytest.raises(BudgetExhausted):
-        for batch in prefetched(batched(records_then_budget_stop(5), 2), timer=PhaseTimer()):
+        for batch in ahead(batched(records_then_budget_stop(5), 2), timer=PhaseTimer()):
             received.append(batch)
     assert [len(b) for b in received] == [2, 2, 1]
 
 
 def test_prefetched_stops_and_closes_the_producer_when_the_consumer_stops_early():
     closed = threading.Event()
-
-    def endless():
-        try:
-            n = 0
-            while True:
-                yield n
-                n += 1
-        finally:
-            closed.set()
-
-    items = prefetched(endless(), timer=PhaseTimer(), depth=1)
+    items = prefetched(endless(on_close=closed.set), timer=PhaseTimer(), depth=1)
     assert next(items) == 0
     items.close()  # e.g. an exception while writing the batch
     assert closed.wait(5), "the producer generator was not closed"
@@ -100,27 +102,9 @@ def test_one_ahead_makes_the_next_item_while_the_caller_handles_one_and_never_mo
     assert len(threads) == 1 and threading.current_thread().name not in threads
 
 
-def test_one_ahead_raises_the_producers_error_after_the_items_before_it():
-    received = []
-    with pytest.raises(BudgetExhausted):
-        for batch in one_ahead(batched(records_then_budget_stop(5), 2), timer=PhaseTimer()):
-            received.append(batch)
-    assert [len(b) for b in received] == [2, 2, 1]
-
-
 def test_one_ahead_closes_the_generator_in_its_own_thread_when_the_caller_stops_early():
     closed_in: list[str] = []
-
-    def endless():
-        try:
-            n = 0
-            while True:
-                yield n
-                n += 1
-        finally:
-            closed_in.append(threading.current_thread().name)
-
-    items = one_ahead(endless(), timer=PhaseTimer())
+    items = one_ahead(endless(on_close=lambda: closed_in.append(threading.current_thread().name)), timer=PhaseTimer())
     assert next(items) == 0
     items.close()  # e.g. an exception while sending the job
     assert len(closed_in) == 1 and closed_in[0].startswith("deployteq-ahead")

@@ -624,9 +624,9 @@ def test_the_bulk_read_after_a_flag_reset_maps_only_records_that_changed(env, mo
 
 def test_an_edit_made_while_a_bulk_flag_reset_waits_is_mapped_and_stored(env, monkeypatch):
     import threading
-    import time
 
     from deployteq_salesforce.flows.customers.operator import CustomerSync
+    from tests.emulator_waits import wait_for_request
 
     ids = env.sf.seed("Lead", [lead(n) for n in range(300)])
     mapped = []
@@ -635,10 +635,7 @@ def test_an_edit_made_while_a_bulk_flag_reset_waits_is_mapped_and_stored(env, mo
     env.sf.inject_fault("slow", path_contains="/batches", delay_seconds=3)  # the reset job's data upload is held
     worker = threading.Thread(target=lambda: run("Lead", config(LEAD, bulk_threshold=250)))
     worker.start()
-    deadline = time.monotonic() + 60
-    while env.sf.counters()["by_endpoint"].get("PUT jobs/ingest/{id}/batches", 0) == 0:
-        assert time.monotonic() < deadline, "the flag reset's upload never came"
-        time.sleep(0.05)
+    wait_for_request(env.sf, "PUT jobs/ingest/{id}/batches", timeout=60)  # the flag reset's upload
 
     env.sf.update("Lead", [{"Id": ids[7], "FirstName": "Later", FLAG: True}])
     worker.join(timeout=120)

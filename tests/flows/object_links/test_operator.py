@@ -182,17 +182,15 @@ def test_the_bulk_read_after_a_flag_reset_writes_only_records_that_changed(env, 
 
 def test_an_edit_made_while_a_bulk_flag_reset_waits_still_arrives(env, monkeypatch):
     import threading
-    import time
+
+    from tests.emulator_waits import wait_for_request
 
     ids = env.sf.seed("Campaign", [campaign(i) for i in range(300)])
     written_again = _rows_written_again(monkeypatch)
     env.sf.inject_fault("slow", path_contains="/batches", delay_seconds=3)  # the reset job's data upload is held
     syncing = threading.Thread(target=run, args=("campaigns", links(CAMPAIGN_LINK, use_sync_column=True, bulk_threshold=250)))
     syncing.start()
-    deadline = time.monotonic() + 60
-    while env.sf.counters()["by_endpoint"].get("PUT jobs/ingest/{id}/batches", 0) == 0:
-        assert time.monotonic() < deadline, "the flag reset's upload never came"
-        time.sleep(0.05)
+    wait_for_request(env.sf, "PUT jobs/ingest/{id}/batches", timeout=60)  # the flag reset's upload
 
     env.sf.update("Campaign", [{"Id": ids[7], "Name": "Later", FLAG: True}])
     syncing.join(timeout=120)
