@@ -436,8 +436,10 @@ def serialize_for_dag_test(dag):
     """dag.test() runs DAGs of the dags-folder bundle only; write this in-test DAG into the metadata DB as one of them."""
     from types import SimpleNamespace
 
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import sync_bag_to_db
 
+    DagBundlesManager().sync_bundles_to_db()  # the bundle row the DAG refers to (a fresh metadata DB has none)
     bag = SimpleNamespace(dags={dag.dag_id: dag}, import_errors={}, bundle_path=None, dag_warnings=set())
     sync_bag_to_db(bag, "dags-folder", None)
 
