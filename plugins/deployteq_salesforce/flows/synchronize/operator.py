@@ -414,7 +414,7 @@ class SalesforceSynchronizeOperator(DeployteqSalesforceOperator):
             if new:
                 selected = outcomes.select_customers(
                     run_key, selection_sql=self.selection_sql, customer_ids=self._selected_ids(),
-                    source_table=self.source_table, conn=conn,
+                    source_table=self.source_table, conn=conn, new_run=True,
                 )
         if new:
             self.log.info("Run %s: %s customers selected to synchronize to %s", run_key, selected, self.sobject)

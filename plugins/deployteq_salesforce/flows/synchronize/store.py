@@ -45,11 +45,14 @@ class SynchronizeStore:
         return row[0] == 1
 
     def select_customers(self, run_key: str, *, selection_sql: str | None = None, customer_ids: Sequence[int] | None = None,
-                         source_table: str | None = None, conn=None) -> int:
-        """Store the run's customers as ``pending``; returns how many.  Runs in one transaction (``conn``'s if given)."""
+                         source_table: str | None = None, conn=None, new_run: bool = False) -> int:
+        """Store the run's customers as ``pending``; returns how many.  Runs in one transaction (``conn``'s if given).
+
+        ``new_run``: ``conn``'s transaction has just opened the run (:meth:`open_run` returned True), so none of
+        its customers is stored yet: a plain INSERT, without the conflict check per row (a third of the time)."""
         insert = sql.SQL(
             "INSERT INTO synchronize_outcome (run_key, customer_id) SELECT DISTINCT %s, s.customer_id::bigint FROM ({}) AS s "
-            "WHERE s.customer_id IS NOT NULL ON CONFLICT DO NOTHING"
+            "WHERE s.customer_id IS NOT NULL" + ("" if new_run else " ON CONFLICT DO NOTHING")
         )
         with self.store._unit_of_work(conn) as conn:
             if customer_ids is not None:
