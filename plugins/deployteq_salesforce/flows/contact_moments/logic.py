@@ -129,13 +129,14 @@ class Outgoing:
         return self.built if self.built is not None else build_payload(self.row, self.target)
 
     def slim(self) -> "Outgoing":
-        """The same moment without its payload fields: what recording its result needs (Bulk jobs hold many)."""
+        """The same moment without its payload fields: what recording its result needs (Bulk jobs hold many; the
+        sent and failed hashes tell whether it has a contact_moment_sync row yet)."""
         row = self.row
         # positional (MomentRow's field order; the defaults in between): keywords made this twice as slow (hot: a
         # slim copy of every moment of a Bulk job)
         return Outgoing(
             MomentRow(row.contact_moment_id, row.changed_at, row.sent_at, None, None, None, 0, None, 0, None, None, None,
-                      None, None, None, None, None, None, row.failed_hash, row.attempts),
+                      None, None, None, None, None, row.sent_hash, row.failed_hash, row.attempts),
             self.target, self.payload_hash,
         )
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 
+import msgspec
 from psycopg.rows import args_row
 from psycopg.types.json import Jsonb
 
 from deployteq_salesforce.core.store import RecordError
 from deployteq_salesforce.core.timing import LOOKUP, PhaseTimer
+from deployteq_salesforce.core.writes import insert_new_rows
 from deployteq_salesforce.flows.contact_moments.logic import (
     CONTACT_OBJECT, FLOW, LEAD_OBJECT, MomentRow, Outgoing, SendResult, Target,
 )
@@ -68,6 +70,9 @@ SLIM_CANDIDATES_SQL = _CANDIDATES_SQL.format(payload=", ".join(
 FIRST_KEY = (datetime(1, 1, 1, tzinfo=timezone.utc), -(2**63))
 LAST_KEY = (datetime(9999, 12, 31, tzinfo=timezone.utc), 2**63 - 1)
 READ_CHUNK = 5_000  # candidates per query: memory stays flat however large the backlog
+# The journal's times as ISO 8601 text (what _journaled reads back), written by msgspec in C: isoformat() and json.dumps
+# took 0.34 s per 50,000 moments, this 0.01 s
+_JOURNAL_JSON = msgspec.json.Encoder()
 
 # The sent moments are COPied into a temporary table (its rows formatted in C) instead of six unnest() arrays:
 # psycopg builds array parameters element by element in Python (measured: ~0.3 s of a run's 100,000 moments).
@@ -76,13 +81,15 @@ CREATE TEMPORARY TABLE contact_moment_sent (id bigint, changed_at timestamptz, h
                                             record_id text) ON COMMIT DROP
 """
 COPY_SENT_SQL = "COPY pg_temp.contact_moment_sent (id, changed_at, hash, sobject, parent_id, record_id) FROM STDIN"
-MARK_SENT_SQL = """
+# moments never sent nor refused before have no row yet: a plain INSERT first (insert_new_rows)
+MARK_NEW_SENT_SQL = """
 INSERT INTO contact_moment_sync AS s (contact_moment_id, synced_changed_at, sent_hash, sf_object, sf_parent_id,
                                       sf_record_id, sent_at, attempts, failed_hash, last_error, last_error_at, updated_at)
 SELECT r.id, r.changed_at, r.hash, r.sobject, r.parent_id, r.record_id, clock_timestamp(), 0, NULL, NULL, NULL,
        clock_timestamp()
   FROM pg_temp.contact_moment_sent r
-ON CONFLICT (contact_moment_id) DO UPDATE SET
+"""
+MARK_SENT_SQL = MARK_NEW_SENT_SQL + """ON CONFLICT (contact_moment_id) DO UPDATE SET
     synced_changed_at = excluded.synced_changed_at, sent_hash = excluded.sent_hash, sf_object = excluded.sf_object,
     sf_parent_id = excluded.sf_parent_id, sf_record_id = coalesce(excluded.sf_record_id, s.sf_record_id),
     sent_at = excluded.sent_at, attempts = 0, failed_hash = NULL, last_error = NULL, last_error_at = NULL,
@@ -167,12 +174,12 @@ class ContactMomentStore:
 
     def journal_job(self, job_id: str, sobject: str, moments: Sequence[Outgoing]) -> None:
         """Remember a closed-to-be Bulk job and its moments, so a crashed run's job is not sent twice."""
-        items = [[m.moment_id, m.row.changed_at.isoformat(), m.row.sent_at.isoformat(), m.row.failed_hash,
-                  m.row.attempts, m.target.parent_id, m.payload_hash] for m in moments]
+        items = [[m.moment_id, m.row.changed_at, m.row.sent_at, m.row.failed_hash, m.row.attempts, m.target.parent_id,
+                  m.payload_hash] for m in moments]
         with self.store.connect() as conn:
             conn.execute(
                 "INSERT INTO bulk_job_journal (job_id, flow, sobject, items) VALUES (%s, %s, %s, %s)",
-                (job_id, FLOW, sobject, Jsonb(items)),
+                (job_id, FLOW, sobject, Jsonb(items, dumps=_JOURNAL_JSON.encode)),
             )
 
     def journaled_jobs(self) -> list[tuple[str, str, list[Outgoing]]]:
@@ -206,7 +213,8 @@ class ContactMomentStore:
                         moment = r.moment
                         copy.write_row((moment.row.contact_moment_id, moment.row.changed_at, moment.payload_hash,
                                         moment.target.sobject, moment.target.parent_id, r.record_id))
-                conn.execute(MARK_SENT_SQL)
+                insert_new_rows(conn, MARK_NEW_SENT_SQL, MARK_SENT_SQL, (), probably_new=all(
+                    r.moment.row.sent_hash is None and r.moment.row.failed_hash is None for r in sent))
                 # resolve_errors() would skip the work itself, but only after its 50,000 ids went over as an array
                 if conn.execute(OPEN_ERRORS_SQL, (FLOW,)).fetchone()[0]:
                     self.store.resolve_errors(FLOW, [str(r.moment.moment_id) for r in sent], conn=conn)
