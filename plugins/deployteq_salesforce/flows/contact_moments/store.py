@@ -13,6 +13,7 @@ import msgspec
 from psycopg.rows import args_row
 from psycopg.types.json import Jsonb
 
+from deployteq_salesforce.core.incremental import prefetched
 from deployteq_salesforce.core.store import RecordError
 from deployteq_salesforce.core.timing import LOOKUP, PhaseTimer
 from deployteq_salesforce.core.writes import insert_new_rows
@@ -143,8 +144,14 @@ class ContactMomentStore:
         """
         if slim and sobject is not None:
             raise ValueError("slim candidates are for counting all moments; they are not read per object")
-        after = FIRST_KEY
         statement = SLIM_CANDIDATES_SQL if slim else TARGET_CANDIDATES_SQL if sobject is not None else CANDIDATES_SQL
+        # the next chunk is read while the caller works on this one (the database and Python take turns otherwise);
+        # what the caller commits meanwhile concerns moments behind the keyset, which the next chunk does not hold
+        for rows in prefetched(self._chunks(statement, upto, sobject), timer=self.phases, depth=1):
+            yield from rows
+
+    def _chunks(self, statement: str, upto: tuple[datetime, int], sobject: str | None) -> Iterator[list[MomentRow]]:
+        after = FIRST_KEY
         while True:
             with self.phases.phase(LOOKUP), self.store.connect() as conn, \
                     conn.cursor(row_factory=args_row(MomentRow)) as cur:
@@ -155,7 +162,7 @@ class ContactMomentStore:
                 cur.execute(statement, {"flow": FLOW, "after_at": after[0], "after_id": after[1], "upto_at": upto[0],
                                         "upto_id": upto[1], "chunk": READ_CHUNK, "sobject": sobject})
                 rows = cur.fetchall()
-            yield from rows
+            yield rows
             if len(rows) < READ_CHUNK:
                 return
             after = (rows[-1].changed_at, rows[-1].contact_moment_id)
