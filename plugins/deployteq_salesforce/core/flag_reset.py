@@ -34,6 +34,7 @@ from psycopg import Connection
 
 from deployteq_salesforce.core.bulk import Bulk2Client
 from deployteq_salesforce.core.incremental import prefetched, server_now
+from deployteq_salesforce.core.params import text_array
 from deployteq_salesforce.core.soql import format_datetime, validate_identifier
 from deployteq_salesforce.core.writes import insert_new_rows
 
@@ -60,7 +61,7 @@ StoreAgain = Callable[[Any], None]
 
 _MSGPACK = msgspec.msgpack.Encoder()
 _ENQUEUE_NEW = ("INSERT INTO flag_reset_queue (flow, sf_id, system_modstamp, record_hash) "
-                "SELECT %s, q.* FROM unnest(%b::text[], %b::timestamptz[], %b::bytea[]) AS q")
+                "SELECT %s, q.* FROM unnest(%s::text[], %b::timestamptz[], %b::bytea[]) AS q")
 _ENQUEUE_ANY = (_ENQUEUE_NEW + " ON CONFLICT (flow, sf_id) DO UPDATE SET system_modstamp = EXCLUDED.system_modstamp, "
                 "record_hash = EXCLUDED.record_hash, failed_reason = NULL, reset_requested_at = NULL, queued_at = now()")
 
@@ -142,7 +143,7 @@ class FlagResetQueue:
         if not records:
             return
         hashes = record_hashes or {}
-        params = (self.flow, [r.sf_id for r in records], [r.modstamp for r in records],
+        params = (self.flow, text_array([r.sf_id for r in records]), [r.modstamp for r in records],
                   [hashes.get(r.sf_id) for r in records])
         # nearly every id is new to the queue; one already queued (an earlier run's unreset or failed entry, a record
         # read twice) sends the batch through the upsert

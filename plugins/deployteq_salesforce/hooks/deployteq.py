@@ -29,6 +29,7 @@ from psycopg.rows import dict_row, tuple_row
 from airflow.providers.postgres.hooks.postgres import USE_PSYCOPG3, PostgresHook
 from deployteq_salesforce.core.budget import ApiBudget, BudgetSettings
 from deployteq_salesforce.core.datasets import DeployteqDatabase
+from deployteq_salesforce.core.params import text_array
 from deployteq_salesforce.core.timing import COPY, UPSERT, PhaseTimer
 from deployteq_salesforce.core.store import (
     DEFAULT_SCHEMA,
@@ -630,9 +631,9 @@ class DeployteqHook(PostgresHook):
             # the EXISTS runs once: a flow without open errors (the usual case) costs no probe per id
             cur.execute(
                 "UPDATE sync_error SET resolved_at = clock_timestamp() "
-                "WHERE flow = %s AND record_id = ANY(%b::text[]) AND resolved_at IS NULL "
+                "WHERE flow = %s AND record_id = ANY(%s::text[]) AND resolved_at IS NULL "
                 "AND EXISTS (SELECT 1 FROM sync_error WHERE flow = %s AND resolved_at IS NULL)",
-                (flow, ids, flow),
+                (flow, text_array(ids), flow),
             )
             return cur.rowcount
 

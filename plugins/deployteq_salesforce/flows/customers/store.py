@@ -3,8 +3,9 @@
 Loads every customer the batch can touch, lets ``customer_merge`` plan the result, then writes
 it set-based: existing customers by COPY into a temporary table and one UPDATE (only rows that
 really change), new ones by COPY straight into the table.  Lead and Contact syncs share one advisory lock so two
-flows cannot both create a customer for the same new address.  Lists of ids go to PostgreSQL as
-binary array parameters (``%b``): psycopg renders a text array in Python, value by value.
+flows cannot both create a customer for the same new address.  Lists of Salesforce ids go to PostgreSQL as one
+array literal (``core.params.text_array``), other lists as binary array parameters (``%b``): psycopg renders a
+text array in Python, value by value.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Sequence
 from psycopg import Connection, sql
 
 from deployteq_salesforce.core.timing import COPY, LOOKUP, MERGE, UPSERT, PhaseTimer
+from deployteq_salesforce.core.params import text_array
 from deployteq_salesforce.core.writes import insert_new_rows
 from deployteq_salesforce.flows.customers.merge import CustomerPlan, CustomerState, IncomingRecord, plan_customer_writes
 
@@ -50,8 +52,8 @@ def load_candidates(conn: Connection, records: Sequence[IncomingRecord], columns
         "SELECT customer_id, sf_lead_id, sf_contact_id, sf_system_modstamp, status, sf_deleted, sf_merged_into, {cols} "
         "FROM customer WHERE customer_id IN ("
         # three index lookups; one WHERE with ORs would scan the whole table for every batch
-        " SELECT customer_id FROM customer WHERE sf_lead_id = ANY(%(leads)b)"
-        " UNION SELECT customer_id FROM customer WHERE sf_contact_id = ANY(%(contacts)b)"
+        " SELECT customer_id FROM customer WHERE sf_lead_id = ANY(%(leads)s::text[])"
+        " UNION SELECT customer_id FROM customer WHERE sf_contact_id = ANY(%(contacts)s::text[])"
         " UNION SELECT customer_id FROM customer WHERE email_key = ANY(%(emails)b) AND email_key <> ''"
         ") ORDER BY customer_id"
     ).format(cols=sql.SQL(", ").join(map(sql.Identifier, value_columns)))
@@ -62,7 +64,7 @@ def load_candidates(conn: Connection, records: Sequence[IncomingRecord], columns
         previous = cur.execute(
             "SELECT current_setting('enable_seqscan'), set_config('enable_seqscan', 'off', true)"
         ).fetchone()[0]
-        cur.execute(query, {"leads": lead_ids, "contacts": contact_ids, "emails": emails})
+        cur.execute(query, {"leads": text_array(lead_ids), "contacts": text_array(contact_ids), "emails": emails})
         rows = cur.fetchall()
         cur.execute("SELECT set_config('enable_seqscan', %s, true)", (previous,))
         for row in rows:
@@ -199,14 +201,14 @@ def stored_values_hashes(conn: Connection, sf_ids: Sequence[str]) -> dict[str, b
     # one primary-key probe per id: for "sf_id = ANY(<5,000 ids>)" the planner reads the whole table up to
     # hundreds of thousands of rows (25 against 15 ms per 5,000 ids at 100,000 rows, and growing with the table)
     rows = conn.execute(
-        "SELECT s.sf_id, s.values_hash FROM unnest(%b::text[]) AS u (sf_id) "
+        "SELECT s.sf_id, s.values_hash FROM unnest(%s::text[]) AS u (sf_id) "
         "CROSS JOIN LATERAL (SELECT sf_id, values_hash FROM source_record WHERE sf_id = u.sf_id LIMIT 1) AS s",
-        (list(sf_ids),),
+        (text_array(sf_ids),),
     ).fetchall()
     return {sf_id: bytes(stored) for sf_id, stored in rows}
 
 
-_REMEMBER_NEW = "INSERT INTO source_record (sf_id, values_hash) SELECT * FROM unnest(%b::text[], %b::bytea[])"
+_REMEMBER_NEW = "INSERT INTO source_record (sf_id, values_hash) SELECT * FROM unnest(%s::text[], %b::bytea[])"
 _REMEMBER_ANY = (_REMEMBER_NEW + " ON CONFLICT (sf_id) DO UPDATE SET values_hash = excluded.values_hash, "
                  "stored_at = clock_timestamp()")
 
@@ -215,5 +217,5 @@ def remember_sources(conn: Connection, hashes: dict[str, bytes], *, probably_new
     """Remember what these records (sf_id -> ``values_hash``) said, in the transaction that stores them;
     ``probably_new``: none of them was stored before as far as the caller knows (a plain INSERT first)."""
     if hashes:
-        insert_new_rows(conn, _REMEMBER_NEW, _REMEMBER_ANY, (list(hashes), list(hashes.values())),
+        insert_new_rows(conn, _REMEMBER_NEW, _REMEMBER_ANY, (text_array(list(hashes)), list(hashes.values())),
                         probably_new=probably_new)
