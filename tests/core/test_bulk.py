@@ -76,3 +76,20 @@ def test_csv_records_types_booleans_in_any_case_numbers_and_leaves_text_alone():
         {"Id": "00Q2", "IsDeleted": None, "Newsletter__c": True, "NumberOfEmployees": None, "AnnualRevenue": 7.0,
          "LastName": None},
     ]
+
+
+def test_successful_results_give_only_the_asked_columns_and_none_for_a_missing_one(hook, emulator):
+    sf = hook.get_conn()
+    client = Bulk2Client(sf)
+    # a quoted comma and a line break in a sent column: the columns after them must still line up
+    parts = bulk.csv_parts([{"LastName": 'de Vries, "Jr."', "Company": "Regel\nbreuk"}, {"LastName": "Smith", "Company": "Polder"}],
+                           ["LastName", "Company"])
+    result = client.ingest_csv("Lead", "insert", parts, want_successful=False)
+
+    every = list(client.successful_results("Lead", result.job_id))
+    asked = list(client.successful_results("Lead", result.job_id, ["sf__Id", "LastName", "No_Such__c", "sf__Created"]))
+
+    assert [r["LastName"] for r in every] == ['de Vries, "Jr."', "Smith"]
+    assert asked == [{"sf__Id": r["sf__Id"], "LastName": r["LastName"], "No_Such__c": None, "sf__Created": "true"}
+                     for r in every]
+    assert {r["sf__Id"] for r in asked} == {r["Id"] for r in emulator.records("Lead")}

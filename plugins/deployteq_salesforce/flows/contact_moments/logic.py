@@ -484,6 +484,10 @@ def composite_results(moments: Sequence[Outgoing], answers: Sequence[dict]) -> l
     return results
 
 
+# what bulk_results reads of a successful result row (the job's other columns are what was sent)
+SUCCESSFUL_RESULT_COLUMNS = (EXTERNAL_ID_FIELD, "sf__Id", "sf__Created")
+
+
 def bulk_results(moments: Sequence[Outgoing], successful: Iterable[dict], failed: Sequence[dict], *,
                  whole_job: bool = True) -> list[SendResult]:
     """Pair Bulk ingest result rows (matched on the external id column) with the moments sent.

@@ -35,6 +35,7 @@ from deployteq_salesforce.flows.contact_moments.logic import (
     NO_SALESFORCE_ID,
     PARENT_FIELDS,
     PAYLOAD_FIELDS,
+    SUCCESSFUL_RESULT_COLUMNS,
     UNCHANGED,
     Allowance,
     BacklogTally,
@@ -345,8 +346,8 @@ class ContactMomentSync:
         self.log.info("Bulk API 2.0 upsert of %s moments into %s (job %s)", len(job.sent), job.sobject, result.job_id)
         # the successful results are streamed from a file instead of held as dicts
         with phases.phase(PARSE):
-            self._record(bulk_results(job.sent, bulk.successful_results(job.sobject, result.job_id), result.failed),
-                         settled_job=result.job_id)
+            successful = bulk.successful_results(job.sobject, result.job_id, SUCCESSFUL_RESULT_COLUMNS)
+            self._record(bulk_results(job.sent, successful, result.failed), settled_job=result.job_id)
 
     def _recover_bulk_jobs(self) -> None:
         """Bulk jobs a crashed run closed but never recorded: record their results instead of sending them again."""
@@ -365,7 +366,8 @@ class ContactMomentSync:
                 results = bulk_results(moments, result.successful, result.failed, whole_job=False)
             else:
                 result = bulk.results(sobject, job_id, want_successful=False)
-                results = bulk_results(moments, bulk.successful_results(sobject, job_id), result.failed)
+                successful = bulk.successful_results(sobject, job_id, SUCCESSFUL_RESULT_COLUMNS)
+                results = bulk_results(moments, successful, result.failed)
             self.log.info("Recorded the results of Bulk job %s of an earlier run (%s moments) without sending them again",
                           job_id, len(results))
             self._record(results, settled_job=job_id)
