@@ -1,7 +1,8 @@
 """Benchmark of the emulator at the benchmarks' scale: seed leads via the admin client, download them all with a
-Bulk API 2.0 query job (locator pages of ``--max-records``, streamed), run a Bulk 2.0 ingest update and a Bulk 2.0
-ingest insert of contact moments (a reference to a lead, datetime fields), and page
-a REST query with simple-salesforce. Each step reports wall seconds, the emulator's own server seconds (from its
+Bulk API 2.0 query job (locator pages of ``--max-records``, streamed), run a Bulk 2.0 ingest update, a Bulk 2.0
+ingest insert of contact moments (a reference to a lead, datetime fields) and the contact-moment flow's Bulk 2.0
+upsert by external id (twice: it creates the records, then updates them), and page a REST query with
+simple-salesforce. Each step reports wall seconds, the emulator's own server seconds (from its
 counters), the emulator process's CPU seconds (all its threads; steadier than wall time on a shared machine)
 and rows/s; the last line is one JSON object, with the emulator process's peak RSS.
 
@@ -31,6 +32,32 @@ def _leads(count: int) -> list[dict]:
     return [{"FirstName": f"Voornaam{i}", "LastName": f"Achternaam{i}", "Company": "Tulp BV",
              "Email": f"lead{i}@example.nl", "City": "Utrecht", "Country": "Netherlands",
              "Sync_to_Deployteq__c": i % 3 == 0, "Email_Opt_In__c": "Y"} for i in range(count)]
+
+
+# the columns of the contact-moment flow's Bulk upsert (plugins' contact_moments build_payload), in its order
+MOMENT_COLUMNS = ("Lead__c,Deployteq_Id__c,Name,Mailing_Name__c,Subject__c,Sent_Date__c,Opened__c,First_Opened_Date__c,"
+                  "Open_Count__c,Clicked__c,First_Clicked_Date__c,Click_Count__c,Bounced__c,Bounce_Date__c,"
+                  "Bounce_Type__c,Online_Version_URL__c")
+
+
+def _moments_csv(lead_ids: list[str], count: int) -> str:
+    """The CSV the contact-moment flow uploads for ``count`` moments under the leads: one send time per mailing,
+    ``#N/A`` for what did not happen (not opened, not clicked, not bounced)."""
+    rows = [MOMENT_COLUMNS]
+    for i in range(count):
+        mailing, day = i % 50, 1 + i % 28
+        opened = i % 2 == 0
+        clicked = i % 4 == 0
+        bounced = i % 20 == 1
+        rows.append(",".join((
+            lead_ids[i % len(lead_ids)], str(1_000_000 + i), f"Nieuwsbrief {mailing} (2024-03-{day:02})",
+            f"Nieuwsbrief {mailing}", "Uw nieuwsbrief van maart", f"2024-03-{day:02}T09:30:00.000+0000",
+            "true" if opened else "false", f"2024-03-{day:02}T{10 + i % 12}:{i % 60:02}:00.000+0000" if opened else "#N/A",
+            str(1 + i % 3) if opened else "0", "true" if clicked else "false",
+            f"2024-03-{day:02}T{10 + i % 12}:30:00.000+0000" if clicked else "#N/A", "1" if clicked else "0",
+            "true" if bounced else "false", f"2024-03-{day:02}T09:31:00.000+0000" if bounced else "#N/A",
+            "hard" if bounced else "#N/A", f"https://mail.example.nl/view/{mailing}")))
+    return "\n".join(rows) + "\n"
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -112,7 +139,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=1_000_000, help="leads to seed and download")
     parser.add_argument("--max-records", type=int, default=100_000, help="maxRecords per Bulk 2.0 result page")
-    parser.add_argument("--ingest", type=int, default=100_000, help="rows of the Bulk 2.0 ingest update")
+    parser.add_argument("--ingest", type=int, default=100_000, help="rows of each Bulk 2.0 ingest job")
     parser.add_argument("--rest", type=int, default=100_000, help="records paged through the REST query API")
     args = parser.parse_args()
     leads = _leads(args.records)
@@ -139,6 +166,13 @@ def main() -> None:
         bench.step("bulk 2.0 ingest insert", args.ingest, lambda: inserted.update(
             bench.bulk_ingest("insert", insert, "ClangLeadContactMoment__c")))
         assert (inserted["numberRecordsProcessed"], inserted["numberRecordsFailed"]) == (args.ingest, 0), inserted
+
+        moments = _moments_csv(ids, args.ingest)
+        for step in ("create", "update"):  # the second upsert of the same rows finds every record by its external id
+            upserted: dict = {}
+            bench.step(f"bulk 2.0 ingest upsert {step}", args.ingest, lambda: upserted.update(bench.bulk_ingest(
+                "upsert", moments, "ClangLeadContactMoment__c", externalIdFieldName="Deployteq_Id__c")))
+            assert (upserted["numberRecordsProcessed"], upserted["numberRecordsFailed"]) == (args.ingest, 0), upserted
 
         paged: list[int] = []
         bench.step("REST query paging", args.rest, lambda: paged.append(sum(1 for _ in bench.sf.query_all_iter(
