@@ -12,6 +12,7 @@ import io
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from operator import itemgetter
 
 from . import schema
@@ -183,8 +184,24 @@ def csv_cells(raw: dict) -> dict:
 
 
 _cell_of = itemgetter(1)  # of a (name, cell) pair
-_UNSEEN = object()  # a cell text not converted yet
-_NOT_OF_TYPE = object()  # a cell text the column's type does not take
+
+
+class _Conversions(dict):
+    """The stored value by cell text of one converted column: a text is converted when first met (a text the
+    column's type does not take raises, each time it is met)."""
+
+    def __init__(self, field: schema.FieldDef):
+        super().__init__({"#N/A": coerce(field, None)})
+        self.field = field
+
+    def __missing__(self, cell: str) -> object:
+        try:
+            value = self[cell] = coerce(self.field, cell)
+        except BadValue:
+            field = self.field
+            raise RecordError("INVALID_TYPE_ON_FIELD_IN_RECORD",
+                              f"{field.display_label}: value not of required type: {cell}", [field.name]) from None
+        return value
 
 
 class CsvRowValues:
@@ -202,33 +219,38 @@ class CsvRowValues:
         fields = [sdef.fields[name] for name in names]
         self.names = names
         self.nulls = {field.name: coerce(field, None) for field in fields}  # what ``#N/A`` stores
-        # (position, field, text -> stored value or _NOT_OF_TYPE) per column whose text is converted
-        self.converted = [(position, field, {}) for position, field in enumerate(fields)
-                          if field.type not in PLAIN_TEXT_TYPES]
+        converted = [(position, field) for position, field in enumerate(fields) if field.type not in PLAIN_TEXT_TYPES]
+        self.converted_positions = [position for position, _field in converted]
+        self.converted_names = [field.name for _position, field in converted]
+        self.conversions = [_Conversions(field) for _position, field in converted]
 
     def __call__(self, row: list[str]) -> dict:
         """The values of a row with at least one cell per name."""
+        names = self.names
+        if "" in row or len(row) != len(names):  # an empty cell leaves its field out (and extra cells are ignored)
+            return self._values_cell_by_cell(row)
+        # Every field given, in column order: mostly built by calls that run in C (this runs per row of a job)
+        values = dict(zip(names, row))
+        position = -1
+        for _ in range(row.count("#N/A")):  # nulls its field (a text field's null is None; converted ones follow)
+            position = row.index("#N/A", position + 1)
+            values[names[position]] = None
+        if self.conversions:  # in column order: the first bad cell raises
+            values.update(zip(self.converted_names, map(dict.__getitem__, self.conversions,
+                                                        map(row.__getitem__, self.converted_positions))))
+        return values
+
+    def _values_cell_by_cell(self, row: list[str]) -> dict:
         values = dict(filter(_cell_of, zip(self.names, row)))  # an empty cell leaves its field out
         if "#N/A" in row:  # nulls its field
             nulls = self.nulls
             for name, cell in zip(self.names, row):
                 if cell == "#N/A":
                     values[name] = nulls[name]
-        for position, field, known in self.converted:  # in column order: the first bad cell is the error
-            cell = row[position]
-            if cell == "" or cell == "#N/A":
-                continue
-            value = known.get(cell, _UNSEEN)
-            if value is _UNSEEN:
-                try:
-                    value = coerce(field, cell)
-                except BadValue:
-                    value = _NOT_OF_TYPE
-                known[cell] = value
-            if value is _NOT_OF_TYPE:
-                raise RecordError("INVALID_TYPE_ON_FIELD_IN_RECORD",
-                                  f"{field.display_label}: value not of required type: {cell}", [field.name])
-            values[field.name] = value
+        for position, conversions in zip(self.converted_positions, self.conversions):
+            cell = row[position]  # in column order: the first bad cell raises
+            if cell != "":
+                values[conversions.field.name] = conversions[cell]
         return values
 
 
@@ -498,14 +520,14 @@ class BulkJobs(JobRegistry):
             return self._fail(job, f"InvalidBatch : Field name not found : {job.external_id_field}")
         job.columns = header
         txn = Txn(self.store, schema.API_USER_ID)
-        apply = self._operation(sdef, job, fields)
+        apply = self._operation(txn, sdef, job, fields)
         width = len(fields)
         successful, failed = job.successful, job.failed
         for row in parsed_rows:
             if len(row) < width:
                 row = row + [""] * (width - len(row))
             try:
-                record_id, created = apply(txn, row)
+                record_id, created = apply(row)
                 successful.append([record_id, "true" if created else "false", *row])
             except RecordError as error:
                 failed.append(["", error.as_bulk_error(), *row])
@@ -516,19 +538,21 @@ class BulkJobs(JobRegistry):
         job.state = "JobComplete"
         job.modstamp = self.store.clock.now_wire()
 
-    def _operation(self, sdef, job: Job, fields: list[str]) -> Callable[[Txn, list[str]], tuple[str, bool]]:
-        """What writes one row (at least one cell per field) of the job: (txn, row) -> (record id, created)."""
+    def _operation(self, txn: Txn, sdef, job: Job, fields: list[str]) -> Callable[[list[str]], tuple[str, bool]]:
+        """What writes one row (at least one cell per field) of the job in ``txn``: row -> (record id, created)."""
         store, operation = self.store, job.operation
         if operation in ("delete", "hardDelete"):  # the only column is Id
             hard = operation == "hardDelete"
-            return lambda txn, row: (store.delete(txn, sdef, row[0], hard=hard), False)
+            return lambda row: (store.delete(txn, sdef, row[0], hard=hard), False)
         if len(set(fields)) == len(fields):
             values_of = CsvRowValues(sdef, fields)
+            upsert = store.upserter(txn, sdef, job.external_id_field, fields) if operation == "upsert" else None
         else:  # a field named twice: the general path settles which cell counts
             def values_of(row: list[str]) -> dict:
                 return parse_values(sdef, csv_cells(dict(zip(fields, row))), strict_types=False)
+            upsert = partial(store.upsert, txn, sdef, job.external_id_field)
         if operation == "insert":
-            def insert(txn: Txn, row: list[str]) -> tuple[str, bool]:
+            def insert(row: list[str]) -> tuple[str, bool]:
                 values = values_of(row)
                 values.pop("Id", None)
                 return store.create(txn, sdef, values), True
@@ -536,13 +560,12 @@ class BulkJobs(JobRegistry):
         if operation == "update":
             id_position = len(fields) - 1 - fields[::-1].index("Id")  # the Id cell the row's dict would hold
 
-            def update(txn: Txn, row: list[str]) -> tuple[str, bool]:
+            def update(row: list[str]) -> tuple[str, bool]:
                 values = values_of(row)
                 values.pop("Id", None)  # the record's key, given apart (so Store.update need not copy the values)
                 return store.update(txn, sdef, row[id_position], values), False
             return update
-        id_field = job.external_id_field
-        return lambda txn, row: store.upsert(txn, sdef, id_field, values_of(row))
+        return lambda row: upsert(values_of(row))
 
     def _fail(self, job: Job, message: str) -> None:
         job.state = "Failed"

@@ -7,7 +7,8 @@ the snapshot it was computed from.  Writes happen inside a ``Txn`` that can be r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 
 from .db import StateDB
 from .ids import MalformedId, make_id, to_18
@@ -267,6 +268,12 @@ class Store:
     # --- rules ---------------------------------------------------------------------------------
     def _check_record(self, sdef: SObjectDef, record: dict, changed: Iterable[str]) -> None:
         """Required fields, value rules, references, uniqueness and validation rules of one record."""
+        checked = filter(_CHECKED_FIELDS[sdef.name].__contains__, changed)
+        self._check_fields(sdef, record, checked, self._unique.get(sdef.name, ()))
+
+    def _check_fields(self, sdef: SObjectDef, record: dict, checked: Iterable[str], unique_indexes) -> None:
+        """``_check_record`` given the changed fields that have value rules or are references (in the order they
+        were written) and the unique indexes the record may clash with."""
         missing = []  # a loop: a comprehension is a function call of its own (Python 3.11), per record written
         for name in sdef.required_fields:
             if record.get(name) in (None, ""):
@@ -276,10 +283,8 @@ class Store:
         if missing:
             raise RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
                               missing)
-        fields, checked = sdef.fields, _CHECKED_FIELDS[sdef.name]
-        for name in changed:
-            if name not in checked:
-                continue
+        fields = sdef.fields
+        for name in checked:
             field = fields[name]
             value = record[name]
             if field.type == "reference":
@@ -287,7 +292,7 @@ class Store:
                     record[name] = self._check_reference(field, value)
             elif isinstance(value, str):  # check_semantics checks text only: skip the call for other values
                 check_semantics(field, value)
-        for unique_fields, message, index in self._unique.get(sdef.name, ()):
+        for unique_fields, message, index in unique_indexes:
             key = self._unique_key(record, unique_fields)
             if key is None:
                 continue
@@ -407,6 +412,58 @@ class Store:
             return self.create(txn, sdef, values), True
         update_values = {k: v for k, v in values.items() if k != id_field}
         return self.update(txn, sdef, existing_id, update_values), False
+
+    def upserter(self, txn: Txn, sdef: SObjectDef, id_field: str, names: list[str]) -> Callable[[dict], tuple[str, bool]]:
+        """What ``upsert(txn, sdef, id_field, values)`` does, for the values of many rows written with the same fields
+        (a Bulk job's columns, ``names``, without duplicates): what depends only on the fields is settled once here.
+
+        A row whose values hold every name, in that order, takes the per-job plan: the same steps as ``upsert``
+        (through ``create`` or ``update``) in the same order, so the same record, id and first error. Any other row,
+        and every row of a job the plan does not cover (upsert by Id, a column create or update refuses, an Id
+        column, another text type of key), takes ``upsert`` itself.
+        """
+        general = partial(self.upsert, txn, sdef, id_field)
+        key_field = sdef.fields[id_field]
+        changes = [name for name in names if name != id_field]  # what an update writes: the key stays as stored
+        if (id_field == "Id" or "Id" in names or key_field.type != "string" or not sdef.createable
+                or not sdef.not_createable.isdisjoint(names) or not sdef.not_updateable.isdisjoint(changes)):
+            return general
+        checked = _CHECKED_FIELDS[sdef.name]
+        create_checked = [name for name in names if name in checked]
+        update_checked = [name for name in changes if name in checked]
+        # The key's own index cannot clash: a new record's key was just looked up and not found, an updated record
+        # keeps the key the index has for it. Other unique indexes are checked.
+        key_index = next(index for fields, _message, index in self._unique[sdef.name] if fields == (id_field,))
+        other_indexes = [entry for entry in self._unique[sdef.name] if entry[0] != (id_field,)]
+        table, width, now, user_id = self.records[sdef.name], len(names), txn.now, txn.user_id
+        template = self._template(sdef, user_id, now)
+        updates_converted_leads = sdef.name == "Lead"  # refused (CANNOT_UPDATE_CONVERTED_LEAD), by ``update``
+
+        def upsert(values: dict) -> tuple[str, bool]:
+            key_value = values.get(id_field)
+            if len(values) != width or key_value.__class__ is not str or not key_value:  # (no key: upsert's error)
+                return general(values)
+            existing_id = key_index.get((key_value.lower(),))
+            if existing_id is None:  # as ``create``
+                record = template.copy()
+                record.update(values)
+                record["Id"] = self.new_id(sdef)
+                checked_names = create_checked
+            else:  # as ``update``
+                current = table[existing_id]
+                if updates_converted_leads and current.get("IsConverted"):
+                    return general(values)
+                record = current.copy()
+                record.update(values)
+                record[id_field] = current[id_field]
+                record["LastModifiedDate"] = record["SystemModstamp"] = now
+                record["LastModifiedById"] = user_id
+                checked_names = update_checked
+            self._derive(sdef, record, now)
+            self._check_fields(sdef, record, checked_names, other_indexes)
+            txn.put(sdef.name, record)
+            return record["Id"], existing_id is None
+        return upsert
 
     def delete(self, txn: Txn, sdef: SObjectDef | None, record_id: object, *, hard: bool = False) -> str:
         """Delete through the API; ``hard`` (Bulk ``hardDelete``) skips the recycle bin."""

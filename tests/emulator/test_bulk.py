@@ -9,9 +9,11 @@ import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from include.salesforce_emulator import schema
+from include.salesforce_emulator.db import StateDB
+from include.salesforce_emulator.limits import Clock
 from include.salesforce_emulator.bulk import (CSV_CHUNK_ROWS, CsvRowValues, csv_cells, csv_chunks, csv_text,
                                               query_csv_chunks, query_rows)
-from include.salesforce_emulator.store import parse_values
+from include.salesforce_emulator.store import Store, Txn, parse_values
 from include.salesforce_emulator.values import RecordError
 
 
@@ -168,9 +170,15 @@ def test_all_ingest_records_through_simple_salesforce(sf):
       ["C", "x", "maybe", "x", "bad", "2024-02-30T10:00:00Z", ""],  # the first bad cell is the error
       ["D", "x", "false", "x", "bad", "", ""],
       ["E", "x", "false", "1e2", "bad", "", ""],
-      ["F", "x", "false", "1e2", "2024-03-01T12:00:00+02:00", "2024-03-01 10:00", ""]]),
+      ["F", "x", "false", "1e2", "2024-03-01T12:00:00+02:00", "2024-03-01 10:00", ""],
+      # every cell given (the per-row path in C): nulls in text and converted columns, bad cells, extra cells
+      ["G", "#N/A", "#N/A", "#N/A", "2024-03-01T10:15:00.000+0000", "#N/A", "#N/A"],
+      ["H", "x", "TRUE", "3", "#N/A", "2024-03-01T10:15:00Z", "soft"],
+      ["I", "x", "true", "x", "bad", "#N/A", "hard"],
+      ["J", "#N/A", "false", "1", "2024-03-01", "2024-13-01T00:00:00Z", "#N/A"],
+      ["K", "x", "false", "1", "2024-03-01", "#N/A", "#N/A", "extra", ""]]),
     ("Lead", ["Id", "City", "NumberOfEmployees", "HasOptedOutOfEmail", "AnnualRevenue"],
-     [["00Q8d0000000001AAA", "Zeist", "12.0", "", "3"], ["", "", "", "", ""], ["#N/A"] * 5,
+     [["00Q8d0000000001AAA", "Zeist", "12.0", "", "3"], ["", "", "", "", ""], ["#N/A"] * 5, ["x", "#N/A", "1", "no", "2"],
       ["x", "y", "12.5", "true", "z"], ["x", "y", "4", "no", "z"], ["x", "y", "4", "false", "1.5"]]),
 ])
 def test_csv_row_values_match_the_general_path(sobject, names, rows):
@@ -224,3 +232,65 @@ def test_query_csv_chunks_writes_what_csv_writer_writes(delimiter, line_ending):
     for part in (rows, rows[:1], rows[:0]):
         expected = list(csv_chunks(header, part, cells, delimiter, line_ending))
         assert list(query_csv_chunks(header, part, columns_of, delimiter, line_ending)) == expected
+
+
+def _moment_store(tmp_path, name: str) -> tuple[Store, list[str]]:
+    """A store with leads (one of them deleted) and contact moments, some of them keyed on a Deployteq id."""
+    store = Store(StateDB(tmp_path / f"{name}.sqlite3"), Clock.__new__(Clock))
+    store.clock.offset, store.clock.db = 0.0, None
+    txn = Txn(store, schema.API_USER_ID)
+    leads = [store.seed_record(txn, schema.OBJECTS["Lead"], {"LastName": f"L{i}", "Company": "C"}) for i in range(4)]
+    store.soft_delete(txn, leads[3])
+    for key in ("DT-1", "dt-2"):
+        store.seed_record(txn, schema.OBJECTS["ClangLeadContactMoment__c"], {"Deployteq_Id__c": key, "Name": key})
+    txn.commit()
+    store.validation_rules.append({"sobject": "ClangLeadContactMoment__c", "field": "Subject__c",
+                                   "equals": "verboden", "message": "Niet dit onderwerp"})
+    return store, leads
+
+
+def test_upserter_does_what_upsert_does(tmp_path, monkeypatch):
+    """Store.upserter (the per-job plan of Bulk upserts) gives each row what Store.upsert gives: the record, its id
+    (new ids numbered alike, also past a refused row), created or not, and the same first error."""
+    monkeypatch.setattr(Clock, "now", lambda self: 1_780_000_000.0)
+    sdef = schema.OBJECTS["ClangLeadContactMoment__c"]
+    names = ["Lead__c", "Deployteq_Id__c", "Name", "Subject__c", "Opened__c", "Bounce_Type__c"]
+    outcomes = []
+    for name in ("plan", "general"):
+        store, leads = _moment_store(tmp_path, name)
+        rows = [
+            [leads[0], "DT-1", "bestaand", "Hallo", "true", "hard"],  # updates, the key kept as stored
+            [leads[0], "DT-2", "andere hoofdletters", "#N/A", "false", "#N/A"],
+            [leads[1][:15], "DT-3", "nieuw", "Dag", "#N/A", "soft"],  # a 15-character reference stored as 18
+            [leads[1], "DT-3", "weer", "Dag", "true", "soft"],  # the same key twice in one job: an update
+            ["00Q8d000000ZZZZAAA", "DT-4", "onbekend", "x", "true", "#N/A"],
+            ["abc", "DT-5", "misvormd", "x", "true", "#N/A"],
+            [leads[3], "DT-6", "verwijderd", "x", "true", "#N/A"],
+            [leads[2], "DT-7", "N" * 81, "x", "true", "#N/A"],
+            [leads[2], "K" * 65, "lange sleutel", "x", "true", "#N/A"],
+            [leads[2], "DT-1", "N" * 81, "x", "true", "#N/A"],
+            [leads[2], "DT-8", "keuze", "x", "true", "middel"],
+            [leads[2], "DT-9", "regel", "verboden", "true", "#N/A"],
+            [leads[2], "#N/A", "geen sleutel", "x", "true", "#N/A"],
+            [leads[2], "", "lege sleutel", "x", "true", "#N/A"],
+            ["", "DT-10", "lege cellen", "", "", ""],
+            [leads[2], "DT-11", "na een fout", "x", "yes", "#N/A"],
+            [leads[2], "DT-12", "na een fout", "x", "true", "#N/A"],
+        ]
+        values_of = CsvRowValues(sdef, names)
+        txn = Txn(store, schema.API_USER_ID)
+        upsert = store.upserter(txn, sdef, "Deployteq_Id__c", names) if name == "plan" else None
+        results = []
+        for row in rows:
+            try:
+                values = values_of(row)
+                results.append(upsert(values) if upsert else store.upsert(txn, sdef, "Deployteq_Id__c", values))
+            except RecordError as error:
+                results.append(error.as_bulk_error())
+        txn.commit()
+        records = sorted(store.records[sdef.name].values(), key=lambda record: record["Id"])
+        outcomes.append((results, [list(record.items()) for record in records], store.id_counter,
+                         sorted((key, index) for _fields, _message, index in store._unique[sdef.name]
+                                for key in index.items())))
+    assert outcomes[0] == outcomes[1]
+    assert {result[1] for result in outcomes[0][0] if isinstance(result, tuple)} == {True, False}
