@@ -17,7 +17,7 @@ from deployteq_salesforce.assets import DEPLOYTEQ_CUSTOMERS
 from deployteq_salesforce.flows.customers.config import ConfiguredObject, load_objects_config, validate_against_salesforce
 from deployteq_salesforce.flows.customers.merge import IncomingRecord
 from deployteq_salesforce.flows.customers.store import (
-    apply_batch, remember_sources, stored_values_hashes, values_hash,
+    apply_batch, binary_copy_types, remember_sources, stored_values_hashes, values_hash,
 )
 from deployteq_salesforce.core.variables import require_variable
 from deployteq_salesforce.core.exceptions import ConfigurationError
@@ -145,6 +145,9 @@ class CustomerSync:
             lookback_seconds=self.obj.lookback_seconds, full_load=self.full_load,
         )
         self.mapped_columns = list(dict.fromkeys(m.deployteq_field for m in self.obj.value_mappings))
+        self.copy_types = binary_copy_types(self.mapped_columns,
+                                            [(m.deployteq_field, m.deployteq_type) for m in self.obj.value_mappings],
+                                            self.store.table_columns("customer"))
         # flag mode only: each record is hashed as read and queued with its reset; the read after the reset compares
         self.hash_record = read_again_hasher(
             self.reader.fields, flag_field=self.obj.sync_flag_field, mapped={m.salesforce_field for m in self.obj.mappings},
@@ -267,7 +270,7 @@ class CustomerSync:
             unchanged = {sf_id for sf_id, stored_hash in stored.items() if stored_hash == hashes[sf_id]}
             to_write = [r for r in incoming if r.sf_id not in unchanged] if unchanged else incoming
             plan, written = apply_batch(conn, to_write, self.mapped_columns, unique_field=self.obj.unique_field,
-                                        phases=phases)
+                                        phases=phases, copy_types=self.copy_types)
             failed = set()
             for outcome in plan.outcomes:
                 if outcome.action == "error":

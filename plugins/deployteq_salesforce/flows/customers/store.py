@@ -98,8 +98,56 @@ def written_row(customer: CustomerState, value_columns: Sequence[str]) -> list:
             customer.sf_system_modstamp if customer.sf_deleted else None, customer.sf_merged_into]
 
 
-def write_plan(conn: Connection, plan: CustomerPlan, columns: Sequence[str], *, phases: PhaseTimer | None = None) -> WriteCounts:
-    """Write every touched customer of ``plan``; ``columns`` = mapped columns (system ones are added)."""
+# Binary COPY of new customers takes a fifth of the client's time of text COPY (0.08 against 0.4 s per 100,000 rows),
+# but PostgreSQL then reads each value in the column's own binary form, where in text it parses whatever it is given.
+# It is used only where every written column has a type whose Python values the mapping is known to produce:
+# (Deployteq type -> the column types it may be written to in binary, by psycopg's name for the type).
+_BINARY_TYPE_NAMES = {"text": "text", "character varying": "varchar", "smallint": "int2", "integer": "int4",
+                      "bigint": "int8", "numeric": "numeric", "boolean": "bool", "date": "date",
+                      "timestamp with time zone": "timestamptz"}
+_BINARY_COLUMNS_FOR = {
+    "text": {"text", "character varying"},  # str
+    "email": {"text", "character varying"},  # str
+    "integer": {"smallint", "integer", "bigint"},  # int (not numeric: psycopg writes Decimals there)
+    "decimal": {"numeric"},  # Decimal
+    "boolean": {"boolean"},  # bool
+    "optin": {"boolean"},  # bool
+    "date": {"date"},  # date
+    "datetime": {"timestamp with time zone"},  # aware datetime
+}
+_SYSTEM_COLUMN_TYPES = {"status": "text", "sf_lead_id": "text", "sf_contact_id": "text",
+                        "sf_system_modstamp": "timestamp with time zone", "sf_deleted": "boolean",
+                        "sf_deleted_at": "timestamp with time zone", "sf_merged_into": "text"}
+
+
+def binary_copy_types(columns: Sequence[str], mapped_types: Sequence[tuple[str, str]],
+                      table_types: dict[str, str]) -> list[str] | None:
+    """The types for a binary COPY of :func:`write_plan`'s new customers, or None where text COPY must stay.
+
+    ``columns``: the mapped columns, ``mapped_types``: (Deployteq field, Deployteq type) of every mapping row,
+    ``table_types``: the customer table's column -> type (``DeployteqHook.table_columns``)."""
+    kinds: dict[str, set[str]] = {}
+    for column, kind in mapped_types:
+        kinds.setdefault(column, set()).add(kind)
+    names = []
+    for column in [*written_value_columns(columns), *ROW_SYSTEM_COLUMNS]:
+        table_type = table_types.get(column)
+        if column in _SYSTEM_COLUMN_TYPES:
+            safe = table_type == _SYSTEM_COLUMN_TYPES[column]
+        elif column in kinds:
+            safe = all(table_type in _BINARY_COLUMNS_FOR[kind] for kind in kinds[column])
+        else:  # the e-mail column where no mapping row fills it: always null
+            safe = table_type in _BINARY_TYPE_NAMES
+        if not safe:
+            return None
+        names.append(_BINARY_TYPE_NAMES[table_type])
+    return names
+
+
+def write_plan(conn: Connection, plan: CustomerPlan, columns: Sequence[str], *, phases: PhaseTimer | None = None,
+               copy_types: Sequence[str] | None = None) -> WriteCounts:
+    """Write every touched customer of ``plan``; ``columns`` = mapped columns (system ones are added);
+    ``copy_types``: :func:`binary_copy_types` of the mapping, for a binary COPY of the new customers."""
     phases = phases or PhaseTimer()
     touched = plan.to_write
     if not touched:
@@ -146,8 +194,10 @@ def write_plan(conn: Connection, plan: CustomerPlan, columns: Sequence[str], *, 
     if new:
         # new customers need no staging: COPY straight into the table (half the work of stage + INSERT ... SELECT)
         with phases.phase(COPY), conn.cursor() as cur, cur.copy(
-            sql.SQL("COPY customer ({cols}) FROM STDIN").format(cols=ident)
+            sql.SQL("COPY customer ({cols}) FROM STDIN" + (" (FORMAT BINARY)" if copy_types else "")).format(cols=ident)
         ) as copy:
+            if copy_types:
+                copy.set_types(copy_types)
             for customer in new:
                 copy.write_row(row(customer))
     return WriteCounts(inserted=len(new), updated=updated, unchanged=len(existing) - updated)
@@ -155,14 +205,14 @@ def write_plan(conn: Connection, plan: CustomerPlan, columns: Sequence[str], *, 
 
 def apply_batch(
     conn: Connection, records: Sequence[IncomingRecord], columns: Sequence[str], *, unique_field: str,
-    phases: PhaseTimer | None = None,
+    phases: PhaseTimer | None = None, copy_types: Sequence[str] | None = None,
 ) -> tuple[CustomerPlan, WriteCounts]:
     """Plan and write one batch inside the caller's transaction (which must stay open until commit)."""
     phases = phases or PhaseTimer()
     with phases.phase(LOOKUP):
         lock_customer_sync(conn)
     plan = plan_batch(conn, records, columns, unique_field=unique_field, phases=phases)
-    return plan, write_plan(conn, plan, columns, phases=phases)
+    return plan, write_plan(conn, plan, columns, phases=phases, copy_types=copy_types)
 
 
 def plan_batch(
