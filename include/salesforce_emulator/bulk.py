@@ -218,6 +218,7 @@ class CsvRowValues:
     def __init__(self, sdef: schema.SObjectDef, names: list[str]):
         fields = [sdef.fields[name] for name in names]
         self.names = names
+        self.blank = dict.fromkeys(names)  # the keys of a row's values in order: copied, then filled without growing
         self.nulls = {field.name: coerce(field, None) for field in fields}  # what ``#N/A`` stores
         converted = [(position, field) for position, field in enumerate(fields) if field.type not in PLAIN_TEXT_TYPES]
         self.converted_positions = [position for position, _field in converted]
@@ -230,7 +231,8 @@ class CsvRowValues:
         if "" in row or len(row) != len(names):  # an empty cell leaves its field out (and extra cells are ignored)
             return self._values_cell_by_cell(row)
         # Every field given, in column order: mostly built by calls that run in C (this runs per row of a job)
-        values = dict(zip(names, row))
+        values = self.blank.copy()
+        values.update(zip(names, row))
         position = -1
         for _ in range(row.count("#N/A")):  # nulls its field (a text field's null is None; converted ones follow)
             position = row.index("#N/A", position + 1)

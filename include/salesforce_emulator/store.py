@@ -14,7 +14,8 @@ from .db import StateDB
 from .ids import MalformedId, make_id, to_18
 from .limits import Clock
 from .schema import API_USER_ID, BY_PREFIX, OBJECTS, SALES_USER_ID, USER, SObjectDef, compound_name
-from .values import BadValue, RecordError, check_semantics, coerce, has_value_rules, normalise_reference
+from .values import (BadValue, RecordError, check_semantics, coerce, has_value_rules, length_limit,
+                     normalise_reference)
 
 _COMPOUND_NAME_OBJECTS = {"Lead", "Contact", "User"}
 # every field of a new record: null, or its default
@@ -24,6 +25,9 @@ _BLANK_RECORDS = {name: {**dict.fromkeys(sdef.field_names), **sdef.defaults, "Is
 # rule for (the others, such as booleans, numbers and datetimes, it skips without a look)
 _CHECKED_FIELDS = {name: frozenset(f.name for f in sdef.fields.values() if f.type == "reference" or has_value_rules(f))
                    for name, sdef in OBJECTS.items()}
+# per object, the length of each text field whose only value rule is its length (see _check_fields)
+_LENGTH_LIMITS = {name: {f.name: limit for f in sdef.fields.values() if (limit := length_limit(f))}
+                  for name, sdef in OBJECTS.items()}
 # types whose non-empty string values coerce stores as they are (ids are checked later, against the store)
 PLAIN_TEXT_TYPES = frozenset({"string", "email", "phone", "url", "textarea", "picklist", "reference", "id"})
 _NOT_WRITABLE_MESSAGE = (
@@ -213,17 +217,20 @@ class Store:
 
     def _put(self, sobject: str, record: dict) -> None:
         table = self.records[sobject]
-        previous = table.get(record["Id"])
+        record_id = record["Id"]
+        previous = table.get(record_id)
         indexes = self._unique.get(sobject)
         if indexes:
-            if previous is not None:
-                self._unindex(indexes, previous)
-            if not record.get("IsDeleted"):
-                for fields, _message, index in indexes:
-                    key = self._unique_key(record, fields)
-                    if key is not None:
-                        index[key] = record["Id"]
-        table[record["Id"]] = record
+            live = not record.get("IsDeleted")
+            for fields, _message, index in indexes:
+                key = self._unique_key(record, fields) if live else None
+                if previous is not None:  # its entry goes, unless the record keeps it (as an update mostly does)
+                    old_key = self._unique_key(previous, fields)
+                    if old_key is not None and old_key != key and index.get(old_key) == record_id:
+                        del index[old_key]
+                if key is not None:
+                    index[key] = record_id
+        table[record_id] = record
 
     def _unindex(self, indexes, record: dict) -> None:
         for fields, _message, index in indexes:
@@ -283,10 +290,12 @@ class Store:
         if missing:
             raise RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
                               missing)
-        fields = sdef.fields
+        fields, limits = sdef.fields, _LENGTH_LIMITS[sdef.name]
         for name in checked:
-            field = fields[name]
             value = record[name]
+            if value.__class__ is str and len(value) <= limits.get(name, -1):
+                continue  # text within the length that is its only rule: check_semantics would pass it
+            field = fields[name]
             if field.type == "reference":
                 if value is not None:
                     record[name] = self._check_reference(field, value)

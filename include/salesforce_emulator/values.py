@@ -215,6 +215,15 @@ def has_value_rules(field: FieldDef) -> bool:
     return bool(field.length) or kind == "email" or (kind == "picklist" and field.restricted)
 
 
+def length_limit(field: FieldDef) -> int | None:
+    """The most characters a text value of ``field`` may have, when that is all ``check_semantics`` checks of it
+    (else None; keep in step with it)."""
+    kind = field.type
+    if kind in ("reference", "id", "email") or (kind == "picklist" and field.restricted):
+        return None
+    return field.length or None
+
+
 def check_semantics(field: FieldDef, value: object) -> None:
     """Per-record checks after coercion: length, e-mail syntax, restricted picklists, id shape."""
     if value is None or not isinstance(value, str):

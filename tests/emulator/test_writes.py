@@ -6,7 +6,7 @@ import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
 from include.salesforce_emulator import schema
-from include.salesforce_emulator.values import RecordError, check_semantics, has_value_rules
+from include.salesforce_emulator.values import RecordError, check_semantics, has_value_rules, length_limit
 
 
 def _composite(api, method: str, records: list[dict], all_or_none: bool = False, path: str = "composite/sobjects"):
@@ -214,3 +214,16 @@ def test_fields_without_value_rules_take_any_value():
                     check_semantics(field, value)
                 except RecordError as error:
                     pytest.fail(f"{sdef.name}.{field.name} rejects {value[:20]!r}: {error.message}")
+
+
+def test_text_within_its_length_limit_passes_the_value_rules():
+    """The write checks pass a text no longer than length_limit without check_semantics: it must agree."""
+    for sdef in schema.OBJECTS.values():
+        for field in sdef.fields.values():
+            limit = length_limit(field)
+            if limit is None:
+                continue
+            for text in ("not an e-mail", "Not A Picklist Value", "#N/A", ""):
+                check_semantics(field, (text * limit)[:limit])
+            with pytest.raises(RecordError, match="STRING_TOO_LONG|data value too large"):
+                check_semantics(field, "x" * (limit + 1))
