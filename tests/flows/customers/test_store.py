@@ -13,7 +13,7 @@ from deployteq_salesforce.flows.customers.store import binary_copy_types
 from deployteq_salesforce.hooks.deployteq import DeployteqHook
 from tests.flows.customers.test_operator import LEAD, config, env, lead, run  # noqa: F401 (env: a fixture)
 
-TABLE = {"email": "text", "first_name": "character varying", "number_of_employees": "integer",
+TABLE = {"email": "text", "first_name": "character varying", "number_of_employees": "bigint",
          "annual_revenue": "numeric", "newsletter": "boolean", "birth_date": "date",
          "created_in_salesforce": "timestamp with time zone", "status": "text", "sf_lead_id": "text",
          "sf_contact_id": "text", "sf_system_modstamp": "timestamp with time zone", "sf_deleted": "boolean",
@@ -26,7 +26,7 @@ MAPPED = [("email", "email"), ("first_name", "text"), ("number_of_employees", "i
 def test_every_deployteq_type_in_its_own_column_type_goes_binary_in_write_order():
     columns = [column for column, _ in MAPPED]
     assert binary_copy_types(columns, MAPPED, TABLE) == [
-        "text", "varchar", "int4", "numeric", "bool", "date", "timestamptz",  # the mapped columns (e-mail first)
+        "text", "varchar", "int8", "numeric", "bool", "date", "timestamptz",  # the mapped columns (e-mail first)
         "text", "text", "text", "timestamptz", "bool", "timestamptz", "text",  # status ... sf_merged_into
     ]
 
@@ -38,6 +38,7 @@ def test_an_unmapped_email_column_is_always_null_and_goes_binary():
 @pytest.mark.parametrize("column, table_type, kind", [
     ("email", "citext", "email"),  # a type psycopg does not know
     ("number_of_employees", "numeric", "integer"),  # an int where psycopg's numeric dumper wants a Decimal
+    ("number_of_employees", "integer", "integer"),  # may overflow: PostgreSQL's error names the column
     ("annual_revenue", "double precision", "decimal"),  # a Decimal where a float is wanted
     ("created_in_salesforce", "timestamp without time zone", "datetime"),
     ("first_name", "character", "text"),  # blank-padded
@@ -69,13 +70,22 @@ TYPED_LEAD = {
 }
 
 
-@pytest.mark.parametrize("revenue_type", ["numeric", "double precision"])  # binary COPY, text COPY
-def test_new_customers_store_the_values_of_every_type_by_either_copy(env, deployteq_conn_id, revenue_type):
-    DeployteqHook(deployteq_conn_id=deployteq_conn_id).migrate()
+@pytest.mark.parametrize("revenue_type, employees_type, binary", [
+    ("numeric", "bigint", True),
+    ("double precision", "integer", False),
+])
+def test_new_customers_store_the_values_of_every_type_by_either_copy(env, deployteq_conn_id, revenue_type,
+                                                                      employees_type, binary):
+    store = DeployteqHook(deployteq_conn_id=deployteq_conn_id)
+    store.migrate()
     with psycopg.connect(env.url) as conn:
         conn.execute(f'SET search_path = "{env.schema}"')
         conn.execute("ALTER TABLE customer ADD COLUMN created_in_salesforce timestamptz")
         conn.execute(f"ALTER TABLE customer ALTER COLUMN annual_revenue TYPE {revenue_type}")
+        conn.execute(f"ALTER TABLE customer ALTER COLUMN number_of_employees TYPE {employees_type}")
+    mapped = [(m["deployteq_field"], m["deployteq_type"]) for m in TYPED_LEAD["mappings"]]
+    types = binary_copy_types(list(dict.fromkeys(c for c, _ in mapped)), mapped, store.table_columns("customer"))
+    assert (types is not None) is binary
     env.sf.seed("Lead", [lead(1, NumberOfEmployees=250, AnnualRevenue=1250000.5, Newsletter__c=True),
                          lead(2, NumberOfEmployees=None, AnnualRevenue=None, Newsletter__c=False, FirstName="Émile")])
     stored_leads = {r["Email"]: r for r in env.sf.records("Lead")}

@@ -108,7 +108,9 @@ _BINARY_TYPE_NAMES = {"text": "text", "character varying": "varchar", "smallint"
 _BINARY_COLUMNS_FOR = {
     "text": {"text", "character varying"},  # str
     "email": {"text", "character varying"},  # str
-    "integer": {"smallint", "integer", "bigint"},  # int (not numeric: psycopg writes Decimals there)
+    # int, in the mapping's range (bigint's); a smaller column's overflow stays PostgreSQL's error naming the column,
+    # and numeric takes Decimals in psycopg's binary form
+    "integer": {"bigint"},
     "decimal": {"numeric"},  # Decimal
     "boolean": {"boolean"},  # bool
     "optin": {"boolean"},  # bool
