@@ -293,7 +293,8 @@ def fresh_services(*, api_limit: int = BENCH_API_LIMIT, log_level: str = "WARNIN
             server = stack.enter_context(embedded_postgres(EMBEDDED_PG_DIR, cleanup_mode="stop"))
             pg_url, pg_source = server.get_uri(), "embedded pgserver"
         emulator = stack.enter_context(
-            start_emulator(workdir / "emulator", hourly_limit=api_limit, daily_limit=api_limit)
+            # records in memory only: a real org's storage costs our machine nothing (MemoryOnlyStateDB)
+            start_emulator(workdir / "emulator", hourly_limit=api_limit, daily_limit=api_limit, memory_only=True)
         )
         services = BenchServices(emulator=emulator, pg_url=pg_url, pg_source=pg_source, workdir=workdir,
                                  api_limit=api_limit, log_level=log_level)

@@ -153,3 +153,27 @@ class StateDB:
             conn.execute(f"DELETE FROM meta WHERE key NOT IN ({placeholders})", keep)
 
         self._submit(wipe)
+
+
+class MemoryOnlyStateDB(StateDB):
+    """The state of an org kept in memory only (``--memory-only``): settings, counters and usage in an in-memory
+    SQLite database, records and deletions nowhere but in the store.
+
+    For the benchmarks, which start a fresh emulator for every run: a real org's storage costs the machine running
+    our flows nothing, while writing every record of a Bulk job to SQLite took the emulator 1-2 s of CPU per
+    100,000 records on the two cores the flow being measured uses.  A restart starts with an empty org."""
+
+    def __init__(self) -> None:
+        super().__init__(":memory:")
+
+    def save_records(self, rows: list[tuple[str, dict]]) -> None:
+        pass
+
+    def delete_records(self, ids: list[str]) -> None:
+        pass
+
+    def save_tombstones(self, rows: list[tuple[str, str, str]]) -> None:
+        pass
+
+    def delete_tombstones(self, ids: list[str]) -> None:
+        pass

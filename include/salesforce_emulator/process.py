@@ -58,7 +58,7 @@ class EmulatorProcess:
 
 @contextmanager
 def start_emulator(state_dir, *, port=0, hourly_limit=None, daily_limit=None, block_seconds=None,
-                   seed_demo=False, timeout=30.0) -> Iterator[EmulatorProcess]:
+                   seed_demo=False, memory_only=False, timeout=30.0) -> Iterator[EmulatorProcess]:
     """Start ``python -m include.salesforce_emulator`` and yield once ``connection.json`` is written."""
     state_dir = Path(state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -70,6 +70,8 @@ def start_emulator(state_dir, *, port=0, hourly_limit=None, daily_limit=None, bl
             command += [flag, str(value)]
     if seed_demo:
         command.append("--seed-demo")
+    if memory_only:
+        command.append("--memory-only")
     log_file = state_dir / "emulator.log"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))

@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--block-seconds", type=float,
                         help=f"how long the hourly limit blocks the session (default {DEFAULT_BLOCK_SECONDS})")
     parser.add_argument("--seed-demo", action="store_true", help="load the demo data set (replaces all records)")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="keep the org in memory only, nothing in state.sqlite3 (benchmarks; a restart starts empty)")
     parser.add_argument("--log-level", default="warning")
     return parser.parse_args(argv)
 
@@ -67,7 +69,7 @@ async def serve(args: argparse.Namespace) -> None:
     (state_dir / "connection.json").unlink(missing_ok=True)
     ca_file, cert_file, key_file = ensure_certificates(state_dir)
     emulator = Emulator(state_dir, {"hourly_limit": args.hourly_limit, "daily_limit": args.daily_limit,
-                                    "block_seconds": args.block_seconds})
+                                    "block_seconds": args.block_seconds}, memory_only=args.memory_only)
     if args.seed_demo:
         from .demo_data import seed_demo
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .bulk import BulkJobs
 from .bulk1 import Bulk1Jobs
-from .db import StateDB
+from .db import MemoryOnlyStateDB, StateDB
 from .faults import Faults
 from .limits import Clock, Limits
 from .queries import QueryEngine
@@ -19,10 +19,10 @@ REQUEST_LOG_SIZE = 1_000_000
 
 
 class Emulator:
-    def __init__(self, state_dir: str | Path, cli_limits: dict | None = None):
+    def __init__(self, state_dir: str | Path, cli_limits: dict | None = None, *, memory_only: bool = False):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.db = StateDB(self.state_dir / "state.sqlite3")
+        self.db = MemoryOnlyStateDB() if memory_only else StateDB(self.state_dir / "state.sqlite3")
         # The session id survives restarts so connections configured once keep working.
         self.session_id = self.db.get_meta("session_id")
         if not self.session_id:

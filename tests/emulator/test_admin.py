@@ -95,3 +95,16 @@ def test_state_survives_a_restart(tmp_path):
         assert second.client.now() >= clock_before
         assert second.info["session_id"] == first.info["session_id"]
         assert salesforce_client(second.info).Lead.get(lead_id)["LastName"] == "Blijft"
+
+
+def test_a_memory_only_org_serves_as_usual_writes_no_records_and_restarts_empty(tmp_path):
+    with start_emulator(tmp_path, memory_only=True) as first:
+        sf = salesforce_client(first.info)
+        lead_id = sf.Lead.create({"LastName": "Vluchtig", "Company": "X"})["id"]
+        sf.Lead.update(lead_id, {"LastName": "Nog steeds"})
+        assert sf.Lead.get(lead_id)["LastName"] == "Nog steeds"
+        assert first.client.counters()["total"] == 3
+    assert not (tmp_path / "state.sqlite3").exists()
+    with start_emulator(tmp_path, memory_only=True) as second:
+        assert second.client.counters()["total"] == 0
+        assert salesforce_client(second.info).query("SELECT Id FROM Lead")["totalSize"] == 0
