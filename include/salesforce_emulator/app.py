@@ -872,9 +872,9 @@ class _JoinedTxn(Txn):
         self.now = outer.now
         self._outer = outer
 
-    def put(self, sobject: str, record: dict) -> None:
+    def put(self, sobject: str, record: dict, indexes: list | None = None) -> None:
         self._undo.setdefault(record["Id"], (sobject, self.store.records[sobject].get(record["Id"])))
-        self._outer.put(sobject, record)
+        self._outer.put(sobject, record, indexes)
 
     def remove(self, sobject: str, record_id: str) -> None:
         self._undo.setdefault(record_id, (sobject, self.store.records[sobject].get(record_id)))

@@ -1,5 +1,6 @@
 """Benchmark of the emulator at the benchmarks' scale: seed leads via the admin client, download them all with a
-Bulk API 2.0 query job (locator pages of ``--max-records``, streamed), run a Bulk 2.0 ingest update, a Bulk 2.0
+Bulk API 2.0 query job (locator pages of ``--max-records``, streamed), run the flag reset of the lead_sync and
+object_sync flows (a Bulk 2.0 ingest update of ``Id`` and one boolean, of leads and of campaign members), a Bulk 2.0
 ingest insert of contact moments (a reference to a lead, datetime fields) and the contact-moment flow's Bulk 2.0
 upsert by external id (twice: it creates the records, then updates them), and page a REST query with
 simple-salesforce. Each step reports wall seconds, the emulator's own server seconds (from its
@@ -141,9 +142,12 @@ def main() -> None:
     parser.add_argument("--max-records", type=int, default=100_000, help="maxRecords per Bulk 2.0 result page")
     parser.add_argument("--ingest", type=int, default=100_000, help="rows of each Bulk 2.0 ingest job")
     parser.add_argument("--rest", type=int, default=100_000, help="records paged through the REST query API")
+    parser.add_argument("--memory-only", action="store_true", help="run the emulator with --memory-only, as the "
+                        "benchmarks do (no record written to SQLite)")
     args = parser.parse_args()
     leads = _leads(args.records)
-    with tempfile.TemporaryDirectory(prefix="sf-emulator-bench-") as state_dir, start_emulator(state_dir) as emulator:
+    with (tempfile.TemporaryDirectory(prefix="sf-emulator-bench-") as state_dir,
+          start_emulator(state_dir, memory_only=args.memory_only) as emulator):
         bench = Bench(emulator)
         ids: list[str] = []
         bench.step("seed (admin client)", args.records, lambda: ids.extend(emulator.client.seed("Lead", leads)))
@@ -152,9 +156,21 @@ def main() -> None:
             bench.bulk_query(f"SELECT {FIELDS} FROM Lead", args.max_records)))
         assert downloaded == [args.records], downloaded
 
-        update = "Id,City,Email_Opt_In__c\n" + "".join(f"{i},Amersfoort,N\n" for i in ids[:args.ingest])
+        # the flag reset of lead_sync: Id and the sync flag, always false
+        update = "Id,Sync_to_Deployteq__c\n" + "".join(f"{i},false\n" for i in ids[:args.ingest])
         job: dict = {}
         bench.step("bulk 2.0 ingest update", args.ingest, lambda: job.update(bench.bulk_ingest("update", update)))
+        assert (job["numberRecordsProcessed"], job["numberRecordsFailed"]) == (args.ingest, 0), job
+
+        # the flag reset of object_sync: campaign members of 100 campaigns (unique per campaign and lead)
+        campaigns = emulator.client.seed("Campaign", [{"Name": f"Campagne {i}"} for i in range(100)])
+        members = emulator.client.seed("CampaignMember", [
+            {"CampaignId": campaigns[i % 100], "LeadId": ids[i // 100], "SyncWithClang__c": True}
+            for i in range(args.ingest)])
+        update = "Id,SyncWithClang__c\n" + "".join(f"{i},false\n" for i in members)
+        job = {}
+        bench.step("bulk 2.0 ingest update (cm)", args.ingest, lambda: job.update(
+            bench.bulk_ingest("update", update, "CampaignMember")))
         assert (job["numberRecordsProcessed"], job["numberRecordsFailed"]) == (args.ingest, 0), job
 
         # contact moments, as the contact-moment flow writes them: a reference to a lead and datetime fields

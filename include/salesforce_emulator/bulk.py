@@ -220,26 +220,24 @@ class CsvRowValues:
         self.names = names
         self.blank = dict.fromkeys(names)  # the keys of a row's values in order: copied, then filled without growing
         self.nulls = {field.name: coerce(field, None) for field in fields}  # what ``#N/A`` stores
-        converted = [(position, field) for position, field in enumerate(fields) if field.type not in PLAIN_TEXT_TYPES]
-        self.converted_positions = [position for position, _field in converted]
-        self.converted_names = [field.name for _position, field in converted]
-        self.conversions = [_Conversions(field) for _position, field in converted]
+        # (name, position, conversions) per converted column, in column order
+        self.converted = [(field.name, position, _Conversions(field)) for position, field in enumerate(fields)
+                          if field.type not in PLAIN_TEXT_TYPES]
 
     def __call__(self, row: list[str]) -> dict:
         """The values of a row with at least one cell per name."""
         names = self.names
         if "" in row or len(row) != len(names):  # an empty cell leaves its field out (and extra cells are ignored)
             return self._values_cell_by_cell(row)
-        # Every field given, in column order: mostly built by calls that run in C (this runs per row of a job)
+        # Every field given, in column order: the text cells by calls that run in C (this runs per row of a job)
         values = self.blank.copy()
         values.update(zip(names, row))
         position = -1
         for _ in range(row.count("#N/A")):  # nulls its field (a text field's null is None; converted ones follow)
             position = row.index("#N/A", position + 1)
             values[names[position]] = None
-        if self.conversions:  # in column order: the first bad cell raises
-            values.update(zip(self.converted_names, map(dict.__getitem__, self.conversions,
-                                                        map(row.__getitem__, self.converted_positions))))
+        for name, position, conversions in self.converted:  # in column order: the first bad cell raises
+            values[name] = conversions[row[position]]  # (a plain loop: cheaper than zip and map, even for 9 columns)
         return values
 
     def _values_cell_by_cell(self, row: list[str]) -> dict:
@@ -249,10 +247,10 @@ class CsvRowValues:
             for name, cell in zip(self.names, row):
                 if cell == "#N/A":
                     values[name] = nulls[name]
-        for position, conversions in zip(self.converted_positions, self.conversions):
+        for name, position, conversions in self.converted:
             cell = row[position]  # in column order: the first bad cell raises
             if cell != "":
-                values[conversions.field.name] = conversions[cell]
+                values[name] = conversions[cell]
         return values
 
 
@@ -549,10 +547,13 @@ class BulkJobs(JobRegistry):
         if len(set(fields)) == len(fields):
             values_of = CsvRowValues(sdef, fields)
             upsert = store.upserter(txn, sdef, job.external_id_field, fields) if operation == "upsert" else None
+            update = (store.updater(txn, sdef, [name for name in fields if name != "Id"]) if operation == "update"
+                      else None)
         else:  # a field named twice: the general path settles which cell counts
             def values_of(row: list[str]) -> dict:
                 return parse_values(sdef, csv_cells(dict(zip(fields, row))), strict_types=False)
             upsert = partial(store.upsert, txn, sdef, job.external_id_field)
+            update = partial(store.update, txn, sdef)
         if operation == "insert":
             def insert(row: list[str]) -> tuple[str, bool]:
                 values = values_of(row)
@@ -562,11 +563,11 @@ class BulkJobs(JobRegistry):
         if operation == "update":
             id_position = len(fields) - 1 - fields[::-1].index("Id")  # the Id cell the row's dict would hold
 
-            def update(row: list[str]) -> tuple[str, bool]:
+            def update_row(row: list[str]) -> tuple[str, bool]:
                 values = values_of(row)
                 values.pop("Id", None)  # the record's key, given apart (so Store.update need not copy the values)
-                return store.update(txn, sdef, row[id_position], values), False
-            return update
+                return update(row[id_position], values), False
+            return update_row
         return lambda row: upsert(values_of(row))
 
     def _fail(self, job: Job, message: str) -> None:

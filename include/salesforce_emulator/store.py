@@ -101,11 +101,12 @@ class Txn:
         self._undo: dict[str, tuple[str, dict | None]] = {}
         self._tomb_undo: dict[str, tuple[str, str] | None] = {}
 
-    def put(self, sobject: str, record: dict) -> None:
+    def put(self, sobject: str, record: dict, indexes: list | None = None) -> None:
+        """Store ``record``; ``indexes``: the unique indexes whose key it may change (default: all of its object's)."""
         record_id = record["Id"]
         if record_id not in self._undo:
             self._undo[record_id] = (sobject, self.store.records[sobject].get(record_id))
-        self.store._put(sobject, record)
+        self.store._put(sobject, record, indexes)
 
     def remove(self, sobject: str, record_id: str) -> None:
         if record_id not in self._undo:
@@ -215,12 +216,13 @@ class Store:
             key.append(value.lower() if isinstance(value, str) else value)
         return tuple(key)
 
-    def _put(self, sobject: str, record: dict) -> None:
+    def _put(self, sobject: str, record: dict, indexes: list | None = None) -> None:
         table = self.records[sobject]
         record_id = record["Id"]
-        previous = table.get(record_id)
-        indexes = self._unique.get(sobject)
+        if indexes is None:
+            indexes = self._unique.get(sobject)
         if indexes:
+            previous = table.get(record_id)
             live = not record.get("IsDeleted")
             for fields, _message, index in indexes:
                 key = self._unique_key(record, fields) if live else None
@@ -278,9 +280,11 @@ class Store:
         checked = filter(_CHECKED_FIELDS[sdef.name].__contains__, changed)
         self._check_fields(sdef, record, checked, self._unique.get(sdef.name, ()))
 
-    def _check_fields(self, sdef: SObjectDef, record: dict, checked: Iterable[str], unique_indexes) -> None:
+    def _check_fields(self, sdef: SObjectDef, record: dict, checked: Iterable[str], unique_indexes,
+                      unowned: list | None = None) -> None:
         """``_check_record`` given the changed fields that have value rules or are references (in the order they
-        were written) and the unique indexes the record may clash with."""
+        were written) and the unique indexes the record may clash with. ``unowned`` (if given) gets the (index, key)
+        of each of the record's keys that no record holds in its index."""
         missing = []  # a loop: a comprehension is a function call of its own (Python 3.11), per record written
         for name in sdef.required_fields:
             if record.get(name) in (None, ""):
@@ -306,7 +310,10 @@ class Store:
             if key is None:
                 continue
             owner = index.get(key)
-            if owner is not None and owner != record["Id"]:
+            if owner is None:
+                if unowned is not None:
+                    unowned.append((index, key))
+            elif owner != record["Id"]:
                 if message == "external_id":
                     field_name = unique_fields[0]
                     raise RecordError(
@@ -406,6 +413,45 @@ class Store:
         self._check_record(sdef, record, values)
         txn.put(sdef.name, record)
         return record["Id"]
+
+    def updater(self, txn: Txn, sdef: SObjectDef, names: list[str]) -> Callable[[object, dict], str]:
+        """What ``update(txn, sdef, record_id, values)`` does, for the values of many rows written with the same fields
+        (a Bulk update job's columns but Id, ``names``, without duplicates): what depends only on the fields is settled
+        once here.
+
+        A row whose id is a live record's exactly as stored and whose values hold every name, in that order, takes the
+        per-job plan: the same steps as ``update`` in the same order, so the same record and first error. Any other row
+        (an id to normalise, unknown or deleted, a converted lead, an empty cell) and every row of a job writing a
+        field ``update`` refuses take ``update`` itself.
+        """
+        general = partial(self.update, txn, sdef)
+        if "Id" in names or not sdef.not_updateable.isdisjoint(names):
+            return general
+        checked = [name for name in names if name in _CHECKED_FIELDS[sdef.name]]
+        unique_indexes = self._unique.get(sdef.name, [])
+        # An index on none of the job's fields keeps each record's key (no field _derive sets is in an index): _put
+        # leaves it alone, and a key no record holds is claimed as _put would (see ``unowned``).
+        changed_indexes = [entry for entry in unique_indexes if not set(entry[0]).isdisjoint(names)]
+        table, width, now, user_id, sobject = self.records[sdef.name], len(names), txn.now, txn.user_id, sdef.name
+        updates_converted_leads = sobject == "Lead"  # refused (CANNOT_UPDATE_CONVERTED_LEAD), by ``update``
+
+        def update(record_id: object, values: dict) -> str:
+            current = table.get(record_id)  # the one lookup: an id as stored (``update`` normalises any other)
+            if (current is None or current["IsDeleted"] or len(values) != width
+                    or (updates_converted_leads and current["IsConverted"])):
+                return general(record_id, values)
+            record = current.copy()
+            record.update(values)
+            record["LastModifiedDate"] = record["SystemModstamp"] = now
+            record["LastModifiedById"] = user_id
+            self._derive(sdef, record, now)
+            unowned = []
+            self._check_fields(sdef, record, checked, unique_indexes, unowned)
+            txn.put(sobject, record, changed_indexes)
+            for index, key in unowned:
+                index[key] = record_id
+            return record_id
+        return update
 
     def upsert(self, txn: Txn, sdef: SObjectDef, id_field: str, values: dict) -> tuple[str, bool]:
         """Create or update by external id; the key value is taken from ``values``."""

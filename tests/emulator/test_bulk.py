@@ -294,3 +294,99 @@ def test_upserter_does_what_upsert_does(tmp_path, monkeypatch):
                                 for key in index.items())))
     assert outcomes[0] == outcomes[1]
     assert {result[1] for result in outcomes[0][0] if isinstance(result, tuple)} == {True, False}
+
+
+def _update_store(tmp_path, name: str) -> tuple[Store, dict]:
+    """A store with leads (deleted, converted, invalid by a validation rule, missing a required field), campaign
+    members (one admin-seeded twice: its key held by the other; one whose key no record holds) and contact moments."""
+    objects = schema.OBJECTS
+    store = Store(StateDB(tmp_path / f"{name}.sqlite3"), Clock.__new__(Clock))
+    store.clock.offset, store.clock.db = 0.0, None
+    txn = Txn(store, schema.API_USER_ID)
+    ids = {"leads": [store.seed_record(txn, objects["Lead"], {"FirstName": f"F{i}", "LastName": f"L{i}",
+                                                              "Company": "C"}) for i in range(6)]}
+    leads = ids["leads"]
+    ids["forbidden"] = store.seed_record(txn, objects["Lead"], {"LastName": "V", "Company": "C", "City": "Verboden"})
+    ids["incomplete"] = store.seed_record(txn, objects["Lead"], {"LastName": "Zonder bedrijf"})
+    campaign = store.seed_record(txn, objects["Campaign"], {"Name": "Campagne"})
+    ids["members"] = [store.seed_record(txn, objects["CampaignMember"], {"CampaignId": campaign, "LeadId": lead})
+                      for lead in leads[:4]]
+    ids["twin"] = store.seed_record(txn, objects["CampaignMember"], {"CampaignId": campaign, "LeadId": leads[0]})
+    unowned, owner = (store.seed_record(txn, objects["CampaignMember"], {"CampaignId": campaign, "LeadId": leads[4]})
+                      for _ in range(2))
+    ids["unowned"] = unowned
+    ids["moments"] = [store.seed_record(txn, objects["ClangLeadContactMoment__c"], {"Deployteq_Id__c": f"DT-{i}"})
+                      for i in range(3)]
+    txn.commit()
+    txn = Txn(store, schema.API_USER_ID)
+    store.soft_delete(txn, leads[5])
+    store.hard_delete(txn, owner)
+    ids["converted"] = leads[1]
+    store.convert_lead(txn, leads[1], None, None)
+    txn.commit()
+    store.validation_rules.append({"sobject": "Lead", "field": "City", "equals": "Verboden", "message": "Niet hier"})
+    return store, ids
+
+
+@pytest.mark.parametrize("sobject, names, rows_of", [
+    ("Lead", ["Sync_to_Deployteq__c"], lambda ids: [  # the flag reset of lead_sync
+        [ids["leads"][0], "false"], [ids["leads"][0], "true"], [ids["leads"][2][:15], "false"],
+        [ids["leads"][2][:15] + ids["leads"][2][15:].lower(), "false"], ["00Q8d000000ZZZZAAA", "false"],
+        ["abc", "false"], [ids["leads"][5], "false"], [ids["converted"], "false"], [ids["members"][0], "false"],
+        [ids["forbidden"], "false"], [ids["incomplete"], "false"], [ids["leads"][3], "maybe"],
+        [ids["leads"][3], "#N/A"], [ids["leads"][4], ""], ["#N/A", "false"]]),
+    ("Lead", ["FirstName", "LastName", "Email", "City"], lambda ids: [
+        [ids["leads"][0], "Anna", "Jansen", "anna@example.nl", "Utrecht"],
+        [ids["leads"][2], "#N/A", "B", "#N/A", "#N/A"],
+        [ids["leads"][3], "X", "#N/A", "", ""], [ids["leads"][4], "X", "Y", "geen-adres", ""],
+        [ids["leads"][4], "X", "Y", "", "C" * 41], [ids["leads"][4], "X", "Y", "", "Verboden"]]),
+    ("Lead", ["Name"], lambda ids: [[ids["leads"][0], "Niet schrijfbaar"]]),
+    ("CampaignMember", ["SyncWithClang__c"], lambda ids: [  # the flag reset of object_sync
+        *([member, "false"] for member in ids["members"]), [ids["twin"], "false"], [ids["unowned"], "true"],
+        [ids["unowned"], "false"], [ids["members"][1][:15], "true"]]),
+    ("CampaignMember", ["Status"], lambda ids: [[ids["members"][2], "Responded"], [ids["members"][3], "Onbekend"],
+                                                [ids["twin"], "Responded"]]),
+    ("ClangLeadContactMoment__c", ["Deployteq_Id__c", "Lead__c"], lambda ids: [
+        [ids["moments"][0], "DT-0", ids["leads"][0]], [ids["moments"][1], "dt-0", ""],
+        [ids["moments"][1], "DT-9", ""], [ids["moments"][2], "DT-1", ids["leads"][5]],
+        [ids["moments"][2], "DT-1", "abc"], [ids["moments"][2], "DT-1", ""],
+        [ids["moments"][0], "#N/A", ""], [ids["moments"][0], "DT-0", ids["leads"][2][:15]]]),
+])
+def test_updater_does_what_update_does(tmp_path, monkeypatch, sobject, names, rows_of):
+    """Store.updater (the per-job plan of Bulk updates) gives each row what Store.update gives: the record, the same
+    first error, the same unique indexes (an unchanged key, one held by another record, one no record holds)."""
+    monkeypatch.setattr(Clock, "now", lambda self: 1_780_000_000.0)
+    sdef = schema.OBJECTS[sobject]
+    values_of = CsvRowValues(sdef, names)
+    outcomes = []
+    for name in ("plan", "general"):
+        store, ids = _update_store(tmp_path, name)
+        txn = Txn(store, schema.API_USER_ID)
+        update = store.updater(txn, sdef, names) if name == "plan" else None
+        results = []
+        for record_id, *cells in rows_of(ids):
+            try:
+                values = values_of(cells)
+                results.append(update(record_id, values) if update else store.update(txn, sdef, record_id, values))
+            except RecordError as error:
+                results.append(error.as_bulk_error())
+        txn.commit()
+        outcomes.append((results, {sobject: sorted(list(record.items()) for record in table.values())
+                                   for sobject, table in store.records.items()},
+                         {sobject: [sorted(index.items()) for _fields, _message, index in indexes]
+                          for sobject, indexes in store._unique.items()}))
+    assert outcomes[0] == outcomes[1]
+    assert any(len(result) == 18 for result in outcomes[0][0]) or not sdef.not_updateable.isdisjoint(names)
+
+
+def test_no_derived_field_is_in_a_unique_index():
+    """Store.updater leaves the unique indexes on none of a job's fields alone: _derive must set none of their
+    fields."""
+    for sdef in schema.OBJECTS.values():
+        record = {name: f"{name} value" for name in sdef.field_names}
+        record["Status"] = "Responded"
+        derived = dict(record)
+        Store._derive(sdef, derived, "2026-12-06T00:00:00.000+0000")
+        changed = {name for name in derived if derived[name] != record.get(name)}
+        indexed = {name for fields, _message in sdef.unique_together for name in fields} | set(sdef.external_ids)
+        assert not changed & indexed, sdef.name
