@@ -141,6 +141,15 @@ class Txn:
 
     def commit(self) -> None:
         store = self.store
+        if store.db.keeps_records:
+            self._save()
+        store.db.set_meta("id_counter", store.id_counter)
+        self._undo.clear()
+        self._tomb_undo.clear()
+
+    def _save(self) -> None:
+        """Save the records and deletions changed to the database."""
+        store = self.store
         saved, removed = [], []
         for record_id, (sobject, _previous) in self._undo.items():
             current = store.records[sobject].get(record_id)
@@ -158,9 +167,6 @@ class Txn:
             store.db.save_tombstones(tomb_saved)
         if tomb_removed:
             store.db.delete_tombstones(tomb_removed)
-        store.db.set_meta("id_counter", store.id_counter)
-        self._undo.clear()
-        self._tomb_undo.clear()
 
 
 class Store:
