@@ -519,7 +519,7 @@ class BulkJobs(JobRegistry):
         if job.operation == "upsert" and job.external_id_field not in fields:
             return self._fail(job, f"InvalidBatch : Field name not found : {job.external_id_field}")
         job.columns = header
-        txn = Txn(self.store, schema.API_USER_ID)
+        txn = Txn(self.store, schema.API_USER_ID, undoable=False)  # each row's write stays, whatever the next does
         apply = self._operation(txn, sdef, job, fields)
         width = len(fields)
         successful, failed = job.successful, job.failed

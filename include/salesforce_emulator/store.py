@@ -92,29 +92,34 @@ def record_id_of(text: object) -> str:
 
 
 class Txn:
-    """Changes of one request: undo log for rollback, change set for persistence."""
+    """Changes of one request: undo log for rollback, change set for persistence.
 
-    def __init__(self, store: Store, user_id: str):
+    ``undoable=False`` (a Bulk job, which keeps every row it wrote): no rollback, so no log at all when the database
+    keeps no records either (a memory-only org: 0.06 s of CPU per 100,000 records written)."""
+
+    def __init__(self, store: Store, user_id: str, *, undoable: bool = True):
         self.store = store
         self.user_id = user_id
         self.now = store.clock.now_wire()
         self._undo: dict[str, tuple[str, dict | None]] = {}
         self._tomb_undo: dict[str, tuple[str, str] | None] = {}
+        self._logged = undoable or store.db.keeps_records
 
     def put(self, sobject: str, record: dict, indexes: list | None = None) -> None:
         """Store ``record``; ``indexes``: the unique indexes whose key it may change (default: all of its object's)."""
-        record_id = record["Id"]
-        if record_id not in self._undo:
-            self._undo[record_id] = (sobject, self.store.records[sobject].get(record_id))
+        if self._logged:
+            record_id = record["Id"]
+            if record_id not in self._undo:
+                self._undo[record_id] = (sobject, self.store.records[sobject].get(record_id))
         self.store._put(sobject, record, indexes)
 
     def remove(self, sobject: str, record_id: str) -> None:
-        if record_id not in self._undo:
+        if self._logged and record_id not in self._undo:
             self._undo[record_id] = (sobject, self.store.records[sobject].get(record_id))
         self.store._remove(sobject, record_id)
 
     def tombstone(self, record_id: str, sobject: str | None) -> None:
-        if record_id not in self._tomb_undo:
+        if self._logged and record_id not in self._tomb_undo:
             self._tomb_undo[record_id] = self.store.tombstones.get(record_id)
         if sobject is None:
             self.store.tombstones.pop(record_id, None)

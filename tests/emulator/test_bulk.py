@@ -9,7 +9,7 @@ import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from include.salesforce_emulator import schema
-from include.salesforce_emulator.db import StateDB
+from include.salesforce_emulator.db import MemoryOnlyStateDB, StateDB
 from include.salesforce_emulator.limits import Clock
 from include.salesforce_emulator.bulk import (CSV_CHUNK_ROWS, CsvRowValues, csv_cells, csv_chunks, csv_text,
                                               query_csv_chunks, query_rows)
@@ -390,3 +390,20 @@ def test_no_derived_field_is_in_a_unique_index():
         changed = {name for name in derived if derived[name] != record.get(name)}
         indexed = {name for fields, _message in sdef.unique_together for name in fields} | set(sdef.external_ids)
         assert not changed & indexed, sdef.name
+
+
+def test_a_bulk_jobs_txn_logs_nothing_in_a_memory_only_org(tmp_path, monkeypatch):
+    """Txn(undoable=False), as a Bulk job writes: no undo log in a memory-only org (nothing to save), the log the
+    database needs otherwise (the records it saves on commit)."""
+    monkeypatch.setattr(Clock, "now", lambda self: 1_780_000_000.0)
+    for db in (MemoryOnlyStateDB(), StateDB(tmp_path / "state.sqlite3")):
+        store = Store(db, Clock.__new__(Clock))
+        txn = Txn(store, schema.API_USER_ID, undoable=False)
+        lead = store.create(txn, schema.OBJECTS["Lead"], {"LastName": "Bulk", "Company": "C"})
+        store.delete(txn, schema.OBJECTS["Lead"], lead)
+        assert bool(txn._undo) is bool(txn._tomb_undo) is db.keeps_records
+        txn.commit()
+        db.flush()
+        assert store.records["Lead"][lead]["IsDeleted"] and lead in store.tombstones
+        assert [record["Id"] for _sobject, record in db.load_records() if record["Id"] == lead] == (
+            [lead] if db.keeps_records else [])
