@@ -125,6 +125,7 @@ class CustomerSync:
         self.window: SyncWindow | None = None
 
     def run(self, resume: dict | None = None) -> SyncCounts:
+        customer_columns = self.store.table_columns("customer")
         if resume and resume.get("config") == self.obj.model_dump_json() and resume.get("field_types"):
             # back from waiting for budget: the mapping was checked against this describe already
             self.counts = SyncCounts(**resume["counts"])
@@ -133,7 +134,7 @@ class CustomerSync:
             if resume:
                 self.counts = SyncCounts(**resume["counts"])
             describe = getattr(self.salesforce.get_conn(), self.obj.sobject).describe()
-            self._check_mapping(describe)
+            self._check_mapping(describe, customer_columns)
             self.field_types = {f["name"]: f["type"] for f in describe["fields"]}
         fields = [*self.obj.query_fields(), "IsDeleted", *([self.obj.sync_flag_field] if self.obj.sync_flag_field else [])]
         self.reader = IncrementalReader(
@@ -147,7 +148,7 @@ class CustomerSync:
         self.mapped_columns = list(dict.fromkeys(m.deployteq_field for m in self.obj.value_mappings))
         self.copy_types = binary_copy_types(self.mapped_columns,
                                             [(m.deployteq_field, m.deployteq_type) for m in self.obj.value_mappings],
-                                            self.store.table_columns("customer"))
+                                            customer_columns)
         # flag mode only: each record is hashed as read and queued with its reset; the read after the reset compares
         self.hash_record = read_again_hasher(
             self.reader.fields, flag_field=self.obj.sync_flag_field, mapped={m.salesforce_field for m in self.obj.mappings},
@@ -227,8 +228,8 @@ class CustomerSync:
         # records Salesforce no longer has are not asked for again
         self.store.clear_retry_requests(self.watermark_flow, ids)
 
-    def _check_mapping(self, describe: dict) -> None:
-        problems = validate_against_salesforce(self.obj, describe, self.store.table_columns("customer"))
+    def _check_mapping(self, describe: dict, customer_columns: dict[str, str]) -> None:
+        problems = validate_against_salesforce(self.obj, describe, customer_columns)
         for warning in (p for p in problems if not p.is_error):
             self.log.warning("Mapping: %s", warning)
         errors = [p for p in problems if p.is_error]
